@@ -1,0 +1,221 @@
+//! `Availability`: seats per slot as a snapshot, rebuilt every ~250 ms by one task.
+//!
+//! A request never walks the counters: it reads the current snapshot (one atomic load)
+//! and gets the rendered JSON for its filter, which the snapshot renders once and
+//! keeps until the next rebuild. At an opening, when a million people poll the same
+//! few pages, each page is rendered a few times a second, not a million times.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use dashmap::DashMap;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::catalog::Catalog;
+use crate::inventory::{Inventory, SlotIndex};
+use crate::metrics as m;
+
+/// Rendered pages kept per snapshot at most; beyond, pages are rendered uncached.
+const MAX_CACHED_PAGES: usize = 4096;
+
+/// A filter on one phase's availability.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Query {
+    pub county: Option<String>,
+    pub district: Option<String>,
+    pub date: Option<String>,
+}
+
+/// One phase's slots grouped by site, sites ordered by county, district and id.
+#[derive(Debug)]
+struct PhaseLayout {
+    sites: Vec<(usize, Vec<SlotIndex>)>,
+}
+
+/// Counters copied at one instant, with the catalog they index.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub as_of: OffsetDateTime,
+    pub catalog: Arc<Catalog>,
+    remaining: Vec<u32>,
+    layouts: Arc<Vec<PhaseLayout>>,
+    pages: DashMap<(usize, Query), Bytes>,
+}
+
+impl Snapshot {
+    /// Seats free in slot `s` at `as_of`.
+    pub fn remaining(&self, s: SlotIndex) -> u32 {
+        self.remaining.get(s as usize).copied().unwrap_or(0)
+    }
+
+    /// Free seats of a whole phase.
+    pub fn phase_remaining(&self, phase: usize) -> u64 {
+        self.catalog.phases[phase]
+            .slots
+            .iter()
+            .map(|&s| u64::from(self.remaining(s)))
+            .sum()
+    }
+
+    /// The JSON page for `phase` and `query`, rendered once per snapshot.
+    pub fn page(&self, phase: usize, query: &Query) -> Bytes {
+        let key = (phase, query.clone());
+        if let Some(p) = self.pages.get(&key) {
+            return p.clone();
+        }
+        let page = self.render(phase, query);
+        if self.pages.len() < MAX_CACHED_PAGES {
+            self.pages.insert(key, page.clone());
+        }
+        page
+    }
+
+    fn render(&self, phase: usize, q: &Query) -> Bytes {
+        #[derive(Serialize)]
+        struct SlotView<'a> {
+            slot: &'a str,
+            date: &'a str,
+            period: &'a str,
+            vaccine: &'a str,
+            capacity: u32,
+            remaining: u32,
+        }
+        #[derive(Serialize)]
+        struct SiteView<'a> {
+            site: &'a str,
+            name: &'a str,
+            county: &'a str,
+            district: &'a str,
+            address: &'a str,
+            slots: Vec<SlotView<'a>>,
+        }
+        #[derive(Serialize)]
+        struct Page<'a> {
+            phase: &'a str,
+            as_of: String,
+            sites: Vec<SiteView<'a>>,
+        }
+        let c = &self.catalog;
+        let mut sites = Vec::new();
+        for (site, slots) in &self.layouts[phase].sites {
+            let s = c.site(*site);
+            if q.county.as_deref().is_some_and(|x| x != s.county)
+                || q.district.as_deref().is_some_and(|x| x != s.district)
+            {
+                continue;
+            }
+            let slots: Vec<_> = slots
+                .iter()
+                .map(|&i| (i, &c.slot(i).slot))
+                .filter(|(_, sl)| q.date.as_deref().is_none_or(|d| d == sl.date))
+                .map(|(i, sl)| SlotView {
+                    slot: sl.id.as_str(),
+                    date: &sl.date,
+                    period: &sl.period,
+                    vaccine: &sl.vaccine,
+                    capacity: sl.capacity,
+                    remaining: self.remaining(i),
+                })
+                .collect();
+            if !slots.is_empty() {
+                sites.push(SiteView {
+                    site: s.id.as_str(),
+                    name: &s.name,
+                    county: &s.county,
+                    district: &s.district,
+                    address: &s.address,
+                    slots,
+                });
+            }
+        }
+        let page = Page {
+            phase: c.phases[phase].phase.id.as_str(),
+            as_of: self.as_of.format(&Rfc3339).unwrap_or_default(),
+            sites,
+        };
+        Bytes::from(serde_json::to_vec(&page).unwrap_or_default())
+    }
+}
+
+/// The current snapshot, swapped atomically.
+#[derive(Debug)]
+pub struct Availability {
+    current: ArcSwap<Snapshot>,
+}
+
+fn layouts(catalog: &Catalog) -> Vec<PhaseLayout> {
+    catalog
+        .phases
+        .iter()
+        .map(|p| {
+            let mut by_site: BTreeMap<(&str, &str, &str), (usize, Vec<SlotIndex>)> =
+                BTreeMap::new();
+            for &s in &p.slots {
+                let site = catalog.slot(s).site;
+                let st = catalog.site(site);
+                by_site
+                    .entry((&st.county, &st.district, st.id.as_str()))
+                    .or_insert_with(|| (site, Vec::new()))
+                    .1
+                    .push(s);
+            }
+            PhaseLayout {
+                sites: by_site.into_values().collect(),
+            }
+        })
+        .collect()
+}
+
+/// Builds a snapshot of `inventory` for `catalog`, reusing `previous`'s layout when the
+/// catalog has not changed.
+pub fn build(
+    catalog: Arc<Catalog>,
+    inventory: &Inventory,
+    previous: Option<&Snapshot>,
+) -> Snapshot {
+    let layouts = match previous {
+        Some(p) if Arc::ptr_eq(&p.catalog, &catalog) => p.layouts.clone(),
+        _ => Arc::new(layouts(&catalog)),
+    };
+    let remaining = (0..catalog.slots.len() as SlotIndex)
+        .map(|s| inventory.remaining(s))
+        .collect();
+    Snapshot {
+        as_of: OffsetDateTime::now_utc(),
+        catalog,
+        remaining,
+        layouts,
+        pages: DashMap::new(),
+    }
+}
+
+impl Availability {
+    /// Starts with a snapshot of the given state.
+    pub fn new(catalog: Arc<Catalog>, inventory: &Inventory) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(build(catalog, inventory, None)),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Replaces the snapshot with a fresh one.
+    pub fn rebuild(&self, catalog: Arc<Catalog>, inventory: &Inventory) {
+        let started = Instant::now();
+        let next = build(catalog, inventory, Some(&self.current.load()));
+        for (i, p) in next.catalog.phases.iter().enumerate() {
+            metrics::gauge!(m::SEATS_REMAINING, "phase" => p.phase.id.to_string())
+                .set(next.phase_remaining(i) as f64);
+        }
+        self.current.store(Arc::new(next));
+        metrics::histogram!(m::SNAPSHOT_BUILD_SECONDS).record(started.elapsed().as_secs_f64());
+    }
+}

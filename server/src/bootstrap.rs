@@ -1,0 +1,241 @@
+//! Building a running server from a [`Config`]: store, calendar, secrets, background
+//! tasks, then the accept loop; and the offline audit.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::config::{AuditArgs, Config, ConfigError, EXIT_CONFIG, StoreKind, parse_store};
+use crate::domain::Calendar;
+use crate::store::{EmbeddedStore, Store, StoreError};
+use crate::token::TokenKey;
+
+/// Why the server could not start or the audit could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl BootError {
+    /// The process exit code: 64 for configuration, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            BootError::Config(_) => EXIT_CONFIG as u8,
+            _ => 1,
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Binds `config.listen` and serves until `shutdown`.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), BootError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| BootError::Bind {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    serve_on(config, listener, shutdown).await
+}
+
+/// Serves on an already-bound listener until `shutdown` (tests bind port 0).
+pub async fn serve_on(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BootError> {
+    match &config.store {
+        StoreKind::Embedded => {
+            let (store, has_calendar) = if config.ephemeral {
+                tracing::warn!("ephemeral store: no journal, nothing survives a restart");
+                (EmbeddedStore::ephemeral(), false)
+            } else {
+                let (store, report) =
+                    EmbeddedStore::open(&config.data_dir, config.journal_max_batch)?;
+                tracing::info!(
+                    dir = %config.data_dir.display(),
+                    records = report.records,
+                    cut_bytes = report.truncated_bytes,
+                    "journal replayed"
+                );
+                (store, report.has_calendar)
+            };
+            start(config, Arc::new(store), has_calendar, listener, shutdown).await
+        }
+        StoreKind::Redis(url) => Err(BootError::Io(format!(
+            "the Redis store ({url}) is not available in this build"
+        ))),
+    }
+}
+
+async fn start<S: Store>(
+    config: Config,
+    store: Arc<S>,
+    has_calendar: bool,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BootError> {
+    if let Some(path) = &config.calendar {
+        let calendar = read_calendar(path)?;
+        let report = store.load_calendar(calendar).await?;
+        tracing::info!(file = %path.display(), ?report, "calendar loaded");
+    } else if !has_calendar {
+        let report = store
+            .load_calendar(crate::demo::calendar(OffsetDateTime::now_utc()))
+            .await?;
+        tracing::info!(?report, "demo national calendar loaded");
+    }
+    let admin_token = secret(&config, config.admin_token.clone(), "admin-token")?;
+    let token_secret = secret(&config, config.token_secret.clone(), "token-secret")?;
+    let app = Arc::new(App::new(
+        store,
+        TokenKey::new(token_secret.as_bytes()),
+        admin_token,
+        config.limits.clone(),
+    ));
+    let background = app.spawn_background(config.snapshot_interval);
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(%addr, store = app.store.backend(), "slotd listening");
+    crate::http::run(listener, app, shutdown).await;
+    background.abort();
+    Ok(())
+}
+
+/// Reads and parses a calendar file.
+pub fn read_calendar(path: &Path) -> Result<Calendar, BootError> {
+    let raw = std::fs::read(path)
+        .map_err(|e| BootError::Io(format!("calendar {}: {e}", path.display())))?;
+    serde_json::from_slice(&raw)
+        .map_err(|e| BootError::Io(format!("calendar {} does not parse: {e}", path.display())))
+}
+
+/// A configured secret, or the one kept in `DATA_DIR/<name>`, or a new random one
+/// written there (mode 0600) so that restarts keep tokens valid.
+fn secret(config: &Config, configured: Option<String>, name: &str) -> Result<String, BootError> {
+    if let Some(s) = configured {
+        return Ok(s);
+    }
+    let path = config.data_dir.join(name);
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim().to_string();
+        if s.len() >= 8 {
+            return Ok(s);
+        }
+    }
+    let mut raw = [0u8; 24];
+    getrandom::fill(&mut raw)
+        .map_err(|e| BootError::Io(format!("no randomness for {name}: {e}")))?;
+    let s: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(&config.data_dir)
+        .and_then(|()| write_private(&path, &s))
+        .map_err(|e| BootError::Io(format!("cannot write {}: {e}", path.display())))?;
+    tracing::info!(file = %path.display(), "generated {name}");
+    Ok(s)
+}
+
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(content.as_bytes())
+}
+
+/// `slotd audit`: replays a store read-only, prints the result, and answers whether
+/// every invariant holds.
+pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bool, BootError> {
+    let store = parse_store(
+        args.store
+            .clone()
+            .or_else(|| env.get("SLOTD_STORE").cloned()),
+    )?;
+    let report = match store {
+        StoreKind::Embedded => {
+            let dir = args
+                .data_dir
+                .clone()
+                .or_else(|| env.get("SLOTD_DATA_DIR").cloned())
+                .unwrap_or_else(|| "data".into());
+            let (store, _) = EmbeddedStore::open_read_only(Path::new(&dir))?;
+            store.audit().await?
+        }
+        StoreKind::Redis(url) => {
+            return Err(BootError::Io(format!(
+                "the Redis store ({url}) is not available in this build"
+            )));
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        for p in &report.phases {
+            let t = &p.totals;
+            println!(
+                "phase {}: {} slots, capacity {}, booked {}, live bookings {}, remaining {}, cancelled {}",
+                p.phase,
+                p.slots.len(),
+                t.capacity,
+                t.booked,
+                t.live_bookings,
+                t.remaining,
+                t.cancelled_bookings
+            );
+        }
+        for b in &report.breaches {
+            println!("BREACH {}", serde_json::to_string(b).unwrap_or_default());
+        }
+        println!(
+            "{}",
+            if report.ok {
+                "audit: ok"
+            } else {
+                "audit: FAILED"
+            }
+        );
+    }
+    Ok(report.ok)
+}

@@ -1,0 +1,511 @@
+//! `Config`: every setting and limit, parsed from flags and `SLOTD_*` variables by a pure
+//! function and validated before anything binds.
+//!
+//! Precedence: a flag, then its environment variable (`--data-dir` ↔ `SLOTD_DATA_DIR`),
+//! then the default documented on the field.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The exit code for invalid configuration (`EX_USAGE`).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(name = "slotd", version, about = "Vaccination slot-booking server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `slotd serve` or `slotd audit`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the booking API.
+    Serve(ServeArgs),
+    /// Check a store's invariants offline; exits non-zero on any breach.
+    Audit(AuditArgs),
+}
+
+/// Flags of `slotd serve`; each also reads `SLOTD_<FLAG>`.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// `embedded` or `redis://HOST:PORT[/DB]` [default: embedded].
+    #[arg(long)]
+    pub store: Option<String>,
+    /// The embedded store's journal directory [default: ./data].
+    #[arg(long)]
+    pub data_dir: Option<String>,
+    /// Embedded store without a journal: nothing survives a restart.
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// Calendar JSON file [default: the built-in demo national calendar].
+    #[arg(long)]
+    pub calendar: Option<String>,
+    /// Admin bearer secret [default: generated and written to DATA_DIR/admin-token].
+    #[arg(long)]
+    pub admin_token: Option<String>,
+    /// Token signing secret shared by all instances [default: generated into DATA_DIR/token-secret].
+    #[arg(long)]
+    pub token_secret: Option<String>,
+    /// Largest request body for person endpoints, bytes [default: 16384].
+    #[arg(long)]
+    pub max_body_bytes: Option<String>,
+    /// Largest request body for admin endpoints (calendars, invitations), bytes [default: 536870912].
+    #[arg(long)]
+    pub max_admin_body_bytes: Option<String>,
+    /// Seconds a client has to send a request's headers [default: 10].
+    #[arg(long)]
+    pub header_read_timeout: Option<String>,
+    /// Seconds an idle keep-alive connection is kept [default: 75].
+    #[arg(long)]
+    pub idle_timeout: Option<String>,
+    /// Open connections at most; further clients wait in the accept queue [default: 20000].
+    #[arg(long)]
+    pub max_connections: Option<String>,
+    /// Requests in flight at most; beyond, 503 `overloaded` [default: 8192].
+    #[arg(long)]
+    pub max_in_flight: Option<String>,
+    /// Booking writes per person per second; beyond, 429 `rate-limited` [default: 10].
+    #[arg(long)]
+    pub person_write_rate: Option<String>,
+    /// Seconds to drain connections at shutdown [default: 10].
+    #[arg(long)]
+    pub shutdown_grace: Option<String>,
+    /// Records per journal group commit at most [default: 8192].
+    #[arg(long)]
+    pub journal_max_batch: Option<String>,
+    /// Milliseconds between availability snapshots [default: 250].
+    #[arg(long)]
+    pub snapshot_interval_ms: Option<String>,
+    /// Key prefix in Redis [default: slotd].
+    #[arg(long)]
+    pub redis_prefix: Option<String>,
+    /// Milliseconds before a Redis call counts as failed [default: 2000].
+    #[arg(long)]
+    pub redis_timeout_ms: Option<String>,
+    /// Redis durability profile: `fast` or `durable` [default: fast].
+    #[arg(long)]
+    pub durability: Option<String>,
+    /// `on` or `off`: answer known-full slots from the local mirror [default: on].
+    #[arg(long)]
+    pub fast_path: Option<String>,
+}
+
+/// Flags of `slotd audit`.
+#[derive(Debug, Default, Args)]
+pub struct AuditArgs {
+    /// The embedded store's journal directory [default: ./data].
+    #[arg(long)]
+    pub data_dir: Option<String>,
+    /// `embedded` or `redis://...` [default: embedded].
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Key prefix in Redis [default: slotd].
+    #[arg(long)]
+    pub redis_prefix: Option<String>,
+    /// Print the whole report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which store holds the bookings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// In memory with a journal in `data_dir` (unless ephemeral).
+    Embedded,
+    /// Redis at this URL.
+    Redis(String),
+}
+
+/// What a Redis crash may lose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// AOF `everysec`: up to about a second of acknowledged bookings.
+    Fast,
+    /// AOF `always`, checked at start-up: nothing acknowledged.
+    Durable,
+}
+
+/// Bounds on what clients may make the server hold.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Person endpoints' body limit. Default 16 KiB: a booking body is under 100 bytes.
+    pub max_body_bytes: usize,
+    /// Admin body limit. Default 512 MiB: 20 million invitations as NDJSON.
+    pub max_admin_body_bytes: usize,
+    /// Default 10 s.
+    pub header_read_timeout: Duration,
+    /// Default 75 s (longer than common load balancers' 60 s, so they close first).
+    pub idle_timeout: Duration,
+    /// Default 20,000.
+    pub max_connections: usize,
+    /// Default 8,192: beyond this, queueing only adds latency; shed with 503.
+    pub max_in_flight: usize,
+    /// Default 10 writes per person per second: people click; scripts hammer.
+    pub person_write_rate: u32,
+    /// Default 10 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024,
+            max_admin_body_bytes: 512 << 20,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 20_000,
+            max_in_flight: 8_192,
+            person_write_rate: 10,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The whole configuration of `slotd serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Default embedded.
+    pub store: StoreKind,
+    /// Default `./data`.
+    pub data_dir: PathBuf,
+    /// Default false.
+    pub ephemeral: bool,
+    /// Default none: the demo national calendar, unless the store already has one.
+    pub calendar: Option<PathBuf>,
+    /// Default none: generated (see [`ServeArgs::admin_token`]).
+    pub admin_token: Option<String>,
+    /// Default none: generated (see [`ServeArgs::token_secret`]).
+    pub token_secret: Option<String>,
+    pub limits: Limits,
+    /// Default 8,192.
+    pub journal_max_batch: usize,
+    /// Default 250 ms.
+    pub snapshot_interval: Duration,
+    /// Default `slotd`.
+    pub redis_prefix: String,
+    /// Default 2 s.
+    pub redis_timeout: Duration,
+    /// Default fast.
+    pub durability: Durability,
+    /// Default on.
+    pub fast_path: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            store: StoreKind::Embedded,
+            data_dir: PathBuf::from("data"),
+            ephemeral: false,
+            calendar: None,
+            admin_token: None,
+            token_secret: None,
+            limits: Limits::default(),
+            journal_max_batch: 8_192,
+            snapshot_interval: Duration::from_millis(250),
+            redis_prefix: "slotd".into(),
+            redis_timeout: Duration::from_secs(2),
+            durability: Durability::Fast,
+            fast_path: true,
+        }
+    }
+}
+
+/// Invalid configuration: one line naming the setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {reason}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub reason: String,
+}
+
+fn bad(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+struct Source<'a> {
+    env: &'a HashMap<String, String>,
+}
+
+impl Source<'_> {
+    /// The flag's value, else `SLOTD_<NAME>`.
+    fn get(&self, flag: &Option<String>, var: &str) -> Option<String> {
+        flag.clone().or_else(|| self.env.get(var).cloned())
+    }
+
+    fn number<T: std::str::FromStr>(
+        &self,
+        flag: &Option<String>,
+        var: &'static str,
+        default: T,
+        min: T,
+    ) -> Result<T, ConfigError>
+    where
+        T: PartialOrd + std::fmt::Display,
+    {
+        match self.get(flag, var) {
+            None => Ok(default),
+            Some(raw) => match raw.trim().parse::<T>() {
+                Ok(v) if v >= min => Ok(v),
+                Ok(_) => Err(bad(var, format!("must be at least {min}, got {raw}"))),
+                Err(_) => Err(bad(var, format!("not a number: {raw:?}"))),
+            },
+        }
+    }
+
+    fn flag(&self, flag: bool, var: &'static str) -> Result<bool, ConfigError> {
+        if flag {
+            return Ok(true);
+        }
+        parse_bool(self.env.get(var).map(String::as_str), var, false)
+    }
+}
+
+fn parse_bool(raw: Option<&str>, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match raw.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off" | "") => Ok(false),
+        Some(other) => Err(bad(var, format!("expected on or off, got {other:?}"))),
+    }
+}
+
+/// Parses a store URL: `embedded` or `redis://...` (`rediss://` for TLS is not built in).
+pub fn parse_store(raw: Option<String>) -> Result<StoreKind, ConfigError> {
+    match raw.as_deref().map(str::trim) {
+        None | Some("" | "embedded") => Ok(StoreKind::Embedded),
+        Some(url) if url.starts_with("redis://") || url.starts_with("redis+unix://") => {
+            Ok(StoreKind::Redis(url.to_string()))
+        }
+        Some(other) => Err(bad(
+            "SLOTD_STORE",
+            format!("expected embedded or redis://HOST:PORT[/DB], got {other:?}"),
+        )),
+    }
+}
+
+impl Config {
+    /// Builds and validates the configuration from parsed flags and an environment.
+    pub fn from_args(
+        args: &ServeArgs,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let src = Source { env };
+        let d = Config::default();
+        let dl = Limits::default();
+        let listen = match src.get(&args.listen, "SLOTD_LISTEN") {
+            None => d.listen,
+            Some(raw) => raw.parse().map_err(|_| {
+                bad(
+                    "SLOTD_LISTEN",
+                    format!("not an address like 127.0.0.1:8080: {raw:?}"),
+                )
+            })?,
+        };
+        let secs = |flag: &Option<String>, var: &'static str, default: Duration| {
+            src.number(flag, var, default.as_secs(), 1)
+                .map(Duration::from_secs)
+        };
+        let limits = Limits {
+            max_body_bytes: src.number(
+                &args.max_body_bytes,
+                "SLOTD_MAX_BODY_BYTES",
+                dl.max_body_bytes,
+                256,
+            )?,
+            max_admin_body_bytes: src.number(
+                &args.max_admin_body_bytes,
+                "SLOTD_MAX_ADMIN_BODY_BYTES",
+                dl.max_admin_body_bytes,
+                1024,
+            )?,
+            header_read_timeout: secs(
+                &args.header_read_timeout,
+                "SLOTD_HEADER_READ_TIMEOUT",
+                dl.header_read_timeout,
+            )?,
+            idle_timeout: secs(&args.idle_timeout, "SLOTD_IDLE_TIMEOUT", dl.idle_timeout)?,
+            max_connections: src.number(
+                &args.max_connections,
+                "SLOTD_MAX_CONNECTIONS",
+                dl.max_connections,
+                1,
+            )?,
+            max_in_flight: src.number(
+                &args.max_in_flight,
+                "SLOTD_MAX_IN_FLIGHT",
+                dl.max_in_flight,
+                1,
+            )?,
+            person_write_rate: src.number(
+                &args.person_write_rate,
+                "SLOTD_PERSON_WRITE_RATE",
+                dl.person_write_rate,
+                1,
+            )?,
+            shutdown_grace: secs(
+                &args.shutdown_grace,
+                "SLOTD_SHUTDOWN_GRACE",
+                dl.shutdown_grace,
+            )?,
+        };
+        let secret =
+            |flag: &Option<String>, var: &'static str| -> Result<Option<String>, ConfigError> {
+                match src.get(flag, var) {
+                    Some(s) if s.len() < 8 => Err(bad(var, "must be at least 8 characters")),
+                    other => Ok(other),
+                }
+            };
+        let durability = match src.get(&args.durability, "SLOTD_DURABILITY").as_deref() {
+            None | Some("fast") => Durability::Fast,
+            Some("durable") => Durability::Durable,
+            Some(other) => {
+                return Err(bad(
+                    "SLOTD_DURABILITY",
+                    format!("expected fast or durable, got {other:?}"),
+                ));
+            }
+        };
+        let config = Config {
+            listen,
+            store: parse_store(src.get(&args.store, "SLOTD_STORE"))?,
+            data_dir: src
+                .get(&args.data_dir, "SLOTD_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or(d.data_dir),
+            ephemeral: src.flag(args.ephemeral, "SLOTD_EPHEMERAL")?,
+            calendar: src.get(&args.calendar, "SLOTD_CALENDAR").map(PathBuf::from),
+            admin_token: secret(&args.admin_token, "SLOTD_ADMIN_TOKEN")?,
+            token_secret: secret(&args.token_secret, "SLOTD_TOKEN_SECRET")?,
+            limits,
+            journal_max_batch: src.number(
+                &args.journal_max_batch,
+                "SLOTD_JOURNAL_MAX_BATCH",
+                d.journal_max_batch,
+                1,
+            )?,
+            snapshot_interval: Duration::from_millis(src.number(
+                &args.snapshot_interval_ms,
+                "SLOTD_SNAPSHOT_INTERVAL_MS",
+                250,
+                10,
+            )?),
+            redis_prefix: src
+                .get(&args.redis_prefix, "SLOTD_REDIS_PREFIX")
+                .unwrap_or(d.redis_prefix),
+            redis_timeout: Duration::from_millis(src.number(
+                &args.redis_timeout_ms,
+                "SLOTD_REDIS_TIMEOUT_MS",
+                2000,
+                10,
+            )?),
+            durability,
+            fast_path: parse_bool(
+                src.get(&args.fast_path, "SLOTD_FAST_PATH").as_deref(),
+                "SLOTD_FAST_PATH",
+                true,
+            )?,
+        };
+        if config.redis_prefix.is_empty()
+            || !config
+                .redis_prefix
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        {
+            return Err(bad(
+                "SLOTD_REDIS_PREFIX",
+                "use letters, digits, '-' and '_'",
+            ));
+        }
+        if config.ephemeral && config.store != StoreKind::Embedded {
+            return Err(bad("SLOTD_EPHEMERAL", "only applies to the embedded store"));
+        }
+        if let Some(c) = &config.calendar
+            && !c.is_file()
+        {
+            return Err(bad(
+                "SLOTD_CALENDAR",
+                format!("no such file: {}", c.display()),
+            ));
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_without_flags_or_environment() {
+        let c = Config::from_args(&ServeArgs::default(), &env(&[])).expect("valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.store, StoreKind::Embedded);
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert!(!c.ephemeral && c.fast_path);
+        assert_eq!(c.limits.max_body_bytes, 16 * 1024);
+    }
+
+    #[test]
+    fn flags_win_over_environment() {
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:9000".into()),
+            ..ServeArgs::default()
+        };
+        let c = Config::from_args(
+            &args,
+            &env(&[
+                ("SLOTD_LISTEN", "127.0.0.1:7000"),
+                ("SLOTD_STORE", "redis://127.0.0.1:6379/2"),
+                ("SLOTD_MAX_IN_FLIGHT", "99"),
+                ("SLOTD_FAST_PATH", "off"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.store, StoreKind::Redis("redis://127.0.0.1:6379/2".into()));
+        assert_eq!(c.limits.max_in_flight, 99);
+        assert!(!c.fast_path);
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        let cases = [
+            ("SLOTD_LISTEN", "nowhere"),
+            ("SLOTD_STORE", "postgres://x"),
+            ("SLOTD_MAX_BODY_BYTES", "ten"),
+            ("SLOTD_MAX_CONNECTIONS", "0"),
+            ("SLOTD_ADMIN_TOKEN", "short"),
+            ("SLOTD_DURABILITY", "sometimes"),
+            ("SLOTD_EPHEMERAL", "maybe"),
+            ("SLOTD_CALENDAR", "/no/such/calendar.json"),
+        ];
+        for (var, value) in cases {
+            let err =
+                Config::from_args(&ServeArgs::default(), &env(&[(var, value)])).expect_err(var);
+            assert_eq!(err.setting, var, "{err}");
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! A booking: one person's seat in one slot of one phase.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::id_number::IdNumber;
+use super::ids::{BookingId, PhaseId, SlotId};
+
+/// Where a booking was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Channel {
+    Web,
+    App,
+    Kiosk,
+}
+
+impl Channel {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Web => "web",
+            Channel::App => "app",
+            Channel::Kiosk => "kiosk",
+        }
+    }
+}
+
+/// The life of a booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BookingStatus {
+    Booked,
+    Cancelled,
+    Attended,
+    NoShow,
+}
+
+impl BookingStatus {
+    /// A live booking holds a seat and blocks another booking in the same phase.
+    pub fn is_live(self) -> bool {
+        matches!(self, BookingStatus::Booked | BookingStatus::Attended)
+    }
+}
+
+/// A booking as the stores keep it; the HTTP layer adds the slot's site details.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Booking {
+    pub booking: BookingId,
+    pub code: String,
+    pub phase: PhaseId,
+    pub slot: SlotId,
+    pub person: IdNumber,
+    pub channel: Channel,
+    pub status: BookingStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub booked_at: OffsetDateTime,
+}

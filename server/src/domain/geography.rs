@@ -1,0 +1,119 @@
+//! Taiwan's counties and districts, and county populations, embedded from `server/data`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+const DISTRICTS_CSV: &str = include_str!("../../data/tw-districts.csv");
+const POPULATION_CSV: &str = include_str!("../../data/tw-county-population.csv");
+
+/// One township-level district (鄉鎮市區).
+#[derive(Debug, Clone)]
+pub struct District {
+    pub zipcode: &'static str,
+    pub county: &'static str,
+    pub name: &'static str,
+    pub county_en: &'static str,
+    pub name_en: &'static str,
+}
+
+/// One county or city with its population in thousands.
+#[derive(Debug, Clone)]
+pub struct County {
+    pub name: &'static str,
+    pub name_en: &'static str,
+    pub population_thousands: u32,
+}
+
+/// The reference geography; parsed once from the embedded CSV files.
+#[derive(Debug)]
+pub struct Geography {
+    pub counties: Vec<County>,
+    pub districts: Vec<District>,
+    known: HashSet<(&'static str, &'static str)>,
+    counties_by_name: HashMap<&'static str, usize>,
+}
+
+impl Geography {
+    /// The embedded geography.
+    pub fn get() -> &'static Geography {
+        static GEO: OnceLock<Geography> = OnceLock::new();
+        GEO.get_or_init(Self::parse)
+    }
+
+    fn parse() -> Geography {
+        let districts: Vec<District> = DISTRICTS_CSV
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| {
+                let mut f = l.split(',');
+                Some(District {
+                    zipcode: f.next()?,
+                    county: f.next()?,
+                    name: f.next()?,
+                    county_en: f.next()?,
+                    name_en: f.next()?.trim_end(),
+                })
+            })
+            .collect();
+        let counties: Vec<County> = POPULATION_CSV
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| {
+                let mut f = l.split(',');
+                Some(County {
+                    name: f.next()?,
+                    name_en: f.next()?,
+                    population_thousands: f.next()?.trim().parse().ok()?,
+                })
+            })
+            .collect();
+        let known = districts.iter().map(|d| (d.county, d.name)).collect();
+        let counties_by_name = counties
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name, i))
+            .collect();
+        Geography {
+            counties,
+            districts,
+            known,
+            counties_by_name,
+        }
+    }
+
+    /// Whether `district` is a district of `county`, by their Chinese names.
+    pub fn is_known(&self, county: &str, district: &str) -> bool {
+        self.known.contains(&(county, district))
+    }
+
+    /// The county of that name.
+    pub fn county(&self, name: &str) -> Option<&County> {
+        self.counties_by_name.get(name).map(|&i| &self.counties[i])
+    }
+
+    /// The districts of one county.
+    pub fn districts_of<'a>(&'a self, county: &'a str) -> impl Iterator<Item = &'a District> {
+        self.districts.iter().filter(move |d| d.county == county)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_data_is_complete() {
+        let geo = Geography::get();
+        assert_eq!(geo.districts.len(), 371);
+        assert_eq!(geo.counties.len(), 22);
+        assert!(geo.is_known("臺北市", "中正區"));
+        assert!(!geo.is_known("臺北市", "板橋區"));
+        let total: u32 = geo.counties.iter().map(|c| c.population_thousands).sum();
+        assert!((23_000..24_000).contains(&total), "{total}");
+        for c in &geo.counties {
+            assert!(geo.districts_of(c.name).count() > 0, "{}", c.name);
+        }
+    }
+}

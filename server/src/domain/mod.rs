@@ -1,0 +1,19 @@
+//! The booking domain, free of HTTP and of any store.
+//!
+//! - [`IdNumber`]: national ID and resident-certificate numbers, checksummed.
+//! - [`PhaseId`], [`SiteId`], [`SlotId`], [`BookingId`]: checked opaque ids.
+//! - [`Calendar`]: sites, phases and slots as operators write them.
+//! - [`Booking`]: a person's seat, with its [`Channel`] and [`BookingStatus`].
+//! - [`Geography`]: Taiwan's counties and districts.
+
+mod booking;
+mod calendar;
+mod geography;
+mod id_number;
+mod ids;
+
+pub use booking::{Booking, BookingStatus, Channel};
+pub use calendar::{Calendar, CalendarError, MAX_SLOT_CAPACITY, Phase, Site, Slot, parse_date};
+pub use geography::{County, District, Geography};
+pub use id_number::{IdNumber, IdNumberError, synthetic_id};
+pub use ids::{BookingId, IdError, PhaseId, SiteId, SlotId, human_code};

@@ -1,0 +1,277 @@
+//! Person handlers, the hot path: book, list, change and cancel.
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use hyper::body::Body;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::problem::{Code, Problem};
+use super::request::{HttpResponse, authenticate, empty, idempotency, json, read_body, respond};
+use crate::app::App;
+use crate::catalog::Catalog;
+use crate::domain::{Booking, BookingId, Channel};
+use crate::metrics as m;
+use crate::service;
+use crate::store::{CancelOutcome, ChangeOutcome, ReserveOutcome, Store};
+use crate::token::{Claims, Scope};
+
+const BOOKING_SCOPES: &[Scope] = &[Scope::Booking, Scope::Kiosk];
+
+/// A booking as clients see it: the stored booking with its slot's details.
+#[derive(Debug, Serialize)]
+pub struct BookingView<'a> {
+    booking: &'a str,
+    code: &'a str,
+    phase: &'a str,
+    slot: &'a str,
+    site: &'a str,
+    site_name: &'a str,
+    county: &'a str,
+    district: &'a str,
+    date: &'a str,
+    period: &'a str,
+    vaccine: &'a str,
+    channel: &'static str,
+    status: crate::domain::BookingStatus,
+    booked_at: String,
+}
+
+/// The client view of a booking as JSON.
+pub fn view(catalog: &Catalog, b: &Booking) -> Value {
+    let slot = catalog.slot_index(b.slot.as_str()).map(|s| catalog.slot(s));
+    let site = slot.map(|s| catalog.site(s.site));
+    let v = BookingView {
+        booking: b.booking.as_str(),
+        code: &b.code,
+        phase: b.phase.as_str(),
+        slot: b.slot.as_str(),
+        site: site.map_or("", |s| s.id.as_str()),
+        site_name: site.map_or("", |s| s.name.as_str()),
+        county: site.map_or("", |s| s.county.as_str()),
+        district: site.map_or("", |s| s.district.as_str()),
+        date: slot.map_or("", |s| s.slot.date.as_str()),
+        period: slot.map_or("", |s| s.slot.period.as_str()),
+        vaccine: slot.map_or("", |s| s.slot.vaccine.as_str()),
+        channel: b.channel.as_str(),
+        status: b.status,
+        booked_at: b.booked_at.format(&Rfc3339).unwrap_or_default(),
+    };
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlotBody {
+    slot: String,
+    #[serde(default)]
+    channel: Option<String>,
+}
+
+/// Authenticates a person write and applies the per-person rate limit.
+fn writer<S: Store>(
+    app: &App<S>,
+    headers: &HeaderMap,
+    now: OffsetDateTime,
+) -> Result<Claims, Problem> {
+    let claims = authenticate(app, headers, BOOKING_SCOPES, now.unix_timestamp())?;
+    if !app.rate.allow(claims.person.packed(), now.unix_timestamp()) {
+        return Err(Problem::new(
+            Code::RateLimited,
+            "too many booking requests from this person",
+        )
+        .retry_after(1));
+    }
+    Ok(claims)
+}
+
+fn channel(claims: &Claims, requested: Option<&str>) -> Result<Channel, Problem> {
+    match (claims.scope, requested) {
+        (Scope::Kiosk, _) => Ok(Channel::Kiosk),
+        (_, None | Some("web")) => Ok(Channel::Web),
+        (_, Some("app")) => Ok(Channel::App),
+        (_, Some(other)) => Err(Problem::new(
+            Code::InvalidRequest,
+            format!("channel must be web or app (kiosks use kiosk tokens), got {other:?}"),
+        )),
+    }
+}
+
+fn rejected(reason: &'static str) {
+    metrics::counter!(m::BOOKING_REJECTIONS, "reason" => reason).increment(1);
+}
+
+/// `POST /v1/phases/{phase}/bookings`
+pub async fn create<S, B>(
+    app: &App<S>,
+    phase: &str,
+    headers: &HeaderMap,
+    body: B,
+) -> Result<HttpResponse, Problem>
+where
+    S: Store,
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let now = OffsetDateTime::now_utc();
+    let claims = writer(app, headers, now)?;
+    let raw = read_body(body, app.limits.max_body_bytes).await?;
+    let req: SlotBody = json(&raw)?;
+    let channel = channel(&claims, req.channel.as_deref())?;
+    let person = claims.person.to_string();
+    let idem = idempotency(
+        headers,
+        &format!("POST /v1/phases/{phase}/bookings"),
+        &person,
+        &raw,
+    )?;
+    let outcome = service::reserve(
+        &*app.store,
+        claims.person,
+        phase,
+        &req.slot,
+        channel,
+        idem,
+        now,
+    )
+    .await?;
+    let catalog = app.store.catalog();
+    Ok(match outcome {
+        ReserveOutcome::Booked(b) => {
+            metrics::counter!(m::BOOKINGS_COMMITTED, "channel" => b.channel.as_str()).increment(1);
+            respond(StatusCode::CREATED, &view(&catalog, &b))
+        }
+        ReserveOutcome::Replayed(b) => respond(StatusCode::CREATED, &view(&catalog, &b)),
+        ReserveOutcome::AlreadyHeld(b) => respond(StatusCode::OK, &view(&catalog, &b)),
+        ReserveOutcome::SlotFull => {
+            rejected("slot-full");
+            return Err(Problem::new(
+                Code::SlotFull,
+                format!("slot {} has no seat left", req.slot),
+            ));
+        }
+        ReserveOutcome::AlreadyBooked(b) => {
+            rejected("already-booked");
+            return Err(Problem::new(
+                Code::AlreadyBooked,
+                "you already hold a booking in this phase; change or cancel it",
+            )
+            .with("booking", view(&catalog, &b)));
+        }
+        ReserveOutcome::NotInvited => {
+            rejected("not-invited");
+            return Err(Problem::new(
+                Code::NotInvited,
+                format!("you are not invited to phase {phase}"),
+            ));
+        }
+        ReserveOutcome::KeyReused => return Err(key_reused()),
+    })
+}
+
+fn key_reused() -> Problem {
+    Problem::new(
+        Code::IdempotencyKeyReused,
+        "this Idempotency-Key was used with another request",
+    )
+}
+
+/// `GET /v1/me/bookings`
+pub async fn list<S: Store>(app: &App<S>, headers: &HeaderMap) -> Result<HttpResponse, Problem> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let claims = authenticate(app, headers, BOOKING_SCOPES, now)?;
+    let bookings = app.store.bookings_of(claims.person).await?;
+    let catalog = app.store.catalog();
+    let views: Vec<Value> = bookings.iter().map(|b| view(&catalog, b)).collect();
+    Ok(respond(
+        StatusCode::OK,
+        &serde_json::json!({ "bookings": views }),
+    ))
+}
+
+fn booking_id(raw: &str) -> Result<BookingId, Problem> {
+    BookingId::parse(raw)
+        .map_err(|_| Problem::new(Code::UnknownBooking, format!("no booking {raw}")))
+}
+
+/// `PUT /v1/me/bookings/{booking}`
+pub async fn change<S, B>(
+    app: &App<S>,
+    id: &str,
+    headers: &HeaderMap,
+    body: B,
+) -> Result<HttpResponse, Problem>
+where
+    S: Store,
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let now = OffsetDateTime::now_utc();
+    let claims = writer(app, headers, now)?;
+    let booking = booking_id(id)?;
+    let raw = read_body(body, app.limits.max_body_bytes).await?;
+    let req: SlotBody = json(&raw)?;
+    let idem = idempotency(
+        headers,
+        &format!("PUT /v1/me/bookings/{id}"),
+        &claims.person.to_string(),
+        &raw,
+    )?;
+    let outcome =
+        service::change(&*app.store, claims.person, booking, &req.slot, idem, now).await?;
+    let catalog = app.store.catalog();
+    match outcome {
+        ChangeOutcome::Changed(b) | ChangeOutcome::Unchanged(b) => {
+            Ok(respond(StatusCode::OK, &view(&catalog, &b)))
+        }
+        ChangeOutcome::SlotFull(old) => {
+            rejected("slot-full");
+            Err(Problem::new(
+                Code::SlotFull,
+                format!(
+                    "slot {} has no seat left; your booking is unchanged",
+                    req.slot
+                ),
+            )
+            .with("booking", view(&catalog, &old)))
+        }
+        ChangeOutcome::UnknownBooking => Err(Problem::new(
+            Code::UnknownBooking,
+            format!("no booking {id}"),
+        )),
+        ChangeOutcome::NotLive(b) => Err(Problem::new(
+            Code::BookingNotLive,
+            "a cancelled booking cannot change; book again",
+        )
+        .with("booking", view(&catalog, &b))),
+        ChangeOutcome::OtherPhase => Err(Problem::new(
+            Code::UnknownSlot,
+            format!("slot {} is not in this booking's phase", req.slot),
+        )),
+        ChangeOutcome::KeyReused => Err(key_reused()),
+    }
+}
+
+/// `DELETE /v1/me/bookings/{booking}`
+pub async fn cancel<S: Store>(
+    app: &App<S>,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<HttpResponse, Problem> {
+    let now = OffsetDateTime::now_utc();
+    let claims = writer(app, headers, now)?;
+    let booking = booking_id(id)?;
+    match service::cancel(&*app.store, claims.person, booking).await? {
+        CancelOutcome::Cancelled(_) => {
+            metrics::counter!(m::CANCELLATIONS).increment(1);
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        CancelOutcome::AlreadyCancelled(_) => Ok(empty(StatusCode::NO_CONTENT)),
+        CancelOutcome::UnknownBooking => Err(Problem::new(
+            Code::UnknownBooking,
+            format!("no booking {id}"),
+        )),
+    }
+}

@@ -1,0 +1,21 @@
+//! The HTTP edge: a thin layer over the service and the store.
+//!
+//! - [`server::run`]: accept loop, connection limits, timeouts, graceful shutdown.
+//! - [`router`]: the route table and per-request envelope (shedding, metrics).
+//! - `booking`, `admin`, `ops`: handlers; `request`: body, token and query parsing.
+//! - [`problem`]: every error as `application/problem+json`; `i18n`: its titles.
+
+mod admin;
+mod booking;
+mod i18n;
+mod ops;
+pub mod problem;
+mod request;
+pub mod router;
+mod server;
+
+pub use i18n::Lang;
+pub use ops::OPENAPI;
+pub use problem::{Code, Problem};
+pub use router::{ROUTES, RouteSpec, handle};
+pub use server::run;

@@ -1,0 +1,140 @@
+//! Public read handlers and operations: health, metrics, OpenAPI, phases, availability.
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::problem::{Code, Problem};
+use super::request::{HttpResponse, bytes_response, query_pairs, respond};
+use crate::app::App;
+use crate::availability::Query;
+use crate::catalog::WindowState;
+use crate::domain::parse_date;
+use crate::store::Store;
+
+/// The OpenAPI 3.1 document of this API.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// `GET /health/live`
+pub fn live() -> HttpResponse {
+    respond(StatusCode::OK, &json!({ "status": "live" }))
+}
+
+/// `GET /health/ready`: the store takes writes and a calendar is loaded.
+pub async fn ready<S: Store>(app: &App<S>) -> Result<HttpResponse, Problem> {
+    let calendar = !app.store.catalog().phases.is_empty();
+    let store = app.store.ready().await;
+    if calendar && store {
+        Ok(respond(
+            StatusCode::OK,
+            &json!({ "status": "ready", "store": app.store.backend() }),
+        ))
+    } else {
+        Err(Problem::new(
+            Code::StoreUnavailable,
+            format!("not ready: store reachable {store}, calendar loaded {calendar}"),
+        )
+        .retry_after(1))
+    }
+}
+
+/// `GET /metrics`
+pub fn metrics<S: Store>(app: &App<S>) -> HttpResponse {
+    bytes_response(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        Bytes::from(app.metrics.render()),
+    )
+}
+
+/// `GET /openapi.json`
+pub fn openapi() -> HttpResponse {
+    bytes_response(
+        StatusCode::OK,
+        "application/json",
+        Bytes::from_static(OPENAPI.as_bytes()),
+    )
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// `GET /v1/phases`
+pub fn phases<S: Store>(app: &App<S>) -> HttpResponse {
+    let now = OffsetDateTime::now_utc();
+    let snapshot = app.availability.snapshot();
+    let catalog = app.store.catalog();
+    let phases: Vec<Value> = catalog
+        .phases
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let status = match p.window(now) {
+                WindowState::NotOpen { .. } => "upcoming",
+                WindowState::Open => "open",
+                WindowState::Closed => "closed",
+            };
+            let capacity: u64 = p.slots.iter().map(|&s| u64::from(catalog.slot(s).slot.capacity)).sum();
+            let remaining = if std::sync::Arc::ptr_eq(&snapshot.catalog, &catalog) {
+                snapshot.phase_remaining(i)
+            } else {
+                p.slots.iter().map(|&s| u64::from(app.store.inventory().remaining(s))).sum()
+            };
+            json!({
+                "id": p.phase.id,
+                "name": p.phase.name,
+                "vaccines": p.phase.vaccines,
+                "opens_at": rfc3339(p.phase.opens_at),
+                "closes_at": rfc3339(p.phase.closes_at),
+                "invitation_required": p.phase.invitation_required,
+                "vaccination_dates": p.dates.map(|(a, b)| json!({ "first": a.to_string(), "last": b.to_string() })),
+                "status": status,
+                "slots": p.slots.len(),
+                "capacity": capacity,
+                "remaining": remaining,
+            })
+        })
+        .collect();
+    respond(StatusCode::OK, &json!({ "phases": phases }))
+}
+
+/// `GET /v1/phases/{phase}/availability?county=&district=&date=`
+pub fn availability<S: Store>(
+    app: &App<S>,
+    phase: &str,
+    query: Option<&str>,
+) -> Result<HttpResponse, Problem> {
+    let snapshot = app.availability.snapshot();
+    let pi = snapshot
+        .catalog
+        .phase_index(phase)
+        .ok_or_else(|| Problem::new(Code::UnknownPhase, format!("no phase {phase}")))?;
+    let mut q = Query::default();
+    for (k, v) in query_pairs(query) {
+        let v = Some(v).filter(|v| !v.is_empty());
+        match k.as_str() {
+            "county" => q.county = v,
+            "district" => q.district = v,
+            "date" => {
+                if let Some(d) = &v
+                    && parse_date(d).is_none()
+                {
+                    return Err(Problem::new(
+                        Code::InvalidRequest,
+                        "date must be YYYY-MM-DD",
+                    ));
+                }
+                q.date = v;
+            }
+            _ => {}
+        }
+    }
+    Ok(bytes_response(
+        StatusCode::OK,
+        "application/json",
+        snapshot.page(pi, &q),
+    ))
+}

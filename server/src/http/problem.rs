@@ -1,0 +1,219 @@
+//! `Problem`: every error answer, as RFC 9457 `application/problem+json` with a stable
+//! `code`, and the one place that maps domain and store errors to status codes.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use serde_json::{Value, json};
+
+use super::i18n::{Lang, title};
+use crate::service::{Refusal, ServiceError};
+use crate::store::StoreError;
+
+/// The stable error codes clients branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    SlotFull,
+    AlreadyBooked,
+    NotInvited,
+    WindowClosed,
+    WindowNotOpen,
+    UnknownSlot,
+    UnknownPhase,
+    UnknownBooking,
+    BookingNotLive,
+    InvalidRequest,
+    IdempotencyKeyReused,
+    Unauthenticated,
+    WrongScope,
+    RateLimited,
+    Overloaded,
+    StoreUnavailable,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidCalendar,
+    Internal,
+}
+
+impl Code {
+    /// Every code, for the documentation test.
+    pub const ALL: [Code; 22] = [
+        Code::SlotFull,
+        Code::AlreadyBooked,
+        Code::NotInvited,
+        Code::WindowClosed,
+        Code::WindowNotOpen,
+        Code::UnknownSlot,
+        Code::UnknownPhase,
+        Code::UnknownBooking,
+        Code::BookingNotLive,
+        Code::InvalidRequest,
+        Code::IdempotencyKeyReused,
+        Code::Unauthenticated,
+        Code::WrongScope,
+        Code::RateLimited,
+        Code::Overloaded,
+        Code::StoreUnavailable,
+        Code::NotFound,
+        Code::MethodNotAllowed,
+        Code::PayloadTooLarge,
+        Code::UnsupportedMediaType,
+        Code::InvalidCalendar,
+        Code::Internal,
+    ];
+
+    /// The kebab-case wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::SlotFull => "slot-full",
+            Code::AlreadyBooked => "already-booked",
+            Code::NotInvited => "not-invited",
+            Code::WindowClosed => "window-closed",
+            Code::WindowNotOpen => "window-not-open",
+            Code::UnknownSlot => "unknown-slot",
+            Code::UnknownPhase => "unknown-phase",
+            Code::UnknownBooking => "unknown-booking",
+            Code::BookingNotLive => "booking-not-live",
+            Code::InvalidRequest => "invalid-request",
+            Code::IdempotencyKeyReused => "idempotency-key-reused",
+            Code::Unauthenticated => "unauthenticated",
+            Code::WrongScope => "wrong-scope",
+            Code::RateLimited => "rate-limited",
+            Code::Overloaded => "overloaded",
+            Code::StoreUnavailable => "store-unavailable",
+            Code::NotFound => "not-found",
+            Code::MethodNotAllowed => "method-not-allowed",
+            Code::PayloadTooLarge => "payload-too-large",
+            Code::UnsupportedMediaType => "unsupported-media-type",
+            Code::InvalidCalendar => "invalid-calendar",
+            Code::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status of the code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::SlotFull | Code::AlreadyBooked | Code::BookingNotLive => StatusCode::CONFLICT,
+            Code::NotInvited | Code::WindowClosed | Code::WindowNotOpen | Code::WrongScope => {
+                StatusCode::FORBIDDEN
+            }
+            Code::UnknownSlot
+            | Code::InvalidRequest
+            | Code::IdempotencyKeyReused
+            | Code::InvalidCalendar => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::UnknownPhase | Code::UnknownBooking | Code::NotFound => StatusCode::NOT_FOUND,
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Code::Overloaded | Code::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An error answer under construction.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub code: Code,
+    pub detail: String,
+    pub retry_after: Option<u64>,
+    /// Extra members, e.g. the existing `booking` of `already-booked`.
+    pub extra: Option<(&'static str, Value)>,
+}
+
+impl Problem {
+    /// A problem with a detail message (English; titles are translated).
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            retry_after: None,
+            extra: None,
+        }
+    }
+
+    /// Adds `Retry-After` (seconds).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    /// Adds a member to the body.
+    pub fn with(mut self, name: &'static str, value: Value) -> Self {
+        self.extra = Some((name, value));
+        self
+    }
+
+    /// The `application/problem+json` response.
+    pub fn into_response(self, lang: Lang) -> Response<Full<Bytes>> {
+        let status = self.code.status();
+        let mut body = json!({
+            "type": format!("https://slotd.dev/problems/{}", self.code.as_str()),
+            "title": title(self.code, lang),
+            "status": status.as_u16(),
+            "detail": self.detail,
+            "code": self.code.as_str(),
+        });
+        if let (Some((name, value)), Some(obj)) = (self.extra, body.as_object_mut()) {
+            obj.insert(name.to_string(), value);
+        }
+        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+        *r.status_mut() = status;
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        h.insert(
+            header::CONTENT_LANGUAGE,
+            HeaderValue::from_static(lang.tag()),
+        );
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        r
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => {
+                tracing::warn!(error = %m, "store unavailable");
+                Problem::new(
+                    Code::StoreUnavailable,
+                    "the booking store is unavailable; retry shortly",
+                )
+                .retry_after(1)
+            }
+            StoreError::Calendar(c) => Problem::new(Code::InvalidCalendar, c.0),
+            StoreError::Internal(m) => {
+                tracing::error!(error = %m, "store failure");
+                Problem::new(Code::Internal, "internal error")
+            }
+        }
+    }
+}
+
+impl From<ServiceError> for Problem {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Store(s) => s.into(),
+            ServiceError::Refused(r) => {
+                let detail = r.to_string();
+                match r {
+                    Refusal::UnknownPhase(_) => Problem::new(Code::UnknownPhase, detail),
+                    Refusal::UnknownSlot(_) => Problem::new(Code::UnknownSlot, detail),
+                    Refusal::WindowNotOpen { opens_in_secs } => {
+                        Problem::new(Code::WindowNotOpen, detail).retry_after(opens_in_secs)
+                    }
+                    Refusal::WindowClosed => Problem::new(Code::WindowClosed, detail),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Reading requests at the edge: bodies under a size cap, JSON, tokens, idempotency keys,
+//! query strings; and writing JSON answers.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Body;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::problem::{Code, Problem};
+use crate::app::App;
+use crate::store::{Idempotency, Store};
+use crate::token::{Claims, Scope, TokenError, secrets_match};
+
+/// The answer type of every handler.
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// Reads a whole body, refusing more than `limit` bytes with 413.
+pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Problem>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
+        Err(e) => Err(Problem::new(
+            Code::InvalidRequest,
+            format!("could not read the body: {e}"),
+        )),
+    }
+}
+
+fn too_large(limit: usize) -> Problem {
+    Problem::new(
+        Code::PayloadTooLarge,
+        format!("the body is larger than {limit} bytes"),
+    )
+}
+
+/// Parses a JSON body.
+pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(body).map_err(|e| {
+        Problem::new(
+            Code::InvalidRequest,
+            format!("the body is not valid JSON for this request: {e}"),
+        )
+    })
+}
+
+/// A JSON answer.
+pub fn respond<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> HttpResponse {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    bytes_response(status, "application/json", Bytes::from(body))
+}
+
+/// An answer with a given body and content type.
+pub fn bytes_response(status: StatusCode, content_type: &'static str, body: Bytes) -> HttpResponse {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// An empty answer.
+pub fn empty(status: StatusCode) -> HttpResponse {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Verifies the person token and its scope.
+pub fn authenticate<S: Store>(
+    app: &App<S>,
+    headers: &HeaderMap,
+    scopes: &[Scope],
+    now: i64,
+) -> Result<Claims, Problem> {
+    let unauth = |reason: &'static str, detail: &str| {
+        Problem::new(Code::Unauthenticated, detail).with("reason", reason.into())
+    };
+    let token = bearer(headers)
+        .ok_or_else(|| unauth("missing", "an Authorization: Bearer token is required"))?;
+    let claims = app.tokens.verify(token, now).map_err(|e| match e {
+        TokenError::Expired => unauth("expired", "the token has expired; sign in again"),
+        TokenError::Malformed | TokenError::BadSignature => {
+            unauth("invalid", "the token is not valid")
+        }
+    })?;
+    if !scopes.contains(&claims.scope) {
+        return Err(Problem::new(
+            Code::WrongScope,
+            format!("a {} token cannot do this", claims.scope.as_str()),
+        ));
+    }
+    Ok(claims)
+}
+
+/// Checks the admin bearer secret.
+pub fn authenticate_admin<S: Store>(app: &App<S>, headers: &HeaderMap) -> Result<(), Problem> {
+    match bearer(headers) {
+        Some(t) if secrets_match(t.as_bytes(), app.admin_token.as_bytes()) => Ok(()),
+        _ => Err(
+            Problem::new(Code::Unauthenticated, "the admin bearer secret is required")
+                .with("reason", "admin".into()),
+        ),
+    }
+}
+
+/// The `Idempotency-Key` of a write, fingerprinted with what it asks.
+pub fn idempotency(
+    headers: &HeaderMap,
+    route: &str,
+    person: &str,
+    body: &[u8],
+) -> Result<Option<Idempotency>, Problem> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 128 && k.bytes().all(|c| c.is_ascii_graphic()))
+        .ok_or_else(|| {
+            Problem::new(
+                Code::InvalidRequest,
+                "Idempotency-Key must be 1 to 128 visible ASCII characters",
+            )
+        })?;
+    let mut h = Sha256::new();
+    for part in [route.as_bytes(), person.as_bytes(), body] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    let digest = h.finalize();
+    let fingerprint = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Some(Idempotency {
+        key: key.to_string(),
+        fingerprint,
+    }))
+}
+
+/// Decoded query parameters.
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .take(32)
+        .collect()
+}

@@ -1,0 +1,327 @@
+//! The route table: one `match` from method and path to a handler, plus the per-request
+//! envelope (load shedding, metrics, language).
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, Request, header};
+use hyper::body::Body;
+
+use super::i18n::Lang;
+use super::problem::{Code, Problem};
+use super::request::HttpResponse;
+use super::{admin, booking, ops};
+use crate::app::App;
+use crate::metrics as m;
+use crate::store::Store;
+
+/// One route: method, path template, and every status it can answer (also documented in
+/// `openapi.json`; a test holds the two together). 405, 413, 500 and the load-shedding
+/// 503 can come from any route and are documented once, not per route.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub template: &'static str,
+    pub statuses: &'static [u16],
+}
+
+/// Every route.
+pub const ROUTES: &[RouteSpec] = &[
+    RouteSpec {
+        method: "GET",
+        template: "/health/live",
+        statuses: &[200],
+    },
+    RouteSpec {
+        method: "GET",
+        template: "/health/ready",
+        statuses: &[200, 503],
+    },
+    RouteSpec {
+        method: "GET",
+        template: "/metrics",
+        statuses: &[200],
+    },
+    RouteSpec {
+        method: "GET",
+        template: "/openapi.json",
+        statuses: &[200],
+    },
+    RouteSpec {
+        method: "GET",
+        template: "/v1/phases",
+        statuses: &[200],
+    },
+    RouteSpec {
+        method: "GET",
+        template: "/v1/phases/{phase}/availability",
+        statuses: &[200, 404, 422],
+    },
+    RouteSpec {
+        method: "POST",
+        template: "/v1/phases/{phase}/bookings",
+        statuses: &[200, 201, 401, 403, 404, 409, 422, 429, 503],
+    },
+    RouteSpec {
+        method: "GET",
+        template: "/v1/me/bookings",
+        statuses: &[200, 401, 403, 503],
+    },
+    RouteSpec {
+        method: "PUT",
+        template: "/v1/me/bookings/{booking}",
+        statuses: &[200, 401, 403, 404, 409, 422, 429, 503],
+    },
+    RouteSpec {
+        method: "DELETE",
+        template: "/v1/me/bookings/{booking}",
+        statuses: &[204, 401, 403, 404, 429, 503],
+    },
+    RouteSpec {
+        method: "PUT",
+        template: "/v1/admin/calendar",
+        statuses: &[200, 401, 422, 503],
+    },
+    RouteSpec {
+        method: "PUT",
+        template: "/v1/admin/phases/{phase}/invitations",
+        statuses: &[200, 401, 404, 422, 503],
+    },
+    RouteSpec {
+        method: "POST",
+        template: "/v1/admin/tokens",
+        statuses: &[200, 401, 422],
+    },
+    RouteSpec {
+        method: "GET",
+        template: "/v1/admin/phases/{phase}/audit",
+        statuses: &[200, 401, 404, 503],
+    },
+];
+
+/// A resolved route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    Live,
+    Ready,
+    Metrics,
+    OpenApi,
+    Phases,
+    Availability(&'a str),
+    Book(&'a str),
+    MyBookings,
+    Change(&'a str),
+    Cancel(&'a str),
+    Calendar,
+    Invitations(&'a str),
+    Tokens,
+    Audit(&'a str),
+}
+
+/// What a method and path resolve to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved<'a> {
+    Found(Route<'a>, &'static str),
+    MethodNotAllowed(&'static str),
+    NotFound,
+}
+
+/// Resolves a request line. The template is the metrics label, never the raw path.
+pub fn resolve<'a>(method: &Method, path: &'a str) -> Resolved<'a> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (route, template): (Option<Route<'a>>, &'static str) = match (method, segments.as_slice()) {
+        (&Method::GET, ["health", "live"]) => (Some(Route::Live), "/health/live"),
+        (_, ["health", "live"]) => (None, "/health/live"),
+        (&Method::GET, ["health", "ready"]) => (Some(Route::Ready), "/health/ready"),
+        (_, ["health", "ready"]) => (None, "/health/ready"),
+        (&Method::GET, ["metrics"]) => (Some(Route::Metrics), "/metrics"),
+        (_, ["metrics"]) => (None, "/metrics"),
+        (&Method::GET, ["openapi.json"]) => (Some(Route::OpenApi), "/openapi.json"),
+        (_, ["openapi.json"]) => (None, "/openapi.json"),
+        (&Method::GET, ["v1", "phases"]) => (Some(Route::Phases), "/v1/phases"),
+        (_, ["v1", "phases"]) => (None, "/v1/phases"),
+        (&Method::GET, ["v1", "phases", p, "availability"]) => (
+            Some(Route::Availability(p)),
+            "/v1/phases/{phase}/availability",
+        ),
+        (_, ["v1", "phases", _, "availability"]) => (None, "/v1/phases/{phase}/availability"),
+        (&Method::POST, ["v1", "phases", p, "bookings"]) => {
+            (Some(Route::Book(p)), "/v1/phases/{phase}/bookings")
+        }
+        (_, ["v1", "phases", _, "bookings"]) => (None, "/v1/phases/{phase}/bookings"),
+        (&Method::GET, ["v1", "me", "bookings"]) => (Some(Route::MyBookings), "/v1/me/bookings"),
+        (_, ["v1", "me", "bookings"]) => (None, "/v1/me/bookings"),
+        (&Method::PUT, ["v1", "me", "bookings", b]) => {
+            (Some(Route::Change(b)), "/v1/me/bookings/{booking}")
+        }
+        (&Method::DELETE, ["v1", "me", "bookings", b]) => {
+            (Some(Route::Cancel(b)), "/v1/me/bookings/{booking}")
+        }
+        (_, ["v1", "me", "bookings", _]) => (None, "/v1/me/bookings/{booking}"),
+        (&Method::PUT, ["v1", "admin", "calendar"]) => {
+            (Some(Route::Calendar), "/v1/admin/calendar")
+        }
+        (_, ["v1", "admin", "calendar"]) => (None, "/v1/admin/calendar"),
+        (&Method::PUT, ["v1", "admin", "phases", p, "invitations"]) => (
+            Some(Route::Invitations(p)),
+            "/v1/admin/phases/{phase}/invitations",
+        ),
+        (_, ["v1", "admin", "phases", _, "invitations"]) => {
+            (None, "/v1/admin/phases/{phase}/invitations")
+        }
+        (&Method::POST, ["v1", "admin", "tokens"]) => (Some(Route::Tokens), "/v1/admin/tokens"),
+        (_, ["v1", "admin", "tokens"]) => (None, "/v1/admin/tokens"),
+        (&Method::GET, ["v1", "admin", "phases", p, "audit"]) => {
+            (Some(Route::Audit(p)), "/v1/admin/phases/{phase}/audit")
+        }
+        (_, ["v1", "admin", "phases", _, "audit"]) => (None, "/v1/admin/phases/{phase}/audit"),
+        _ => return Resolved::NotFound,
+    };
+    match route {
+        Some(r) => Resolved::Found(r, template),
+        None => Resolved::MethodNotAllowed(template),
+    }
+}
+
+/// Whether a route is exempt from load shedding: probes and scrapes must answer
+/// precisely when the server is busiest.
+fn exempt(route: &Route<'_>) -> bool {
+    matches!(route, Route::Live | Route::Ready | Route::Metrics)
+}
+
+async fn dispatch<S, B>(
+    app: &App<S>,
+    route: Route<'_>,
+    req: Request<B>,
+) -> Result<HttpResponse, Problem>
+where
+    S: Store,
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let query = req.uri().query().map(str::to_owned);
+    let (parts, body) = req.into_parts();
+    let h = &parts.headers;
+    match route {
+        Route::Live => Ok(ops::live()),
+        Route::Ready => ops::ready(app).await,
+        Route::Metrics => Ok(ops::metrics(app)),
+        Route::OpenApi => Ok(ops::openapi()),
+        Route::Phases => Ok(ops::phases(app)),
+        Route::Availability(p) => ops::availability(app, p, query.as_deref()),
+        Route::Book(p) => booking::create(app, p, h, body).await,
+        Route::MyBookings => booking::list(app, h).await,
+        Route::Change(b) => booking::change(app, b, h, body).await,
+        Route::Cancel(b) => booking::cancel(app, b, h).await,
+        Route::Calendar => admin::put_calendar(app, h, body).await,
+        Route::Invitations(p) => admin::put_invitations(app, p, h, body).await,
+        Route::Tokens => admin::post_token(app, h, body).await,
+        Route::Audit(p) => admin::get_audit(app, p, h).await,
+    }
+}
+
+/// Decrements the in-flight count however the request ends (also on cancellation).
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!(m::HTTP_IN_FLIGHT).decrement(1.0);
+    }
+}
+
+/// Serves one request: resolve, shed load, dispatch, record metrics.
+pub async fn handle<S, B>(app: &App<S>, req: Request<B>) -> HttpResponse
+where
+    S: Store,
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let started = Instant::now();
+    let lang = Lang::negotiate(
+        req.headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let (result, template) = match resolve(&method, &path) {
+        Resolved::NotFound => (
+            Err(Problem::new(Code::NotFound, format!("no route {path}"))),
+            "unmatched",
+        ),
+        Resolved::MethodNotAllowed(t) => (
+            Err(Problem::new(
+                Code::MethodNotAllowed,
+                format!("{method} is not allowed on {t}"),
+            )),
+            t,
+        ),
+        Resolved::Found(route, t) => {
+            // Relaxed would do for a counter; AcqRel keeps the count exact across cores
+            // at the limit, where it decides who is shed.
+            let now = app.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+            metrics::gauge!(m::HTTP_IN_FLIGHT).increment(1.0);
+            let _guard = InFlight(&app.in_flight);
+            if now > app.limits.max_in_flight && !exempt(&route) {
+                (
+                    Err(
+                        Problem::new(Code::Overloaded, "too many requests in flight")
+                            .retry_after(1),
+                    ),
+                    t,
+                )
+            } else {
+                (dispatch(app, route, req).await, t)
+            }
+        }
+    };
+    let response = result.unwrap_or_else(|p| p.into_response(lang));
+    let status = response.status();
+    let outcome = if status.is_success() {
+        "ok"
+    } else if status.is_client_error() {
+        "client_error"
+    } else {
+        "server_error"
+    };
+    metrics::counter!(m::HTTP_REQUESTS, "route" => template, "method" => method.to_string(), "status" => status.as_str().to_owned())
+        .increment(1);
+    metrics::histogram!(m::HTTP_DURATION, "route" => template, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(template: &str) -> String {
+        template.replace("{phase}", "02").replace("{booking}", "b1")
+    }
+
+    #[test]
+    fn every_listed_route_resolves_to_its_own_template() {
+        for spec in ROUTES {
+            let method: Method = spec.method.parse().expect("method");
+            match resolve(&method, &sample(spec.template)) {
+                Resolved::Found(_, t) => assert_eq!(t, spec.template),
+                other => panic!("{} {} resolved to {other:?}", spec.method, spec.template),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_paths_and_methods_are_told_apart() {
+        assert_eq!(resolve(&Method::GET, "/nope"), Resolved::NotFound);
+        assert_eq!(
+            resolve(&Method::GET, "/v1/phases/02/bookings/x"),
+            Resolved::NotFound
+        );
+        assert_eq!(
+            resolve(&Method::DELETE, "/v1/phases"),
+            Resolved::MethodNotAllowed("/v1/phases")
+        );
+    }
+}

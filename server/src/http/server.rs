@@ -1,0 +1,193 @@
+//! The accept loop: bounded connections, timeouts, graceful shutdown.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use super::router::handle;
+use crate::app::App;
+use crate::metrics as m;
+use crate::store::Store;
+
+/// A connection's socket, noting when bytes last moved so that idle keep-alive
+/// connections can be closed.
+struct Tracked<T> {
+    inner: T,
+    epoch: Instant,
+    last: Arc<AtomicU64>,
+}
+
+impl<T> Tracked<T> {
+    fn touch(&self) {
+        // Relaxed: a watchdog that reads a slightly old instant only closes a little later.
+        self.last
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.touch();
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        r
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Resolves when the connection has had no traffic and no request for `timeout`.
+async fn idle(epoch: Instant, last: Arc<AtomicU64>, active: Arc<AtomicUsize>, timeout: Duration) {
+    let step = (timeout / 4).max(Duration::from_millis(50));
+    loop {
+        tokio::time::sleep(step).await;
+        let quiet = epoch
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
+        if quiet >= timeout && active.load(Ordering::Acquire) == 0 {
+            return;
+        }
+    }
+}
+
+/// Serves `app` on an already-bound listener until `shutdown` resolves; then stops
+/// accepting, drains open connections for up to the grace period, and flushes the store.
+pub async fn run<S: Store>(
+    listener: TcpListener,
+    app: Arc<App<S>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let limits = app.limits.clone();
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.idle_timeout))
+        .max_concurrent_streams(256);
+    tokio::pin!(shutdown);
+    loop {
+        // Wait for room before accepting: beyond the limit, clients queue in the
+        // kernel's backlog instead of costing us memory.
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let epoch = Instant::now();
+        let last = Arc::new(AtomicU64::new(0));
+        let active = Arc::new(AtomicUsize::new(0));
+        let io = TokioIo::new(Tracked {
+            inner: stream,
+            epoch,
+            last: last.clone(),
+        });
+        let service = {
+            let (app, active) = (app.clone(), active.clone());
+            service_fn(move |req| {
+                let (app, active) = (app.clone(), active.clone());
+                async move {
+                    active.fetch_add(1, Ordering::AcqRel);
+                    let response = handle(&app, req).await;
+                    active.fetch_sub(1, Ordering::AcqRel);
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            })
+        };
+        let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
+        let idle_timeout = limits.idle_timeout;
+        tokio::spawn(async move {
+            metrics::gauge!(m::HTTP_CONNECTIONS).increment(1.0);
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                },
+                () = idle(epoch, last, active, idle_timeout) => {
+                    tracing::debug!("closing an idle connection");
+                }
+            }
+            metrics::gauge!(m::HTTP_CONNECTIONS).decrement(1.0);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("stopped accepting; draining connections");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(limits.shutdown_grace) => {
+            tracing::warn!(grace = ?limits.shutdown_grace, "grace period over; closing remaining connections");
+        }
+    }
+    app.store.shutdown().await;
+}

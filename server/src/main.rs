@@ -1,0 +1,70 @@
+//! The `slotd` binary: parse the command line, install telemetry, hand over to the library.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use clap::Parser;
+use slotd::bootstrap;
+use slotd::config::{Cli, Command, Config, EXIT_CONFIG};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            let msg = e.to_string();
+            eprintln!(
+                "slotd: {}",
+                msg.lines().next().unwrap_or("invalid command line")
+            );
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLOTD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("slotd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => {
+            let config = match Config::from_args(&args, &env) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("slotd: invalid configuration: {e}");
+                    return ExitCode::from(EXIT_CONFIG as u8);
+                }
+            };
+            match runtime.block_on(bootstrap::serve(config, bootstrap::shutdown_signal())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("slotd: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
+        Command::Audit(args) => match runtime.block_on(bootstrap::audit(&args, &env)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("slotd: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        },
+    }
+}

@@ -1,0 +1,110 @@
+//! Metric names, their descriptions, and the Prometheus recorder.
+//!
+//! Labels are low-cardinality only: route template, method, status class or outcome,
+//! store backend. Never a slot, a person or a booking id.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "slotd_http_requests_total";
+pub const HTTP_DURATION: &str = "slotd_http_request_duration_seconds";
+pub const HTTP_IN_FLIGHT: &str = "slotd_http_requests_in_flight";
+pub const HTTP_CONNECTIONS: &str = "slotd_http_connections";
+pub const BOOKINGS_COMMITTED: &str = "slotd_bookings_committed_total";
+pub const BOOKING_REJECTIONS: &str = "slotd_booking_rejections_total";
+pub const CANCELLATIONS: &str = "slotd_cancellations_total";
+pub const JOURNAL_BATCH_RECORDS: &str = "slotd_journal_batch_records";
+pub const JOURNAL_FSYNC_SECONDS: &str = "slotd_journal_fsync_seconds";
+pub const SNAPSHOT_BUILD_SECONDS: &str = "slotd_availability_snapshot_build_seconds";
+pub const SEATS_REMAINING: &str = "slotd_seats_remaining";
+pub const STORE_ROUND_TRIP_SECONDS: &str = "slotd_store_round_trip_seconds";
+pub const STORE_BATCH_COMMANDS: &str = "slotd_store_batch_commands";
+pub const STORE_ERRORS: &str = "slotd_store_errors_total";
+pub const FAST_PATH_REJECTIONS: &str = "slotd_fast_path_rejections_total";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
+];
+
+/// Installs the global Prometheus recorder (once per process) and describes every metric.
+/// A second call (tests start many servers in one process) returns the first handle.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Suffix("_records".into()), BATCH_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Suffix("_commands".into()), BATCH_BUCKETS)
+                })
+                .expect("bucket lists are non-empty constants");
+            let handle = match builder.install_recorder() {
+                Ok(h) => h,
+                // Another recorder is installed (an embedding program's): render an empty one.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            };
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests by route template, method and status"
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request latency by route and outcome"
+    );
+    describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being served");
+    describe_gauge!(HTTP_CONNECTIONS, "open HTTP connections");
+    describe_counter!(
+        BOOKINGS_COMMITTED,
+        "bookings acknowledged to clients, by channel"
+    );
+    describe_counter!(BOOKING_REJECTIONS, "booking attempts refused, by reason");
+    describe_counter!(CANCELLATIONS, "bookings cancelled");
+    describe_histogram!(
+        JOURNAL_BATCH_RECORDS,
+        Unit::Count,
+        "records per journal group commit"
+    );
+    describe_histogram!(
+        JOURNAL_FSYNC_SECONDS,
+        Unit::Seconds,
+        "journal write + fdatasync per batch"
+    );
+    describe_histogram!(
+        SNAPSHOT_BUILD_SECONDS,
+        Unit::Seconds,
+        "availability snapshot rebuild time"
+    );
+    describe_gauge!(
+        SEATS_REMAINING,
+        "free seats per phase (from the last snapshot)"
+    );
+    describe_histogram!(
+        STORE_ROUND_TRIP_SECONDS,
+        Unit::Seconds,
+        "store round trips by operation"
+    );
+    describe_histogram!(
+        STORE_BATCH_COMMANDS,
+        Unit::Count,
+        "commands per pipelined store round trip"
+    );
+    describe_counter!(STORE_ERRORS, "store calls that failed, by operation");
+    describe_counter!(
+        FAST_PATH_REJECTIONS,
+        "slot-full answers given from the local mirror"
+    );
+}

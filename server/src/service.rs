@@ -1,0 +1,108 @@
+//! The booking service: resolves ids against the catalog, checks the booking window,
+//! and hands the atomic decision to the store. Knows nothing of HTTP.
+
+use time::OffsetDateTime;
+
+use crate::catalog::WindowState;
+use crate::domain::{BookingId, Channel, IdNumber, SlotId};
+use crate::store::{
+    CancelOutcome, Change, ChangeOutcome, Idempotency, Reserve, ReserveOutcome, Store, StoreError,
+};
+
+/// A request refused before it reached the store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no phase {0}")]
+    UnknownPhase(String),
+    #[error("no slot {0} in this phase")]
+    UnknownSlot(String),
+    #[error("the booking window opens in {opens_in_secs} s")]
+    WindowNotOpen { opens_in_secs: u64 },
+    #[error("the booking window has closed")]
+    WindowClosed,
+}
+
+/// Why a booking operation did not complete.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn window(state: WindowState) -> Result<(), Refusal> {
+    match state {
+        WindowState::Open => Ok(()),
+        WindowState::NotOpen { opens_in_secs } => Err(Refusal::WindowNotOpen { opens_in_secs }),
+        WindowState::Closed => Err(Refusal::WindowClosed),
+    }
+}
+
+/// Books `slot` of `phase` for `person`.
+pub async fn reserve<S: Store>(
+    store: &S,
+    person: IdNumber,
+    phase: &str,
+    slot: &str,
+    channel: Channel,
+    idempotency: Option<Idempotency>,
+    now: OffsetDateTime,
+) -> Result<ReserveOutcome, ServiceError> {
+    let catalog = store.catalog();
+    let pi = catalog
+        .phase_index(phase)
+        .ok_or_else(|| Refusal::UnknownPhase(phase.to_string()))?;
+    let index = catalog
+        .slot_index(slot)
+        .filter(|&s| catalog.slot(s).phase == pi)
+        .ok_or_else(|| Refusal::UnknownSlot(slot.to_string()))?;
+    let p = &catalog.phases[pi];
+    window(p.window(now))?;
+    let request = Reserve {
+        phase: p.phase.id.clone(),
+        slot: catalog.slot(index).slot.id.clone(),
+        slot_index: index,
+        invitation_required: p.phase.invitation_required,
+        person,
+        channel,
+        idempotency,
+        now,
+    };
+    Ok(store.reserve(request).await?)
+}
+
+/// Moves `booking` of `person` to `slot`, inside the window of the slot's phase.
+pub async fn change<S: Store>(
+    store: &S,
+    person: IdNumber,
+    booking: BookingId,
+    slot: &str,
+    idempotency: Option<Idempotency>,
+    now: OffsetDateTime,
+) -> Result<ChangeOutcome, ServiceError> {
+    let catalog = store.catalog();
+    let index = catalog
+        .slot_index(slot)
+        .ok_or_else(|| Refusal::UnknownSlot(slot.to_string()))?;
+    let p = &catalog.phases[catalog.slot(index).phase];
+    window(p.window(now))?;
+    let request = Change {
+        person,
+        booking,
+        slot: SlotId::parse(slot).map_err(|_| Refusal::UnknownSlot(slot.to_string()))?,
+        slot_index: index,
+        phase: p.phase.id.clone(),
+        idempotency,
+    };
+    Ok(store.change(request).await?)
+}
+
+/// Cancels `booking` of `person`; allowed at any time, the seat returns.
+pub async fn cancel<S: Store>(
+    store: &S,
+    person: IdNumber,
+    booking: BookingId,
+) -> Result<CancelOutcome, ServiceError> {
+    Ok(store.cancel(person, booking).await?)
+}

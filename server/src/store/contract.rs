@@ -1,0 +1,433 @@
+//! The store contract: behaviour every [`Store`] backend must show, as reusable checks.
+//!
+//! Each check takes a fresh, empty store, loads [`fixture`], and panics with a message
+//! on the first deviation. Backends run all of them with [`run_all`] from their tests,
+//! so the embedded store (the executable specification) and Redis are held to one text.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+
+use super::{CancelOutcome, Change, ChangeOutcome, Idempotency, Reserve, ReserveOutcome, Store};
+use crate::domain::{
+    BookingStatus, Calendar, Channel, IdNumber, Phase, PhaseId, Site, SiteId, Slot, SlotId,
+    synthetic_id,
+};
+
+/// The open phase of the fixture.
+pub const OPEN: &str = "P1";
+/// A phase that requires an invitation.
+pub const INVITED_ONLY: &str = "P2";
+
+fn id<T>(parse: fn(&str) -> Result<T, crate::domain::IdError>, raw: &str) -> T {
+    parse(raw).expect("fixture ids are valid")
+}
+
+/// Two sites; phase `P1` (open, no invitation) with slots `A`..`E` of capacity 1, 1, 5,
+/// 50, 100; phase `P2` (open, invitation required) with slot `Q` of capacity 10.
+pub fn fixture(now: OffsetDateTime) -> Calendar {
+    let site = |n: &str, district: &str| Site {
+        id: id(SiteId::parse, n),
+        name: format!("site {n}"),
+        county: "臺北市".into(),
+        district: district.into(),
+        address: String::new(),
+    };
+    let slot = |n: &str, cap: u32| Slot {
+        id: id(SlotId::parse, n),
+        site: id(SiteId::parse, "S1"),
+        date: "2021-07-16".into(),
+        period: "09:00-12:00".into(),
+        vaccine: "AZ".into(),
+        capacity: cap,
+    };
+    let phase = |n: &str, invitation_required, slots| Phase {
+        id: id(PhaseId::parse, n),
+        name: format!("phase {n}"),
+        vaccines: vec!["AZ".into()],
+        opens_at: now - Duration::hours(1),
+        closes_at: now + Duration::hours(24),
+        invitation_required,
+        slots,
+    };
+    Calendar {
+        sites: vec![site("S1", "中正區"), site("S2", "大安區")],
+        phases: vec![
+            phase(
+                OPEN,
+                false,
+                vec![
+                    slot("A", 1),
+                    slot("B", 1),
+                    slot("C", 5),
+                    slot("D", 50),
+                    slot("E", 100),
+                ],
+            ),
+            phase(INVITED_ONLY, true, vec![slot("Q", 10)]),
+        ],
+    }
+}
+
+/// A reservation of `slot` in its phase of the fixture for `person`.
+pub fn reserve<S: Store>(store: &S, person: IdNumber, slot: &str) -> Reserve {
+    let catalog = store.catalog();
+    let index = catalog.slot_index(slot).expect("fixture slot");
+    let phase = &catalog.phases[catalog.slot(index).phase].phase;
+    Reserve {
+        phase: phase.id.clone(),
+        slot: id(SlotId::parse, slot),
+        slot_index: index,
+        invitation_required: phase.invitation_required,
+        person,
+        channel: Channel::Web,
+        idempotency: None,
+        now: OffsetDateTime::now_utc(),
+    }
+}
+
+fn change<S: Store>(
+    store: &S,
+    person: IdNumber,
+    booking: &crate::domain::Booking,
+    slot: &str,
+) -> Change {
+    let catalog = store.catalog();
+    let index = catalog.slot_index(slot).expect("fixture slot");
+    Change {
+        person,
+        booking: booking.booking.clone(),
+        slot: id(SlotId::parse, slot),
+        slot_index: index,
+        // The phase of the new slot: the store refuses a move across phases.
+        phase: catalog.phases[catalog.slot(index).phase].phase.id.clone(),
+        idempotency: None,
+    }
+}
+
+fn remaining<S: Store>(store: &S, slot: &str) -> u32 {
+    store
+        .inventory()
+        .remaining(store.catalog().slot_index(slot).expect("fixture slot"))
+}
+
+async fn assert_audit_clean<S: Store>(store: &S) {
+    let report = store.audit().await.expect("audit runs");
+    assert!(report.ok, "audit breaches: {:?}", report.breaches);
+}
+
+async fn loaded<S: Store>(store: S) -> S {
+    store
+        .load_calendar(fixture(OffsetDateTime::now_utc()))
+        .await
+        .expect("fixture loads");
+    store
+}
+
+/// Runs every check, each on a fresh store from `make`.
+pub async fn run_all<S, F, Fut>(make: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    reserve_takes_a_seat_and_keeps_the_booking(loaded(make().await).await).await;
+    one_live_booking_per_person_per_phase(loaded(make().await).await).await;
+    a_full_slot_says_so_and_keeps_no_booking(loaded(make().await).await).await;
+    invitations_gate_invitation_phases(loaded(make().await).await).await;
+    idempotency_keys_replay_the_first_answer(loaded(make().await).await).await;
+    change_takes_the_new_seat_before_releasing_the_old(loaded(make().await).await).await;
+    cancel_returns_the_seat_and_is_idempotent(loaded(make().await).await).await;
+    calendar_loads_are_idempotent_and_guard_booked_seats(loaded(make().await).await).await;
+    concurrent_people_never_overbook(Arc::new(loaded(make().await).await)).await;
+    one_person_racing_for_many_slots_gets_one(Arc::new(loaded(make().await).await)).await;
+}
+
+/// A seat is taken, the booking is the person's, and the audit agrees.
+pub async fn reserve_takes_a_seat_and_keeps_the_booking<S: Store>(store: S) {
+    let person = synthetic_id(1);
+    let outcome = store
+        .reserve(reserve(&store, person, "C"))
+        .await
+        .expect("store up");
+    let ReserveOutcome::Booked(b) = outcome else {
+        panic!("expected a booking, got {outcome:?}");
+    };
+    assert_eq!(
+        (b.person, b.slot.as_str(), b.status),
+        (person, "C", BookingStatus::Booked)
+    );
+    assert_eq!(b.code.len(), 6);
+    assert_eq!(remaining(&store, "C"), 4);
+    let mine = store.bookings_of(person).await.expect("store up");
+    assert_eq!(mine, vec![b]);
+    assert!(
+        store
+            .bookings_of(synthetic_id(2))
+            .await
+            .expect("store up")
+            .is_empty()
+    );
+    assert_audit_clean(&store).await;
+}
+
+/// Another slot in the same phase is refused with the existing booking; the same slot
+/// again is a retry; another phase is free.
+pub async fn one_live_booking_per_person_per_phase<S: Store>(store: S) {
+    let person = synthetic_id(7);
+    let first = match store
+        .reserve(reserve(&store, person, "C"))
+        .await
+        .expect("up")
+    {
+        ReserveOutcome::Booked(b) => b,
+        o => panic!("expected a booking, got {o:?}"),
+    };
+    assert_eq!(
+        store
+            .reserve(reserve(&store, person, "D"))
+            .await
+            .expect("up"),
+        ReserveOutcome::AlreadyBooked(first.clone())
+    );
+    assert_eq!(
+        store
+            .reserve(reserve(&store, person, "C"))
+            .await
+            .expect("up"),
+        ReserveOutcome::AlreadyHeld(first.clone())
+    );
+    assert_eq!((remaining(&store, "C"), remaining(&store, "D")), (4, 50));
+    assert_audit_clean(&store).await;
+}
+
+/// A full slot answers `SlotFull` and keeps nothing of the attempt.
+pub async fn a_full_slot_says_so_and_keeps_no_booking<S: Store>(store: S) {
+    assert!(matches!(
+        store
+            .reserve(reserve(&store, synthetic_id(1), "A"))
+            .await
+            .expect("up"),
+        ReserveOutcome::Booked(_)
+    ));
+    let loser = synthetic_id(2);
+    assert_eq!(
+        store
+            .reserve(reserve(&store, loser, "A"))
+            .await
+            .expect("up"),
+        ReserveOutcome::SlotFull
+    );
+    assert!(store.bookings_of(loser).await.expect("up").is_empty());
+    assert!(matches!(
+        store
+            .reserve(reserve(&store, loser, "B"))
+            .await
+            .expect("up"),
+        ReserveOutcome::Booked(_)
+    ));
+    assert_audit_clean(&store).await;
+}
+
+/// Nobody books an invitation phase before being invited; inviting twice counts once.
+pub async fn invitations_gate_invitation_phases<S: Store>(store: S) {
+    let (yes, no) = (synthetic_id(10), synthetic_id(11));
+    let phase = id(PhaseId::parse, INVITED_ONLY);
+    assert_eq!(
+        store
+            .invite(phase.clone(), vec![yes, yes])
+            .await
+            .expect("up"),
+        1
+    );
+    assert_eq!(store.invite(phase, vec![yes]).await.expect("up"), 0);
+    assert_eq!(
+        store.reserve(reserve(&store, no, "Q")).await.expect("up"),
+        ReserveOutcome::NotInvited
+    );
+    assert!(matches!(
+        store.reserve(reserve(&store, yes, "Q")).await.expect("up"),
+        ReserveOutcome::Booked(_)
+    ));
+    assert_eq!(remaining(&store, "Q"), 9);
+    assert_audit_clean(&store).await;
+}
+
+/// The same key and request answers the first booking; the same key with another
+/// request is refused.
+pub async fn idempotency_keys_replay_the_first_answer<S: Store>(store: S) {
+    let person = synthetic_id(3);
+    let key = |fp: &str| Idempotency {
+        key: "k-1".into(),
+        fingerprint: fp.into(),
+    };
+    let mut r = reserve(&store, person, "C");
+    r.idempotency = Some(key("fp-c"));
+    let first = match store.reserve(r.clone()).await.expect("up") {
+        ReserveOutcome::Booked(b) => b,
+        o => panic!("expected a booking, got {o:?}"),
+    };
+    assert_eq!(
+        store.reserve(r).await.expect("up"),
+        ReserveOutcome::Replayed(first)
+    );
+    let mut other = reserve(&store, person, "D");
+    other.idempotency = Some(key("fp-d"));
+    assert_eq!(
+        store.reserve(other).await.expect("up"),
+        ReserveOutcome::KeyReused
+    );
+    assert_eq!(remaining(&store, "C"), 4);
+    assert_audit_clean(&store).await;
+}
+
+/// A change to a full slot keeps the old booking; a change to a free one moves it and
+/// frees the old seat; a slot of another phase is refused.
+pub async fn change_takes_the_new_seat_before_releasing_the_old<S: Store>(store: S) {
+    let (p, q) = (synthetic_id(4), synthetic_id(5));
+    let _ = store.reserve(reserve(&store, q, "A")).await.expect("up");
+    let b = match store.reserve(reserve(&store, p, "C")).await.expect("up") {
+        ReserveOutcome::Booked(b) => b,
+        o => panic!("expected a booking, got {o:?}"),
+    };
+    assert_eq!(
+        store.change(change(&store, p, &b, "A")).await.expect("up"),
+        ChangeOutcome::SlotFull(b.clone())
+    );
+    assert_eq!(store.bookings_of(p).await.expect("up"), vec![b.clone()]);
+    assert_eq!(
+        store.change(change(&store, p, &b, "Q")).await.expect("up"),
+        ChangeOutcome::OtherPhase
+    );
+    let moved = match store.change(change(&store, p, &b, "D")).await.expect("up") {
+        ChangeOutcome::Changed(m) => m,
+        o => panic!("expected a change, got {o:?}"),
+    };
+    assert_eq!(
+        (moved.booking.clone(), moved.slot.as_str()),
+        (b.booking.clone(), "D")
+    );
+    assert_eq!((remaining(&store, "C"), remaining(&store, "D")), (5, 49));
+    assert_eq!(
+        store.change(change(&store, q, &b, "E")).await.expect("up"),
+        ChangeOutcome::UnknownBooking
+    );
+    assert_audit_clean(&store).await;
+}
+
+/// Cancelling returns the seat, twice is harmless, and someone else's booking is unknown.
+pub async fn cancel_returns_the_seat_and_is_idempotent<S: Store>(store: S) {
+    let (p, q) = (synthetic_id(8), synthetic_id(9));
+    let b = match store.reserve(reserve(&store, p, "A")).await.expect("up") {
+        ReserveOutcome::Booked(b) => b,
+        o => panic!("expected a booking, got {o:?}"),
+    };
+    assert_eq!(
+        store.cancel(q, b.booking.clone()).await.expect("up"),
+        CancelOutcome::UnknownBooking
+    );
+    let CancelOutcome::Cancelled(c) = store.cancel(p, b.booking.clone()).await.expect("up") else {
+        panic!("expected a cancellation");
+    };
+    assert_eq!(c.status, BookingStatus::Cancelled);
+    assert_eq!(remaining(&store, "A"), 1);
+    assert!(matches!(
+        store.cancel(p, b.booking.clone()).await.expect("up"),
+        CancelOutcome::AlreadyCancelled(_)
+    ));
+    assert_eq!(remaining(&store, "A"), 1);
+    assert!(matches!(
+        store.reserve(reserve(&store, q, "A")).await.expect("up"),
+        ReserveOutcome::Booked(_)
+    ));
+    // The person may book again in the phase once the first is cancelled.
+    assert!(matches!(
+        store.reserve(reserve(&store, p, "C")).await.expect("up"),
+        ReserveOutcome::Booked(_)
+    ));
+    assert_audit_clean(&store).await;
+}
+
+/// Loading the same calendar again changes nothing; raising a capacity adds seats;
+/// lowering one below the booked seats is refused and changes nothing.
+pub async fn calendar_loads_are_idempotent_and_guard_booked_seats<S: Store>(store: S) {
+    let now = OffsetDateTime::now_utc();
+    for n in 0..3 {
+        let _ = store
+            .reserve(reserve(&store, synthetic_id(100 + n), "C"))
+            .await
+            .expect("up");
+    }
+    let mut cal = fixture(now);
+    let report = store.load_calendar(cal.clone()).await.expect("reload");
+    assert_eq!(report.capacity_changes, 0);
+    assert_eq!(remaining(&store, "C"), 2);
+    cal.phases[0].slots[2].capacity = 8;
+    store.load_calendar(cal.clone()).await.expect("raise");
+    assert_eq!(remaining(&store, "C"), 5);
+    cal.phases[0].slots[2].capacity = 2;
+    assert!(store.load_calendar(cal.clone()).await.is_err());
+    assert_eq!(remaining(&store, "C"), 5);
+    cal.phases[0].slots[2].capacity = 3;
+    store.load_calendar(cal).await.expect("lower to booked");
+    assert_eq!(remaining(&store, "C"), 0);
+    assert_audit_clean(&store).await;
+}
+
+/// 200 people race for 50 seats: exactly 50 bookings.
+pub async fn concurrent_people_never_overbook<S: Store>(store: Arc<S>) {
+    let tasks: Vec<_> = (0..200)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let r = reserve(&*store, synthetic_id(1_000 + n), "D");
+                store.reserve(r).await.expect("up")
+            })
+        })
+        .collect();
+    let mut booked = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            ReserveOutcome::Booked(_) => booked += 1,
+            ReserveOutcome::SlotFull => {}
+            o => panic!("unexpected {o:?}"),
+        }
+    }
+    assert_eq!(booked, 50);
+    assert_eq!(remaining(&*store, "D"), 0);
+    assert_audit_clean(&*store).await;
+}
+
+/// One person races for five slots at once: one booking, four refusals, no seat leaked.
+pub async fn one_person_racing_for_many_slots_gets_one<S: Store>(store: Arc<S>) {
+    let person = synthetic_id(42);
+    let tasks: Vec<_> = ["A", "B", "C", "D", "E"]
+        .into_iter()
+        .map(|slot| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .reserve(reserve(&*store, person, slot))
+                    .await
+                    .expect("up")
+            })
+        })
+        .collect();
+    let mut booked = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            ReserveOutcome::Booked(_) => booked += 1,
+            ReserveOutcome::AlreadyBooked(_) => {}
+            o => panic!("unexpected {o:?}"),
+        }
+    }
+    assert_eq!(booked, 1);
+    let taken: u32 = ["A", "B", "C", "D", "E"]
+        .iter()
+        .zip([1, 1, 5, 50, 100])
+        .map(|(s, cap)| cap - remaining(&*store, s))
+        .sum();
+    assert_eq!(taken, 1);
+    assert_audit_clean(&*store).await;
+}

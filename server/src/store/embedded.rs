@@ -1,0 +1,645 @@
+//! `EmbeddedStore`: bookings in memory, seats in the [`Inventory`], durability in a journal.
+//!
+//! Each person's record sits in a sharded map; a write locks that one person's shard
+//! entry, so the per-person rules (one live booking per phase, idempotency keys) and
+//! the seat counter are decided together, while other people book in parallel.
+//!
+//! Journal order is what replay trusts, so records are queued *while the person's
+//! entry is locked* and by this rule: a seat is taken before its record is queued, and
+//! a seat is released only after its record is queued. Whoever takes a released seat
+//! therefore queues after the release's record, and replay never sees a slot overfull.
+//! The answer waits for the group commit after the lock is dropped (no lock across an
+//! `.await`). A journal failure poisons the store: every later write answers
+//! `Unavailable`, and after a restart the journal, which holds only what was
+//! acknowledged or was about to be, is the truth.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use dashmap::{DashMap, DashSet};
+use serde::{Deserialize, Serialize};
+
+use super::journal::{Ack, Journal, Replay};
+use super::{
+    CancelOutcome, Change, ChangeOutcome, Idempotency, LoadReport, Reserve, ReserveOutcome, Store,
+    StoreError,
+};
+use crate::audit::{AuditReport, audit};
+use crate::catalog::Catalog;
+use crate::domain::{
+    Booking, BookingId, BookingStatus, Calendar, IdNumber, PhaseId, SlotId, human_code,
+};
+use crate::inventory::Inventory;
+
+/// Idempotency keys remembered per person; older ones are forgotten.
+const KEYS_PER_PERSON: usize = 16;
+/// Invitations per journal record.
+const INVITES_PER_RECORD: usize = 100_000;
+
+#[derive(Debug, Default)]
+struct Person {
+    bookings: Vec<Booking>,
+    /// `(key, fingerprint, booking)`, newest last.
+    keys: Vec<(String, String, BookingId)>,
+}
+
+impl Person {
+    fn remember(&mut self, idem: Option<&Idempotency>, booking: &BookingId) {
+        if let Some(i) = idem {
+            if self.keys.len() == KEYS_PER_PERSON {
+                self.keys.remove(0);
+            }
+            self.keys
+                .push((i.key.clone(), i.fingerprint.clone(), booking.clone()));
+        }
+    }
+
+    /// `Some(Ok(booking))` for a replay, `Some(Err(()))` for a key reused with another
+    /// request, `None` for a new key.
+    fn replay(&self, idem: Option<&Idempotency>) -> Option<Result<&Booking, ()>> {
+        let idem = idem?;
+        let (_, fp, id) = self.keys.iter().find(|(k, _, _)| *k == idem.key)?;
+        if *fp != idem.fingerprint {
+            return Some(Err(()));
+        }
+        self.bookings.iter().find(|b| &b.booking == id).map(Ok)
+    }
+
+    fn booking_mut(&mut self, id: &BookingId) -> Option<&mut Booking> {
+        self.bookings.iter_mut().find(|b| &b.booking == id)
+    }
+}
+
+/// What the journal holds, one record per acknowledged change.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "kebab-case")]
+enum Record {
+    Calendar {
+        calendar: Calendar,
+    },
+    Invited {
+        phase: PhaseId,
+        people: Vec<IdNumber>,
+    },
+    Booked {
+        seq: u64,
+        booking: Booking,
+        key: Option<(String, String)>,
+    },
+    Changed {
+        person: IdNumber,
+        booking: BookingId,
+        slot: SlotId,
+        key: Option<(String, String)>,
+    },
+    Cancelled {
+        person: IdNumber,
+        booking: BookingId,
+    },
+}
+
+/// The embedded store. See the module documentation for its concurrency rules.
+#[derive(Debug)]
+pub struct EmbeddedStore {
+    catalog: ArcSwap<Catalog>,
+    inventory: Inventory,
+    people: DashMap<u64, Person>,
+    /// `(phase index, person)`.
+    invited: DashSet<(u32, u64)>,
+    sequence: AtomicU64,
+    journal: Option<Journal>,
+    /// Serialises calendar loads.
+    loader: tokio::sync::Mutex<()>,
+}
+
+/// What opening an embedded store found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OpenReport {
+    pub records: usize,
+    pub truncated_bytes: u64,
+    /// Whether a calendar was in the journal.
+    pub has_calendar: bool,
+}
+
+fn idem_pair(i: &Option<Idempotency>) -> Option<(String, String)> {
+    i.as_ref().map(|i| (i.key.clone(), i.fingerprint.clone()))
+}
+
+impl EmbeddedStore {
+    /// A store without a journal: nothing survives the process.
+    pub fn ephemeral() -> Self {
+        Self::with_journal(None)
+    }
+
+    fn with_journal(journal: Option<Journal>) -> Self {
+        Self {
+            catalog: ArcSwap::from_pointee(Catalog::default()),
+            inventory: Inventory::new(),
+            // Many shards: each write holds one shard's lock for a few hundred nanoseconds.
+            people: DashMap::with_shard_amount(256),
+            invited: DashSet::new(),
+            sequence: AtomicU64::new(0),
+            journal,
+            loader: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Opens the journal in `dir`, replays it, and starts its writer.
+    pub fn open(dir: &Path, max_batch: usize) -> Result<(Self, OpenReport), StoreError> {
+        let (
+            journal,
+            Replay {
+                records,
+                truncated_bytes,
+            },
+        ) = Journal::open(dir, max_batch)
+            .map_err(|e| StoreError::Unavailable(format!("journal in {}: {e}", dir.display())))?;
+        let store = Self::with_journal(Some(journal));
+        let report = store.replay(&records, truncated_bytes)?;
+        Ok((store, report))
+    }
+
+    /// Replays the journal in `dir` into a store without a journal, touching nothing on
+    /// disk: for the offline audit, safe beside a running server.
+    pub fn open_read_only(dir: &Path) -> Result<(Self, OpenReport), StoreError> {
+        let path = dir.join("journal.log");
+        if !path.is_file() {
+            return Err(StoreError::Unavailable(format!(
+                "no journal at {}",
+                path.display()
+            )));
+        }
+        let (records, valid, total) = super::journal::read_frames(&path)
+            .map_err(|e| StoreError::Unavailable(format!("journal {}: {e}", path.display())))?;
+        let store = Self::ephemeral();
+        let report = store.replay(&records, total - valid)?;
+        Ok((store, report))
+    }
+
+    fn replay(&self, records: &[Vec<u8>], truncated_bytes: u64) -> Result<OpenReport, StoreError> {
+        let mut report = OpenReport {
+            records: records.len(),
+            truncated_bytes,
+            has_calendar: false,
+        };
+        for (n, raw) in records.iter().enumerate() {
+            let record: Record = serde_json::from_slice(raw).map_err(|e| {
+                StoreError::Internal(format!("journal record {n} does not parse: {e}"))
+            })?;
+            report.has_calendar |= matches!(record, Record::Calendar { .. });
+            self.apply(record)?;
+        }
+        Ok(report)
+    }
+
+    /// Replays one record into memory, without journaling it again.
+    fn apply(&self, record: Record) -> Result<(), StoreError> {
+        match record {
+            Record::Calendar { calendar } => {
+                let (next, changes) = self.catalog.load().merge(&calendar)?;
+                next.apply_capacities(&self.inventory, &changes)?;
+                self.catalog.store(Arc::new(next));
+            }
+            Record::Invited { phase, people } => {
+                if let Some(p) = self.catalog.load().phase_index(phase.as_str()) {
+                    for id in people {
+                        self.invited.insert((p as u32, id.packed()));
+                    }
+                }
+            }
+            Record::Booked { seq, booking, key } => {
+                self.sequence.fetch_max(seq, Ordering::Relaxed);
+                if let Some(s) = self.catalog.load().slot_index(booking.slot.as_str()) {
+                    // A journal written by this store never overfills a slot; should one
+                    // (edited by hand), the audit reports it rather than replay hiding it.
+                    let _ = self.inventory.try_reserve(s);
+                }
+                let mut person = self.people.entry(booking.person.packed()).or_default();
+                if let Some((k, f)) = key {
+                    let idem = Idempotency {
+                        key: k,
+                        fingerprint: f,
+                    };
+                    person.remember(Some(&idem), &booking.booking);
+                }
+                person.bookings.push(booking);
+            }
+            Record::Changed {
+                person,
+                booking,
+                slot,
+                key,
+            } => {
+                let catalog = self.catalog.load();
+                let mut p = self.people.entry(person.packed()).or_default();
+                let idem = key.map(|(key, fingerprint)| Idempotency { key, fingerprint });
+                p.remember(idem.as_ref(), &booking);
+                if let Some(b) = p.booking_mut(&booking) {
+                    if let Some(s) = catalog.slot_index(slot.as_str()) {
+                        let _ = self.inventory.try_reserve(s);
+                    }
+                    if let Some(s) = catalog.slot_index(b.slot.as_str()) {
+                        self.inventory.release(s);
+                    }
+                    b.slot = slot;
+                }
+            }
+            Record::Cancelled { person, booking } => {
+                let catalog = self.catalog.load();
+                let mut p = self.people.entry(person.packed()).or_default();
+                if let Some(b) = p.booking_mut(&booking).filter(|b| b.status.is_live()) {
+                    b.status = BookingStatus::Cancelled;
+                    if let Some(s) = catalog.slot_index(b.slot.as_str()) {
+                        self.inventory.release(s);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a record; `None` without a journal.
+    fn log(&self, record: &Record) -> Option<Ack> {
+        let journal = self.journal.as_ref()?;
+        // Serialising plain data into a Vec cannot fail.
+        let bytes = serde_json::to_vec(record).unwrap_or_default();
+        Some(journal.append(&bytes))
+    }
+
+    /// Refuses writes once the journal has failed.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        match &self.journal {
+            Some(j) if j.has_failed() => Err(StoreError::Unavailable(
+                "the journal failed; restart on a healthy disk".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn durable(ack: Option<Ack>) -> Result<(), StoreError> {
+        match ack {
+            None => Ok(()),
+            Some(ack) => match ack.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+                Err(_) => Err(StoreError::Unavailable("journal writer stopped".into())),
+            },
+        }
+    }
+
+    /// Waits until everything queued so far is durable: answers that repeat an earlier
+    /// result must not get ahead of that result's record.
+    async fn barrier(&self) -> Result<(), StoreError> {
+        Self::durable(self.journal.as_ref().map(Journal::barrier)).await
+    }
+
+    fn new_booking(&self, r: &Reserve) -> (u64, Booking) {
+        let seq = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+        (
+            seq,
+            Booking {
+                booking: booking_id(seq),
+                code: human_code(seq),
+                phase: r.phase.clone(),
+                slot: r.slot.clone(),
+                person: r.person,
+                channel: r.channel,
+                status: BookingStatus::Booked,
+                booked_at: r.now,
+            },
+        )
+    }
+}
+
+/// Booking ids of the embedded store: `b` and the sequence number in hex.
+fn booking_id(seq: u64) -> BookingId {
+    // Hex digits and a letter are always a valid id.
+    BookingId::parse(&format!("b{seq:x}")).expect("hex is a valid id")
+}
+
+impl Store for EmbeddedStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    async fn load_calendar(&self, calendar: Calendar) -> Result<LoadReport, StoreError> {
+        self.check_writable()?;
+        let _one_loader = self.loader.lock().await;
+        let (next, changes) = self.catalog.load().merge(&calendar)?;
+        next.apply_capacities(&self.inventory, &changes)?;
+        let report = LoadReport {
+            sites: next.sites.len(),
+            phases: next.phases.len(),
+            slots: next.slots.len(),
+            capacity_changes: changes.len(),
+        };
+        let ack = if changes.is_empty() && self.catalog.load().to_calendar() == next.to_calendar() {
+            None
+        } else {
+            self.log(&Record::Calendar { calendar })
+        };
+        // Counters first, then the catalog: a slot is never visible without its seats.
+        self.catalog.store(Arc::new(next));
+        Self::durable(ack).await?;
+        Ok(report)
+    }
+
+    async fn invite(&self, phase: PhaseId, people: Vec<IdNumber>) -> Result<u64, StoreError> {
+        self.check_writable()?;
+        let p = self
+            .catalog
+            .load()
+            .phase_index(phase.as_str())
+            .ok_or_else(|| StoreError::Internal(format!("unknown phase {phase}")))?;
+        let mut added = 0;
+        let mut last = None;
+        for chunk in people.chunks(INVITES_PER_RECORD) {
+            let mut fresh = Vec::new();
+            for id in chunk {
+                if self.invited.insert((p as u32, id.packed())) {
+                    fresh.push(*id);
+                }
+            }
+            added += fresh.len() as u64;
+            if !fresh.is_empty() {
+                last = self.log(&Record::Invited {
+                    phase: phase.clone(),
+                    people: fresh,
+                });
+            }
+        }
+        Self::durable(last).await?;
+        Ok(added)
+    }
+
+    async fn reserve(&self, r: Reserve) -> Result<ReserveOutcome, StoreError> {
+        self.check_writable()?;
+        let phase_index = self.catalog.load().phase_index(r.phase.as_str());
+        let (outcome, ack) = {
+            let mut person = self.people.entry(r.person.packed()).or_default();
+            if let Some(replay) = person.replay(r.idempotency.as_ref()) {
+                match replay {
+                    Ok(b) => (ReserveOutcome::Replayed(b.clone()), None),
+                    Err(()) => (ReserveOutcome::KeyReused, None),
+                }
+            } else if let Some(b) = person
+                .bookings
+                .iter()
+                .find(|b| b.phase == r.phase && b.status.is_live())
+            {
+                if b.slot == r.slot {
+                    (ReserveOutcome::AlreadyHeld(b.clone()), None)
+                } else {
+                    (ReserveOutcome::AlreadyBooked(b.clone()), None)
+                }
+            } else if r.invitation_required
+                && !phase_index
+                    .is_some_and(|p| self.invited.contains(&(p as u32, r.person.packed())))
+            {
+                (ReserveOutcome::NotInvited, None)
+            } else if !self.inventory.try_reserve(r.slot_index) {
+                (ReserveOutcome::SlotFull, None)
+            } else {
+                let (seq, booking) = self.new_booking(&r);
+                person.remember(r.idempotency.as_ref(), &booking.booking);
+                person.bookings.push(booking.clone());
+                let ack = self.log(&Record::Booked {
+                    seq,
+                    booking: booking.clone(),
+                    key: idem_pair(&r.idempotency),
+                });
+                (ReserveOutcome::Booked(booking), ack)
+            }
+        };
+        match outcome {
+            ReserveOutcome::Booked(_) => Self::durable(ack).await?,
+            ReserveOutcome::Replayed(_) | ReserveOutcome::AlreadyHeld(_) => self.barrier().await?,
+            _ => {}
+        }
+        Ok(outcome)
+    }
+
+    async fn change(&self, c: Change) -> Result<ChangeOutcome, StoreError> {
+        self.check_writable()?;
+        let catalog = self.catalog.load();
+        let (outcome, ack) = {
+            let mut person = self.people.entry(c.person.packed()).or_default();
+            let replay = person.replay(c.idempotency.as_ref()).map(|r| r.cloned());
+            match replay {
+                Some(Ok(b)) if b.booking == c.booking => (ChangeOutcome::Unchanged(b), None),
+                Some(_) => (ChangeOutcome::KeyReused, None),
+                None => match person.booking_mut(&c.booking) {
+                    None => (ChangeOutcome::UnknownBooking, None),
+                    Some(b) if !b.status.is_live() => (ChangeOutcome::NotLive(b.clone()), None),
+                    Some(b) if b.phase != c.phase => (ChangeOutcome::OtherPhase, None),
+                    Some(b) if b.slot == c.slot => (ChangeOutcome::Unchanged(b.clone()), None),
+                    Some(b) => {
+                        if !self.inventory.try_reserve(c.slot_index) {
+                            (ChangeOutcome::SlotFull(b.clone()), None)
+                        } else {
+                            let old = catalog.slot_index(b.slot.as_str());
+                            b.slot = c.slot.clone();
+                            let changed = b.clone();
+                            person.remember(c.idempotency.as_ref(), &c.booking);
+                            let ack = self.log(&Record::Changed {
+                                person: c.person,
+                                booking: c.booking.clone(),
+                                slot: c.slot.clone(),
+                                key: idem_pair(&c.idempotency),
+                            });
+                            // Released only after the record is queued (module docs).
+                            if let Some(old) = old {
+                                self.inventory.release(old);
+                            }
+                            (ChangeOutcome::Changed(changed), ack)
+                        }
+                    }
+                },
+            }
+        };
+        match outcome {
+            ChangeOutcome::Changed(_) => Self::durable(ack).await?,
+            ChangeOutcome::Unchanged(_) => self.barrier().await?,
+            _ => {}
+        }
+        Ok(outcome)
+    }
+
+    async fn cancel(
+        &self,
+        person: IdNumber,
+        booking: BookingId,
+    ) -> Result<CancelOutcome, StoreError> {
+        self.check_writable()?;
+        let catalog = self.catalog.load();
+        let (outcome, ack) = match self.people.get_mut(&person.packed()) {
+            None => (CancelOutcome::UnknownBooking, None),
+            Some(mut p) => match p.booking_mut(&booking) {
+                None => (CancelOutcome::UnknownBooking, None),
+                Some(b) if !b.status.is_live() => {
+                    (CancelOutcome::AlreadyCancelled(b.clone()), None)
+                }
+                Some(b) => {
+                    b.status = BookingStatus::Cancelled;
+                    let cancelled = b.clone();
+                    let ack = self.log(&Record::Cancelled {
+                        person,
+                        booking: booking.clone(),
+                    });
+                    if let Some(s) = catalog.slot_index(cancelled.slot.as_str()) {
+                        self.inventory.release(s);
+                    }
+                    (CancelOutcome::Cancelled(cancelled), ack)
+                }
+            },
+        };
+        match outcome {
+            CancelOutcome::Cancelled(_) => Self::durable(ack).await?,
+            CancelOutcome::AlreadyCancelled(_) => self.barrier().await?,
+            CancelOutcome::UnknownBooking => {}
+        }
+        Ok(outcome)
+    }
+
+    async fn bookings_of(&self, person: IdNumber) -> Result<Vec<Booking>, StoreError> {
+        Ok(self
+            .people
+            .get(&person.packed())
+            .map(|p| p.bookings.clone())
+            .unwrap_or_default())
+    }
+
+    async fn audit(&self) -> Result<AuditReport, StoreError> {
+        let catalog = self.catalog.load_full();
+        let bookings: Vec<Booking> = self
+            .people
+            .iter()
+            .flat_map(|p| p.bookings.clone())
+            .collect();
+        Ok(audit(
+            &catalog,
+            |s| (self.inventory.capacity(s), self.inventory.remaining(s)),
+            &bookings,
+        ))
+    }
+
+    async fn ready(&self) -> bool {
+        self.check_writable().is_ok()
+    }
+
+    async fn shutdown(&self) {
+        if let Some(j) = &self.journal {
+            let journal_path = j.path().to_path_buf();
+            j.close();
+            tracing::info!(journal = %journal_path.display(), "journal flushed and closed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::synthetic_id;
+    use crate::store::contract;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_ephemeral_store_meets_the_contract() {
+        contract::run_all(|| async { EmbeddedStore::ephemeral() }).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_journaled_store_meets_the_contract() {
+        let dirs = std::sync::Mutex::new(Vec::new());
+        contract::run_all(|| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = EmbeddedStore::open(dir.path(), 64).expect("open").0;
+            dirs.lock().expect("lock").push(dir);
+            async { store }
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reopened_journal_restores_bookings_counters_and_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (before, mine) = {
+            let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("open");
+            let store = contract_loaded(store).await;
+            let p = synthetic_id(5);
+            let mut r = contract::reserve(&store, p, "C");
+            r.idempotency = Some(Idempotency {
+                key: "k".into(),
+                fingerprint: "f".into(),
+            });
+            let ReserveOutcome::Booked(b) = store.reserve(r).await.expect("up") else {
+                panic!("booked")
+            };
+            let q = synthetic_id(6);
+            let ReserveOutcome::Booked(c) = store
+                .reserve(contract::reserve(&store, q, "A"))
+                .await
+                .expect("up")
+            else {
+                panic!("booked")
+            };
+            store.cancel(q, c.booking.clone()).await.expect("up");
+            store
+                .invite(PhaseId::parse(contract::INVITED_ONLY).expect("id"), vec![q])
+                .await
+                .expect("up");
+            let report = store.audit().await.expect("audit");
+            store.shutdown().await;
+            (report, b)
+        };
+        let (store, report) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
+        assert!(report.has_calendar);
+        assert_eq!(store.audit().await.expect("audit"), before);
+        assert_eq!(
+            store.bookings_of(synthetic_id(5)).await.expect("up"),
+            vec![mine.clone()]
+        );
+        let mut again = contract::reserve(&store, synthetic_id(5), "C");
+        again.idempotency = Some(Idempotency {
+            key: "k".into(),
+            fingerprint: "f".into(),
+        });
+        assert_eq!(
+            store.reserve(again).await.expect("up"),
+            ReserveOutcome::Replayed(mine)
+        );
+        assert!(matches!(
+            store
+                .reserve(contract::reserve(&store, synthetic_id(6), "Q"))
+                .await
+                .expect("up"),
+            ReserveOutcome::Booked(_)
+        ));
+        // New bookings continue the sequence instead of reusing ids.
+        let ReserveOutcome::Booked(next) = store
+            .reserve(contract::reserve(&store, synthetic_id(7), "E"))
+            .await
+            .expect("up")
+        else {
+            panic!("booked")
+        };
+        assert_eq!(next.booking.as_str(), "b4");
+    }
+
+    async fn contract_loaded(store: EmbeddedStore) -> EmbeddedStore {
+        store
+            .load_calendar(contract::fixture(time::OffsetDateTime::now_utc()))
+            .await
+            .expect("fixture");
+        store
+    }
+}
