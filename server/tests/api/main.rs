@@ -1,0 +1,812 @@
+//! HTTP integration tests: a real server on port 0, a real HTTP client.
+
+mod helpers;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use helpers::{ADMIN, spawn_app, spawn_app_with};
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use slotd::domain::synthetic_id;
+use slotd::token::Scope;
+
+#[tokio::test]
+async fn health_phases_and_availability_answer() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/health/live", None).await.status, StatusCode::OK);
+    let ready = app.get("/health/ready", None).await;
+    assert_eq!(
+        (ready.status, ready.body["store"].clone()),
+        (StatusCode::OK, json!("embedded"))
+    );
+
+    let phases = app.get("/v1/phases", None).await;
+    assert_eq!(phases.status, StatusCode::OK);
+    let status: HashMap<String, String> = phases.body["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap_or("").into(),
+                p["status"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    assert_eq!(status["P1"], "open");
+    assert_eq!(status["P3"], "upcoming");
+    assert_eq!(status["P4"], "closed");
+
+    let a = app.get("/v1/phases/P1/availability?county=%E8%87%BA%E5%8C%97%E5%B8%82&district=%E5%A4%A7%E5%AE%89%E5%8D%80", None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let sites = a.body["sites"].as_array().expect("sites");
+    assert_eq!(sites.len(), 1, "only S2 is in 大安區");
+    assert_eq!(sites[0]["site"], "S2");
+    assert_eq!(sites[0]["slots"].as_array().map(Vec::len), Some(20));
+    assert!(a.body["as_of"].is_string());
+
+    let dated = app
+        .get("/v1/phases/P1/availability?date=2021-07-16", None)
+        .await;
+    let slots: usize = dated.body["sites"]
+        .as_array()
+        .expect("sites")
+        .iter()
+        .map(|s| s["slots"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(slots, 5);
+
+    let unknown = app.get("/v1/phases/P9/availability", None).await;
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (StatusCode::NOT_FOUND, "unknown-phase")
+    );
+    let bad = app
+        .get("/v1/phases/P1/availability?date=16-07-2021", None)
+        .await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid-request")
+    );
+}
+
+#[tokio::test]
+async fn availability_reflects_bookings_within_the_snapshot_interval() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.book(&app.person(1), "P1", "A").await.status,
+        StatusCode::CREATED
+    );
+    let mut seen = None;
+    for _ in 0..40 {
+        let a = app
+            .get("/v1/phases/P1/availability?date=2021-07-16", None)
+            .await;
+        let rem = a.body["sites"][0]["slots"]
+            .as_array()
+            .and_then(|s| s.iter().find(|x| x["slot"] == "A"))
+            .map(|s| s["remaining"].clone());
+        if rem == Some(json!(0)) {
+            seen = rem;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, Some(json!(0)), "the snapshot caught up");
+}
+
+#[tokio::test]
+async fn a_booking_can_be_made_seen_retried_changed_and_cancelled() {
+    let app = spawn_app().await;
+    let me = app.person(1);
+    let made = app.book(&me, "P1", "C").await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    let b = made.body.clone();
+    for field in [
+        "booking",
+        "code",
+        "phase",
+        "slot",
+        "site",
+        "site_name",
+        "county",
+        "district",
+        "date",
+        "period",
+        "vaccine",
+        "channel",
+        "status",
+        "booked_at",
+    ] {
+        assert!(!b[field].is_null(), "missing {field}");
+    }
+    assert_eq!(
+        (b["slot"].clone(), b["site"].clone(), b["status"].clone()),
+        (json!("C"), json!("S1"), json!("booked"))
+    );
+    assert_eq!(b["channel"], "web");
+    let id = b["booking"].as_str().expect("id").to_string();
+
+    let mine = app.get("/v1/me/bookings", Some(&me)).await;
+    assert_eq!(mine.body["bookings"], json!([b.clone()]));
+
+    let retry = app.book(&me, "P1", "C").await;
+    assert_eq!(
+        (retry.status, retry.body.clone()),
+        (StatusCode::OK, b.clone())
+    );
+
+    let other = app.book(&me, "P1", "D").await;
+    assert_eq!(
+        (other.status, other.code()),
+        (StatusCode::CONFLICT, "already-booked")
+    );
+    assert_eq!(other.body["booking"], b);
+
+    // Someone takes the only seat of A; a change to A keeps the old booking.
+    assert_eq!(
+        app.book(&app.person(2), "P1", "A").await.status,
+        StatusCode::CREATED
+    );
+    let full = app.change(&me, &id, "A").await;
+    assert_eq!(
+        (full.status, full.code()),
+        (StatusCode::CONFLICT, "slot-full")
+    );
+    assert_eq!(full.body["booking"]["slot"], "C");
+    assert_eq!(app.remaining("P1", "C").await, 4);
+
+    let moved = app.change(&me, &id, "D").await;
+    assert_eq!(
+        (
+            moved.status,
+            moved.body["slot"].clone(),
+            moved.body["booking"].clone()
+        ),
+        (StatusCode::OK, json!("D"), json!(id))
+    );
+    assert_eq!(
+        (
+            app.remaining("P1", "C").await,
+            app.remaining("P1", "D").await
+        ),
+        (5, 49)
+    );
+
+    let across = app.change(&me, &id, "Q").await;
+    assert_eq!(
+        (across.status, across.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown-slot")
+    );
+
+    let stranger = app.person(3);
+    let theirs = app.cancel(&stranger, &id).await;
+    assert_eq!(
+        (theirs.status, theirs.code()),
+        (StatusCode::NOT_FOUND, "unknown-booking")
+    );
+    let theirs = app.change(&stranger, &id, "E").await;
+    assert_eq!(
+        (theirs.status, theirs.code()),
+        (StatusCode::NOT_FOUND, "unknown-booking")
+    );
+
+    assert_eq!(app.cancel(&me, &id).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.remaining("P1", "D").await, 50, "the seat returns");
+    assert_eq!(
+        app.cancel(&me, &id).await.status,
+        StatusCode::NO_CONTENT,
+        "cancelling twice is harmless"
+    );
+    let dead = app.change(&me, &id, "E").await;
+    assert_eq!(
+        (dead.status, dead.code()),
+        (StatusCode::CONFLICT, "booking-not-live")
+    );
+    let mine = app.get("/v1/me/bookings", Some(&me)).await;
+    assert_eq!(mine.body["bookings"][0]["status"], "cancelled");
+    assert_eq!(
+        app.book(&me, "P1", "E").await.status,
+        StatusCode::CREATED,
+        "a cancelled person books again"
+    );
+    app.assert_audit_clean("P1").await;
+}
+
+#[tokio::test]
+async fn refusals_carry_their_codes() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.book(&app.person(1), "P1", "A").await.status,
+        StatusCode::CREATED
+    );
+    let full = app.book(&app.person(2), "P1", "A").await;
+    assert_eq!(
+        (full.status, full.code()),
+        (StatusCode::CONFLICT, "slot-full")
+    );
+    assert_eq!(full.headers["content-type"], "application/problem+json");
+
+    let uninvited = app.book(&app.person(3), "P2", "Q").await;
+    assert_eq!(
+        (uninvited.status, uninvited.code()),
+        (StatusCode::FORBIDDEN, "not-invited")
+    );
+
+    let early = app.book(&app.person(3), "P3", "R").await;
+    assert_eq!(
+        (early.status, early.code()),
+        (StatusCode::FORBIDDEN, "window-not-open")
+    );
+    let retry: u64 = early.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((3000..=3600).contains(&retry), "{retry}");
+
+    let late = app.book(&app.person(3), "P4", "S").await;
+    assert_eq!(
+        (late.status, late.code()),
+        (StatusCode::FORBIDDEN, "window-closed")
+    );
+
+    for slot in ["NOPE", "Q", "bad slot!", ""] {
+        let unknown = app.book(&app.person(3), "P1", slot).await;
+        assert_eq!(
+            (unknown.status, unknown.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "unknown-slot"),
+            "{slot}"
+        );
+    }
+    let phase = app.book(&app.person(3), "P9", "A").await;
+    assert_eq!(
+        (phase.status, phase.code()),
+        (StatusCode::NOT_FOUND, "unknown-phase")
+    );
+}
+
+#[tokio::test]
+async fn invitations_load_as_ndjson_or_json_and_open_the_phase() {
+    let app = spawn_app().await;
+    let (a, b) = (synthetic_id(50), synthetic_id(51));
+    let ndjson = format!("\"{a}\"\n\"{a}\"\n");
+    let loaded = app
+        .send(
+            Method::PUT,
+            "/v1/admin/phases/P2/invitations",
+            Some(ADMIN),
+            Some(Bytes::from(ndjson)),
+            &[("content-type", "application/x-ndjson")],
+        )
+        .await;
+    assert_eq!(
+        (
+            loaded.status,
+            loaded.body["received"].clone(),
+            loaded.body["added"].clone()
+        ),
+        (StatusCode::OK, json!(2), json!(1))
+    );
+    let array = app
+        .admin(
+            Method::PUT,
+            "/v1/admin/phases/P2/invitations",
+            Some(json!([b.to_string(), a.to_string()])),
+        )
+        .await;
+    assert_eq!(array.body["added"], 1);
+    assert_eq!(
+        app.book(&app.token(a), "P2", "Q").await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.book(&app.token(b), "P2", "Q").await.status,
+        StatusCode::CREATED
+    );
+
+    let bad = app
+        .send(
+            Method::PUT,
+            "/v1/admin/phases/P2/invitations",
+            Some(ADMIN),
+            Some(Bytes::from("\"A123456789\"\n\"A123456788\"\n")),
+            &[("content-type", "application/x-ndjson")],
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid-request")
+    );
+    assert!(
+        bad.body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("invitation 2"),
+        "{}",
+        bad.body
+    );
+    let unknown = app
+        .admin(
+            Method::PUT,
+            "/v1/admin/phases/P9/invitations",
+            Some(json!([])),
+        )
+        .await;
+    assert_eq!(unknown.code(), "unknown-phase");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_never_a_500() {
+    let app = spawn_app_with(|c| c.limits.max_body_bytes = 1024).await;
+    let me = app.person(1);
+    let post = |body: &'static [u8]| {
+        app.send(
+            Method::POST,
+            "/v1/phases/P1/bookings",
+            Some(&me),
+            Some(Bytes::from_static(body)),
+            &[],
+        )
+    };
+    for body in [
+        &b"{"[..],
+        b"[]",
+        b"{\"slot\": 5}",
+        b"{\"seat\": \"A\"}",
+        b"\xff\xfe",
+        b"",
+    ] {
+        let a = post(body).await;
+        assert_eq!(
+            (a.status, a.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid-request"),
+            "{body:?}"
+        );
+    }
+    let big = Bytes::from(format!("{{\"slot\": \"{}\"}}", "x".repeat(4096)));
+    let a = app
+        .send(
+            Method::POST,
+            "/v1/phases/P1/bookings",
+            Some(&me),
+            Some(big),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large")
+    );
+
+    let none = app.book("", "P1", "A").await;
+    assert_eq!(
+        (none.status, none.code()),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+    let missing = app
+        .send(Method::GET, "/v1/me/bookings", None, None, &[])
+        .await;
+    assert_eq!(
+        (missing.status, missing.body["reason"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("missing"))
+    );
+    let forged = me.replacen("booking", "kiosk", 1);
+    let invalid = app.get("/v1/me/bookings", Some(&forged)).await;
+    assert_eq!(
+        (invalid.status, invalid.body["reason"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("invalid"))
+    );
+    let expired = app.token_with(synthetic_id(1), Scope::Booking, -5);
+    let a = app.get("/v1/me/bookings", Some(&expired)).await;
+    assert_eq!(
+        (a.status, a.body["reason"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("expired"))
+    );
+    let registration = app.token_with(synthetic_id(1), Scope::Registration, 60);
+    let a = app.book(&registration, "P1", "A").await;
+    assert_eq!((a.status, a.code()), (StatusCode::FORBIDDEN, "wrong-scope"));
+    let a = app.get("/v1/me/bookings", Some("Basic abc")).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+
+    let a = app.get("/v1/nothing/here", None).await;
+    assert_eq!((a.status, a.code()), (StatusCode::NOT_FOUND, "not-found"));
+    let a = app
+        .send(Method::DELETE, "/v1/phases", None, None, &[])
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed")
+    );
+    let a = app
+        .send(
+            Method::DELETE,
+            "/v1/me/bookings/..%2F..",
+            Some(&me),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::NOT_FOUND, "unknown-booking")
+    );
+    let a = app
+        .send(
+            Method::POST,
+            "/v1/phases/P1/bookings",
+            Some(&me),
+            Some(Bytes::from_static(b"{\"slot\":\"A\",\"channel\":\"fax\"}")),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid-request")
+    );
+    let a = app
+        .send(
+            Method::POST,
+            "/v1/phases/P1/bookings",
+            Some(&me),
+            Some(Bytes::from_static(b"{\"slot\":\"A\"}")),
+            &[("idempotency-key", "")],
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid-request")
+    );
+    // None of that took a seat.
+    assert_eq!(app.remaining("P1", "A").await, 1);
+}
+
+#[tokio::test]
+async fn titles_follow_accept_language() {
+    let app = spawn_app().await;
+    let body = Some(Bytes::from_static(b"{\"slot\":\"NOPE\"}"));
+    let t = app.person(1);
+    let zh = app
+        .send(
+            Method::POST,
+            "/v1/phases/P1/bookings",
+            Some(&t),
+            body.clone(),
+            &[],
+        )
+        .await;
+    assert_eq!(zh.body["title"], "查無此時段");
+    let en = app
+        .send(
+            Method::POST,
+            "/v1/phases/P1/bookings",
+            Some(&t),
+            body.clone(),
+            &[("accept-language", "en-US,en;q=0.9")],
+        )
+        .await;
+    assert_eq!(en.body["title"], "Unknown slot");
+    assert_eq!(en.headers["content-language"], "en");
+    let vi = app
+        .send(
+            Method::POST,
+            "/v1/phases/P1/bookings",
+            Some(&t),
+            body,
+            &[("accept-language", "vi")],
+        )
+        .await;
+    assert_eq!(vi.body["title"], "Không tìm thấy khung giờ");
+}
+
+#[tokio::test]
+async fn a_retried_write_with_the_same_idempotency_key_returns_the_same_booking() {
+    let app = spawn_app().await;
+    let me = app.person(1);
+    let send = |slot: &str, key: &'static str| {
+        let body = Bytes::from(json!({ "slot": slot }).to_string());
+        let app = &app;
+        let me = &me;
+        async move {
+            app.send(
+                Method::POST,
+                "/v1/phases/P1/bookings",
+                Some(me),
+                Some(body),
+                &[("idempotency-key", key)],
+            )
+            .await
+        }
+    };
+    let first = send("C", "click-1").await;
+    let again = send("C", "click-1").await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(
+        (again.status, again.body.clone()),
+        (StatusCode::CREATED, first.body.clone())
+    );
+    let reused = send("D", "click-1").await;
+    assert_eq!(
+        (reused.status, reused.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused")
+    );
+    assert_eq!(app.remaining("P1", "C").await, 4);
+}
+
+#[tokio::test]
+async fn writes_beyond_the_per_person_rate_get_429_with_retry_after() {
+    let app = spawn_app_with(|c| c.limits.person_write_rate = 2).await;
+    let me = app.person(1);
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let a = app.book(&me, "P1", "C").await;
+        if a.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(a.code(), "rate-limited");
+            assert!(a.headers.contains_key("retry-after"));
+        }
+        statuses.push(a.status.as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(
+        app.book(&app.person(2), "P1", "D").await.status,
+        StatusCode::CREATED,
+        "others are not limited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_in_flight_limit_are_shed_with_503() {
+    let app = Arc::new(spawn_app_with(|c| c.limits.max_in_flight = 1).await);
+    let tasks: Vec<_> = (0..64)
+        .map(|n| {
+            let app = app.clone();
+            tokio::spawn(async move { app.book(&app.person(100 + n), "P1", "E").await })
+        })
+        .collect();
+    let (mut shed, mut booked) = (0, 0);
+    for t in tasks {
+        let a = t.await.expect("task");
+        match a.status {
+            StatusCode::CREATED => booked += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(a.code(), "overloaded");
+                assert!(a.headers.contains_key("retry-after"));
+                shed += 1;
+            }
+            s => panic!("unexpected {s}: {}", a.body),
+        }
+    }
+    assert!(shed > 0 && booked > 0, "shed {shed}, booked {booked}");
+    assert_eq!(app.remaining("P1", "E").await, 100 - booked);
+    assert_eq!(app.get("/health/live", None).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_people_racing_for_a_hundred_seats_get_exactly_a_hundred() {
+    let app = Arc::new(spawn_app().await);
+    let tokens: Vec<String> = (0..2_000).map(|n| app.person(10_000 + n)).collect();
+    let barrier = Arc::new(tokio::sync::Barrier::new(tokens.len()));
+    let tasks: Vec<_> = tokens
+        .into_iter()
+        .map(|t| {
+            let (app, barrier) = (app.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let a = app.book(&t, "P1", "E").await;
+                (a.status, a.code().to_string())
+            })
+        })
+        .collect();
+    let mut counts: HashMap<(u16, String), usize> = HashMap::new();
+    for t in tasks {
+        let (s, c) = t.await.expect("task");
+        *counts.entry((s.as_u16(), c)).or_default() += 1;
+    }
+    assert_eq!(counts.get(&(201, String::new())), Some(&100), "{counts:?}");
+    assert_eq!(
+        counts.get(&(409, "slot-full".into())),
+        Some(&1_900),
+        "{counts:?}"
+    );
+    assert_eq!(app.remaining("P1", "E").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_person_racing_for_twenty_slots_gets_one_booking() {
+    let app = Arc::new(spawn_app().await);
+    let me = app.person(7);
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let tasks: Vec<_> = (1..=20)
+        .map(|n| {
+            let (app, me, barrier) = (app.clone(), me.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let a = app.book(&me, "P1", &format!("F{n:02}")).await;
+                (a.status.as_u16(), a.code().to_string())
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.expect("task"));
+    }
+    assert_eq!(
+        results.iter().filter(|r| r.0 == 201).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| *r == &(409, "already-booked".to_string()))
+            .count(),
+        19
+    );
+    let audit = app.assert_audit_clean("P1").await;
+    let taken: u64 = audit["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .filter(|s| s["slot"].as_str().is_some_and(|x| x.starts_with('F')))
+        .map(|s| s["booked"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(taken, 1, "no seat leaked");
+}
+
+#[tokio::test]
+async fn admin_endpoints_need_the_admin_secret_and_keep_calendars_idempotent() {
+    let app = spawn_app().await;
+    let a = app
+        .send(
+            Method::POST,
+            "/v1/admin/tokens",
+            Some("wrong"),
+            Some(Bytes::from_static(b"{}")),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+    let a = app
+        .send(
+            Method::GET,
+            "/v1/admin/phases/P1/audit",
+            Some(&app.person(1)),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        a.status,
+        StatusCode::UNAUTHORIZED,
+        "a person token is no admin secret"
+    );
+
+    let minted = app
+        .admin(
+            Method::POST,
+            "/v1/admin/tokens",
+            Some(json!({"id_number": "A123456789", "scope": "kiosk", "ttl_seconds": 600})),
+        )
+        .await;
+    assert_eq!(minted.status, StatusCode::OK);
+    assert!(minted.body["expires_at"].is_string());
+    let token = minted.body["token"].as_str().expect("token").to_string();
+    let b = app.book(&token, "P1", "C").await;
+    assert_eq!(
+        (b.status, b.body["channel"].clone()),
+        (StatusCode::CREATED, json!("kiosk"))
+    );
+    let bad = app
+        .admin(
+            Method::POST,
+            "/v1/admin/tokens",
+            Some(json!({"id_number": "A123456788", "scope": "booking"})),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid-request")
+    );
+    let bad = app
+        .admin(
+            Method::POST,
+            "/v1/admin/tokens",
+            Some(json!({"id_number": "A123456789", "scope": "root"})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let mut cal: Value =
+        serde_json::to_value(helpers::calendar(time::OffsetDateTime::now_utc())).expect("json");
+    // Phase windows differ by a few ms from the loaded ones; capacities do not.
+    let same = app
+        .admin(Method::PUT, "/v1/admin/calendar", Some(cal.clone()))
+        .await;
+    assert_eq!(
+        (same.status, same.body["capacity_changes"].clone()),
+        (StatusCode::OK, json!(0))
+    );
+    cal["phases"][0]["slots"][2]["capacity"] = json!(0);
+    let lower = app
+        .admin(Method::PUT, "/v1/admin/calendar", Some(cal.clone()))
+        .await;
+    assert_eq!(
+        (lower.status, lower.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid-calendar")
+    );
+    assert!(
+        lower.body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("slot C"),
+        "{}",
+        lower.body
+    );
+    assert_eq!(app.remaining("P1", "C").await, 4);
+    cal["phases"][0]["slots"][2]["capacity"] = json!(9);
+    let raise = app
+        .admin(Method::PUT, "/v1/admin/calendar", Some(cal.clone()))
+        .await;
+    assert_eq!(raise.status, StatusCode::OK);
+    assert_eq!(app.remaining("P1", "C").await, 8);
+    cal["sites"][0]["district"] = json!("板橋區");
+    let invalid = app
+        .admin(Method::PUT, "/v1/admin/calendar", Some(cal))
+        .await;
+    assert_eq!(invalid.code(), "invalid-calendar");
+    let garbage = app
+        .send(
+            Method::PUT,
+            "/v1/admin/calendar",
+            Some(ADMIN),
+            Some(Bytes::from_static(b"{\"sites\": 3}")),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (garbage.status, garbage.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid-calendar")
+    );
+}
+
+#[tokio::test]
+async fn metrics_and_openapi_are_served() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.book(&app.person(1), "P1", "C").await.status,
+        StatusCode::CREATED
+    );
+    let res = app
+        .client
+        .get(format!("http://{}/metrics", app.addr).parse().expect("uri"))
+        .await
+        .expect("metrics");
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec(),
+    )
+    .expect("utf-8");
+    assert!(
+        text.contains("slotd_http_requests_total{route=\"/v1/phases/{phase}/bookings\""),
+        "{text}"
+    );
+    assert!(text.contains("slotd_bookings_committed_total"));
+    assert!(text.contains("slotd_journal_fsync_seconds_bucket"));
+    let doc = app.get("/openapi.json", None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert!(
+        doc.body["openapi"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("3.1")
+    );
+}
