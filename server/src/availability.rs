@@ -14,7 +14,6 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use serde::Serialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::catalog::Catalog;
 use crate::inventory::{Inventory, SlotIndex};
@@ -135,7 +134,7 @@ impl Snapshot {
         }
         let page = Page {
             phase: c.phases[phase].phase.id.as_str(),
-            as_of: self.as_of.format(&Rfc3339).unwrap_or_default(),
+            as_of: crate::domain::rfc3339(self.as_of),
             sites,
         };
         Bytes::from(serde_json::to_vec(&page).unwrap_or_default())

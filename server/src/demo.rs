@@ -5,7 +5,7 @@
 //! five days × two periods × two vaccines; phase `02` opening in a week for invited
 //! people only. Capacities follow site size, so a busy district has big sites.
 
-use time::{Duration, OffsetDateTime, UtcOffset};
+use time::{Duration, OffsetDateTime};
 
 use crate::domain::{Calendar, Geography, Phase, PhaseId, Site, SiteId, Slot, SlotId};
 
@@ -60,8 +60,7 @@ fn sites() -> Vec<(Site, u32)> {
 
 /// The demo calendar as of `now`.
 pub fn calendar(now: OffsetDateTime) -> Calendar {
-    let taiwan = UtcOffset::from_hms(8, 0, 0).expect("+08:00 is a valid offset");
-    let now = now.to_offset(taiwan);
+    let now = now.to_offset(crate::domain::TAIWAN);
     let today = now.date();
     let hour = now
         .replace_minute(0)

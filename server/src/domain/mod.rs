@@ -11,9 +11,11 @@ mod calendar;
 mod geography;
 mod id_number;
 mod ids;
+mod taiwan_time;
 
 pub use booking::{Booking, BookingStatus, Channel};
 pub use calendar::{Calendar, CalendarError, MAX_SLOT_CAPACITY, Phase, Site, Slot, parse_date};
 pub use geography::{County, District, Geography};
 pub use id_number::{IdNumber, IdNumberError, synthetic_id};
 pub use ids::{BookingId, IdError, PhaseId, SiteId, SlotId, human_code};
+pub use taiwan_time::{TAIWAN, rfc3339};

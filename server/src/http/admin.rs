@@ -6,7 +6,6 @@ use hyper::body::Body;
 use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::problem::{Code, Problem};
 use super::request::{HttpResponse, authenticate_admin, json, read_body, respond};
@@ -149,8 +148,7 @@ where
         expires_at: expires,
     });
     let expires_at = OffsetDateTime::from_unix_timestamp(expires)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
+        .map(crate::domain::rfc3339)
         .unwrap_or_default();
     Ok(respond(
         StatusCode::OK,

@@ -6,7 +6,6 @@ use hyper::body::Body;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::problem::{Code, Problem};
 use super::request::{HttpResponse, authenticate, empty, idempotency, json, read_body, respond};
@@ -57,7 +56,7 @@ pub fn view(catalog: &Catalog, b: &Booking) -> Value {
         vaccine: slot.map_or("", |s| s.slot.vaccine.as_str()),
         channel: b.channel.as_str(),
         status: b.status,
-        booked_at: b.booked_at.format(&Rfc3339).unwrap_or_default(),
+        booked_at: crate::domain::rfc3339(b.booked_at),
     };
     serde_json::to_value(v).unwrap_or(Value::Null)
 }

@@ -4,14 +4,13 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::problem::{Code, Problem};
 use super::request::{HttpResponse, bytes_response, query_pairs, respond};
 use crate::app::App;
 use crate::availability::Query;
 use crate::catalog::WindowState;
-use crate::domain::parse_date;
+use crate::domain::{parse_date, rfc3339};
 use crate::store::Store;
 
 /// The OpenAPI 3.1 document of this API.
@@ -56,10 +55,6 @@ pub fn openapi() -> HttpResponse {
         "application/json",
         Bytes::from_static(OPENAPI.as_bytes()),
     )
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 /// `GET /v1/phases`
