@@ -1,0 +1,403 @@
+//! One person's journey, as a goose transaction: wait for their arrival, poll
+//! availability, pick a slot they want that has seats, book, retry elsewhere on
+//! `slot-full`, honour `Retry-After`; sometimes double-click, change, cancel, use a
+//! kiosk, or send something broken.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use goose::goose::{GooseMethod, GooseRequest, GooseUser, TransactionResult};
+use serde_json::Value;
+use slotd::token::{Claims, Scope};
+
+use crate::model::{Person, Rng, zipf};
+use crate::state::{Acked, Drill, Route, Sample, drill};
+
+/// What one HTTP exchange gave.
+struct Reply {
+    status: u16,
+    retry_after: Option<u64>,
+    body: Value,
+}
+
+impl Reply {
+    fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    user: &mut GooseUser,
+    d: &Drill,
+    route: Route,
+    method: GooseMethod,
+    url: &str,
+    token: Option<&str>,
+    body: Option<String>,
+    idem: Option<&str>,
+    expected: &[u16],
+) -> Result<Reply, Box<goose::goose::TransactionError>> {
+    let mut rb = user.get_request_builder(&method, url)?;
+    if let Some(t) = token {
+        rb = rb.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(k) = idem {
+        rb = rb.header("idempotency-key", k);
+    }
+    if let Some(b) = body {
+        rb = rb.header("content-type", "application/json").body(b);
+    }
+    let request = GooseRequest::builder()
+        .method(method)
+        .path(url)
+        .name(route.name())
+        .set_request_builder(rb)
+        .build();
+    let started = Instant::now();
+    let mut goose = user.request(request).await?;
+    let (status, retry_after, body) = match goose.response {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
+            let text = r.text().await.unwrap_or_default();
+            (
+                status,
+                retry_after,
+                serde_json::from_str(&text).unwrap_or(Value::Null),
+            )
+        }
+        Err(_) => (0, None, Value::Null),
+    };
+    let latency = started.elapsed();
+    if expected.contains(&status) {
+        user.set_success(&mut goose.request)?;
+    }
+    let reply = Reply {
+        status,
+        retry_after,
+        body,
+    };
+    d.record(Sample {
+        at_ms: d.since_open_ms(started),
+        route,
+        status,
+        latency_us: latency.as_micros().min(u128::from(u32::MAX)) as u32,
+        code: (status >= 400).then(|| reply.code().to_string()),
+    });
+    Ok(reply)
+}
+
+/// A seat a person could take: (site index in the page, slot id, rank of the slot in time).
+struct Candidate {
+    site_popularity: f64,
+    slot: String,
+    time_rank: usize,
+}
+
+fn candidates(d: &Drill, page: &Value, tried: &HashSet<String>) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for site in page["sites"].as_array().into_iter().flatten() {
+        let popularity = site["site"]
+            .as_str()
+            .and_then(|id| d.popularity.get(id).copied())
+            .unwrap_or(0.1);
+        for (rank, slot) in site["slots"].as_array().into_iter().flatten().enumerate() {
+            let Some(id) = slot["slot"].as_str() else {
+                continue;
+            };
+            if slot["remaining"].as_u64().unwrap_or(0) > 0 && !tried.contains(id) {
+                out.push(Candidate {
+                    site_popularity: popularity,
+                    slot: id.to_string(),
+                    time_rank: rank,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Picks by site popularity times a Zipf preference for early times.
+fn choose(rng: &mut Rng, d: &Drill, cands: &[Candidate]) -> Option<usize> {
+    if cands.is_empty() {
+        return None;
+    }
+    let time = zipf(64, d.scenario.params.zipf_times);
+    let weights: Vec<f64> = cands
+        .iter()
+        .map(|c| c.site_popularity * time[c.time_rank.min(63)])
+        .collect();
+    Some(rng.weighted(&weights))
+}
+
+/// Where a person looks for seats, widening as they fail.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    District,
+    County,
+    Anywhere,
+}
+
+fn availability_url(base: &str, d: &Drill, p: &Person, reach: Reach) -> String {
+    let phase = &d.scenario.phase;
+    match reach {
+        Reach::District => format!(
+            "{base}/v1/phases/{phase}/availability?county={}&district={}",
+            enc(p.county),
+            enc(p.district)
+        ),
+        Reach::County => format!(
+            "{base}/v1/phases/{phase}/availability?county={}",
+            enc(p.county)
+        ),
+        Reach::Anywhere => format!("{base}/v1/phases/{phase}/availability"),
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// Sleeps for a server's `Retry-After`, capped so a drill stays short.
+async fn back_off(reply: &Reply) {
+    let secs = reply.retry_after.unwrap_or(1).clamp(1, 2);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+}
+
+/// The goose transaction: each simulated user works through the arrival queue.
+pub async fn surge(user: &mut GooseUser) -> TransactionResult {
+    let d = drill();
+    let base = d.targets[user.weighted_users_index % d.targets.len()].clone();
+    let mut rng =
+        Rng::new(d.scenario.params.seed ^ (user.weighted_users_index as u64).wrapping_mul(0x9E37));
+    loop {
+        let next = d.next.fetch_add(1, Ordering::Relaxed);
+        let Some(&person) = d.arrivals.get(next) else {
+            break;
+        };
+        if Instant::now() >= d.deadline {
+            d.unserved.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let p = &d.scenario.people[person];
+        let at = p.arrives_at.unwrap_or(0.0) / d.scenario.compression();
+        let due = d.opening + Duration::from_secs_f64(at);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        journey(user, &d, &base, person, &mut rng).await?;
+    }
+    Ok(())
+}
+
+async fn journey(
+    user: &mut GooseUser,
+    d: &Arc<Drill>,
+    base: &str,
+    person: usize,
+    rng: &mut Rng,
+) -> TransactionResult {
+    let p = &d.scenario.people[person];
+    let params = &d.scenario.params;
+    let kiosk = rng.chance(params.kiosk_share);
+    let token = d.keys.sign(Claims {
+        person: p.id,
+        scope: if kiosk { Scope::Kiosk } else { Scope::Booking },
+        expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + 3600,
+    });
+    let book_url = format!("{base}/v1/phases/{}/bookings", d.scenario.phase);
+    if rng.chance(params.bad_token_share) {
+        let forged = format!("{}x", &token[..token.len() - 1]);
+        send(
+            user,
+            d,
+            Route::MyBookings,
+            GooseMethod::Get,
+            &format!("{base}/v1/me/bookings"),
+            Some(&forged),
+            None,
+            None,
+            &[401],
+        )
+        .await?;
+    }
+    if rng.chance(params.malformed_share) {
+        send(
+            user,
+            d,
+            Route::Book,
+            GooseMethod::Post,
+            &book_url,
+            Some(&token),
+            Some("{\"slot\": ".into()),
+            None,
+            &[422],
+        )
+        .await?;
+    }
+    let mut reach = if rng.chance(params.own_district_share) {
+        Reach::District
+    } else if rng.chance(params.own_county_share / (1.0 - params.own_district_share)) {
+        Reach::County
+    } else {
+        Reach::Anywhere
+    };
+    let mut tried = HashSet::new();
+    let mut page = Value::Null;
+    let mut stale = true;
+    let mut failures = 0;
+    let mut attempt = 0;
+    while failures < params.max_attempts {
+        if stale {
+            let r = send(
+                user,
+                d,
+                Route::Availability,
+                GooseMethod::Get,
+                &availability_url(base, d, p, reach),
+                None,
+                None,
+                None,
+                &[200],
+            )
+            .await?;
+            if r.status != 200 {
+                failures += 1;
+                back_off(&r).await;
+                continue;
+            }
+            page = r.body;
+            stale = false;
+        }
+        let cands = candidates(d, &page, &tried);
+        let Some(pick) = choose(rng, d, &cands) else {
+            reach = match reach {
+                Reach::District => Reach::County,
+                Reach::County => Reach::Anywhere,
+                Reach::Anywhere => break,
+            };
+            stale = true;
+            continue;
+        };
+        let slot = cands[pick].slot.clone();
+        attempt += 1;
+        let key = format!("{}-{attempt}", p.id);
+        let body = format!("{{\"slot\":\"{slot}\"}}");
+        let r = send(
+            user,
+            d,
+            Route::Book,
+            GooseMethod::Post,
+            &book_url,
+            Some(&token),
+            Some(body.clone()),
+            Some(&key),
+            &[200, 201, 403, 409],
+        )
+        .await?;
+        match (r.status, r.code()) {
+            (201, _) => {
+                let booking = r.body["booking"].as_str().unwrap_or("").to_string();
+                if rng.chance(params.double_click_share) {
+                    let again = send(
+                        user,
+                        d,
+                        Route::Book,
+                        GooseMethod::Post,
+                        &book_url,
+                        Some(&token),
+                        Some(body),
+                        Some(&key),
+                        &[201],
+                    )
+                    .await?;
+                    if again.body["booking"].as_str() != Some(booking.as_str()) {
+                        d.idempotency_mismatches.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                let mut acked = Acked {
+                    person,
+                    booking,
+                    live: true,
+                };
+                follow_up(user, d, base, &token, &page, &tried, &mut acked, rng).await?;
+                d.acked.lock().map(|mut a| a.push(acked)).ok();
+                return Ok(());
+            }
+            (200, _) | (409, "already-booked") => return Ok(()),
+            (409, _) => {
+                tried.insert(slot);
+                failures += 1;
+                // A second refusal suggests the page is stale: look again.
+                stale = failures % 2 == 0;
+            }
+            (403, "window-not-open") => back_off(&r).await,
+            (429 | 503, _) | (0, _) => {
+                failures += 1;
+                back_off(&r).await;
+            }
+            _ => failures += 1,
+        }
+    }
+    d.gave_up.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// After booking: a few change their slot, a few cancel.
+#[allow(clippy::too_many_arguments)]
+async fn follow_up(
+    user: &mut GooseUser,
+    d: &Arc<Drill>,
+    base: &str,
+    token: &str,
+    page: &Value,
+    tried: &HashSet<String>,
+    acked: &mut Acked,
+    rng: &mut Rng,
+) -> TransactionResult {
+    let params = &d.scenario.params;
+    let url = format!("{base}/v1/me/bookings/{}", acked.booking);
+    if rng.chance(params.change_share) {
+        let cands = candidates(d, page, tried);
+        if let Some(pick) = choose(rng, d, &cands) {
+            let body = format!("{{\"slot\":\"{}\"}}", cands[pick].slot);
+            send(
+                user,
+                d,
+                Route::Change,
+                GooseMethod::Put,
+                &url,
+                Some(token),
+                Some(body),
+                None,
+                &[200, 409],
+            )
+            .await?;
+        }
+    }
+    if rng.chance(params.cancel_share) {
+        let r = send(
+            user,
+            d,
+            Route::Cancel,
+            GooseMethod::Delete,
+            &url,
+            Some(token),
+            None,
+            None,
+            &[204],
+        )
+        .await?;
+        if r.status == 204 {
+            acked.live = false;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,398 @@
+//! The report: `summary.md`, `summary.json` and SVG charts drawn here (goose's HTML
+//! report loads its charts from a CDN, which a drill machine may not reach).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use goose::metrics::GooseMetrics;
+use plotters::prelude::*;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::provision::Provisioning;
+use crate::state::{Drill, Route, Sample};
+use crate::verify::Checks;
+
+/// Polls the phase's free seats every 250 ms until aborted.
+pub fn spawn_seat_sampler(
+    client: reqwest::Client,
+    base: String,
+    d: Arc<Drill>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let url = format!("{base}/v1/phases");
+        loop {
+            let at = std::time::Instant::now();
+            if let Ok(r) = client.get(&url).send().await
+                && let Ok(v) = r.json::<Value>().await
+                && let Some(rem) = v["phases"]
+                    .as_array()
+                    .and_then(|ps| ps.iter().find(|p| p["id"] == d.scenario.phase.as_str()))
+                    .and_then(|p| p["remaining"].as_u64())
+                && let Ok(mut s) = d.seats.lock()
+            {
+                s.push((d.since_open_ms(at), rem));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+}
+
+/// Latency percentiles of one route, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+struct RouteFigures {
+    route: &'static str,
+    requests: usize,
+    per_second: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    statuses: BTreeMap<u16, usize>,
+}
+
+fn percentile(sorted: &[u32], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    f64::from(sorted[i]) / 1000.0
+}
+
+fn route_figures(samples: &[Sample], seconds: f64) -> Vec<RouteFigures> {
+    Route::ALL
+        .iter()
+        .filter_map(|&r| {
+            let mine: Vec<&Sample> = samples.iter().filter(|s| s.route == r).collect();
+            if mine.is_empty() {
+                return None;
+            }
+            let mut lat: Vec<u32> = mine.iter().map(|s| s.latency_us).collect();
+            lat.sort_unstable();
+            let mut statuses = BTreeMap::new();
+            for s in &mine {
+                *statuses.entry(s.status).or_default() += 1;
+            }
+            Some(RouteFigures {
+                route: r.name(),
+                requests: mine.len(),
+                per_second: mine.len() as f64 / seconds.max(0.001),
+                p50_ms: percentile(&lat, 0.50),
+                p95_ms: percentile(&lat, 0.95),
+                p99_ms: percentile(&lat, 0.99),
+                max_ms: percentile(&lat, 1.0),
+                statuses,
+            })
+        })
+        .collect()
+}
+
+/// Seconds from the opening until `share` of all seats were taken, if ever.
+fn time_to(seats: &[(i64, u64)], capacity: u64, share: f64) -> Option<f64> {
+    let need = (capacity as f64 * share).ceil() as u64;
+    seats
+        .iter()
+        .find(|(_, rem)| capacity.saturating_sub(*rem) >= need)
+        .map(|(t, _)| *t as f64 / 1000.0)
+}
+
+fn fmt_time(t: Option<f64>) -> String {
+    t.map_or("not reached".into(), |t| format!("{t:.1} s"))
+}
+
+/// Per-second buckets: (second, requests, p50 ms, p99 ms).
+fn per_second(samples: &[Sample]) -> Vec<(i64, usize, f64, f64)> {
+    let mut buckets: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    for s in samples {
+        buckets
+            .entry(s.at_ms.div_euclid(1000))
+            .or_default()
+            .push(s.latency_us);
+    }
+    buckets
+        .into_iter()
+        .map(|(sec, mut lat)| {
+            lat.sort_unstable();
+            (
+                sec,
+                lat.len(),
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.99),
+            )
+        })
+        .collect()
+}
+
+fn chart(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    series: &[(&str, Vec<(f64, f64)>, RGBColor)],
+) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let xs = series.iter().flat_map(|s| s.1.iter().map(|p| p.0));
+    let ys = series.iter().flat_map(|s| s.1.iter().map(|p| p.1));
+    let (x0, x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+    let y1 = ys.fold(0.0f64, f64::max);
+    let (x0, x1) = if x0 <= x1 {
+        (x0, x1.max(x0 + 1.0))
+    } else {
+        (0.0, 1.0)
+    };
+    let mut c = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, 0.0..(y1 * 1.1).max(1.0))?;
+    c.configure_mesh()
+        .x_desc("seconds since the opening")
+        .y_desc(y_label)
+        .draw()?;
+    for (name, points, color) in series {
+        let color = *color;
+        c.draw_series(LineSeries::new(
+            points.iter().copied(),
+            color.stroke_width(2),
+        ))?
+        .label(*name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+    }
+    c.configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Writes the report; answers whether every invariant held.
+pub fn write(
+    out: &Path,
+    d: &Drill,
+    metrics: &GooseMetrics,
+    prov: &Provisioning,
+    checks: &Checks,
+) -> anyhow::Result<bool> {
+    let samples = d.samples.lock().map(|s| s.clone()).unwrap_or_default();
+    let seats = d.seats.lock().map(|s| s.clone()).unwrap_or_default();
+    let first = samples.iter().map(|s| s.at_ms).min().unwrap_or(0);
+    let last = samples.iter().map(|s| s.at_ms).max().unwrap_or(0);
+    let seconds = (last - first) as f64 / 1000.0;
+    let routes = route_figures(&samples, seconds);
+    let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+    for s in samples.iter().filter(|s| s.status >= 400 || s.status == 0) {
+        let key = match (&s.code, s.status) {
+            (_, 0) => "no answer (connection error)".to_string(),
+            (Some(c), st) if !c.is_empty() => format!("{st} {c}"),
+            (_, st) => format!("{st}"),
+        };
+        *errors.entry(key).or_default() += 1;
+    }
+    let acked = d.acked.lock().map(|a| a.clone()).unwrap_or_default();
+    let tried = d.arrivals.len();
+    let booked_people = acked.len();
+    let capacity = d.scenario.capacity;
+    let taken = checks.totals["booked"].as_u64().unwrap_or(0);
+    let t50 = time_to(&seats, capacity, 0.5);
+    let t90 = time_to(&seats, capacity, 0.9);
+    let t100 = time_to(&seats, capacity, 1.0);
+    let ok = checks.ok();
+
+    let buckets = per_second(&samples);
+    chart(
+        &out.join("requests-per-second.svg"),
+        "Requests per second",
+        "requests/s",
+        &[(
+            "all routes",
+            buckets.iter().map(|b| (b.0 as f64, b.1 as f64)).collect(),
+            BLUE,
+        )],
+    )?;
+    chart(
+        &out.join("latency.svg"),
+        "Latency per second (all routes)",
+        "ms",
+        &[
+            (
+                "p50",
+                buckets.iter().map(|b| (b.0 as f64, b.2)).collect(),
+                GREEN,
+            ),
+            (
+                "p99",
+                buckets.iter().map(|b| (b.0 as f64, b.3)).collect(),
+                RED,
+            ),
+        ],
+    )?;
+    chart(
+        &out.join("seats-remaining.svg"),
+        "Seats remaining",
+        "seats",
+        &[(
+            "remaining",
+            seats
+                .iter()
+                .map(|(t, r)| (*t as f64 / 1000.0, *r as f64))
+                .collect(),
+            BLUE,
+        )],
+    )?;
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# Surge drill: phase {}\n", d.scenario.phase);
+    let _ = writeln!(
+        md,
+        "**Invariants: {}**\n",
+        if ok { "all hold" } else { "FAILED" }
+    );
+    let _ = writeln!(md, "| invariant | count (must be 0) |\n|---|---|");
+    let _ = writeln!(md, "| overbooked slots | {} |", checks.overbooked_slots);
+    let _ = writeln!(
+        md,
+        "| people with two live bookings | {} |",
+        checks.double_booked_people
+    );
+    let _ = writeln!(
+        md,
+        "| acknowledged bookings missing from the store (of {}) | {} |",
+        checks.acknowledged, checks.acknowledged_missing
+    );
+    let _ = writeln!(
+        md,
+        "| seat counters disagreeing with bookings | {} |",
+        checks.counter_mismatches
+    );
+    let _ = writeln!(
+        md,
+        "| double-clicks answered with another booking | {} |\n",
+        checks.idempotency_mismatches
+    );
+    let p = &d.scenario.params;
+    let _ = writeln!(md, "## Demand and supply\n");
+    let _ = writeln!(
+        md,
+        "- scale {} of phase 2 of 2021: {} invited, {} tried to book, {} seats in {} slots at {} sites",
+        p.scale,
+        d.scenario.people.len(),
+        tried,
+        capacity,
+        prov.slots,
+        d.scenario.sites.len()
+    );
+    let _ = writeln!(
+        md,
+        "- 55-hour window compressed {:.0}x into {} s; targets: {}",
+        d.scenario.compression(),
+        p.window_seconds,
+        d.targets.join(", ")
+    );
+    let _ = writeln!(
+        md,
+        "- bookings made: {booked_people} ({:.1} % of those who tried; {:.1} % of seats taken, audit says {taken} booked)",
+        100.0 * booked_people as f64 / tried.max(1) as f64,
+        100.0 * taken as f64 / capacity.max(1) as f64
+    );
+    let _ = writeln!(
+        md,
+        "- gave up after {} attempts (wait for the next phase): {}; not started before the deadline: {}",
+        p.max_attempts,
+        d.gave_up.load(Ordering::Relaxed),
+        d.unserved.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        md,
+        "- time to 50 % / 90 % / 100 % of seats taken: {} / {} / {}",
+        fmt_time(t50),
+        fmt_time(t90),
+        fmt_time(t100)
+    );
+    let _ = writeln!(
+        md,
+        "- provisioning: calendar {:.2} s, {} invitations {:.2} s\n",
+        prov.calendar_seconds, prov.invitations, prov.invitation_seconds
+    );
+    let _ = writeln!(
+        md,
+        "## Requests ({} in {seconds:.1} s, {:.0}/s)\n",
+        samples.len(),
+        samples.len() as f64 / seconds.max(0.001)
+    );
+    let _ = writeln!(
+        md,
+        "| route | requests | per second | p50 ms | p95 ms | p99 ms | max ms | statuses |\n|---|---|---|---|---|---|---|---|"
+    );
+    for r in &routes {
+        let statuses: Vec<String> = r
+            .statuses
+            .iter()
+            .map(|(s, n)| format!("{s}: {n}"))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
+            r.route,
+            r.requests,
+            r.per_second,
+            r.p50_ms,
+            r.p95_ms,
+            r.p99_ms,
+            r.max_ms,
+            statuses.join(", ")
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n## Answers other than success, by code\n\n| status and code | count |\n|---|---|"
+    );
+    for (k, n) in &errors {
+        let _ = writeln!(md, "| {k} | {n} |");
+    }
+    let _ = writeln!(
+        md,
+        "\nExpected refusals (`409 slot-full`, `409 already-booked`, `403 window-not-open`, the deliberate `401`/`422`) are part of the model; `429`, `503` and connection errors are load the servers shed.\n"
+    );
+    let _ = writeln!(
+        md,
+        "## Charts\n\n![requests per second](requests-per-second.svg)\n\n![latency](latency.svg)\n\n![seats remaining](seats-remaining.svg)\n"
+    );
+    let _ = writeln!(
+        md,
+        "Raw figures: [summary.json](summary.json). Goose's own report: [goose-report.html](goose-report.html) (its charts need a CDN; its tables do not)."
+    );
+    std::fs::write(out.join("summary.md"), md).context("writing summary.md")?;
+
+    let raw = json!({
+        "phase": d.scenario.phase,
+        "ok": ok,
+        "invariants": checks,
+        "params": format!("{:?}", d.scenario.params),
+        "invited": d.scenario.people.len(),
+        "tried": tried,
+        "capacity": capacity,
+        "bookings_made": booked_people,
+        "seats_taken": taken,
+        "gave_up": d.gave_up.load(Ordering::Relaxed),
+        "unserved": d.unserved.load(Ordering::Relaxed),
+        "time_to_seconds": { "50": t50, "90": t90, "100": t100 },
+        "provisioning": prov,
+        "seconds": seconds,
+        "requests": samples.len(),
+        "routes": routes,
+        "errors": errors,
+        "goose_duration_seconds": metrics.duration,
+        "per_second": buckets.iter().map(|b| json!({"second": b.0, "requests": b.1, "p50_ms": b.2, "p99_ms": b.3})).collect::<Vec<_>>(),
+        "seats_remaining": seats.iter().map(|(t, r)| json!([t, r])).collect::<Vec<_>>(),
+    });
+    std::fs::write(out.join("summary.json"), serde_json::to_vec_pretty(&raw)?)
+        .context("writing summary.json")?;
+    Ok(ok)
+}

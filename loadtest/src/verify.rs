@@ -1,0 +1,111 @@
+//! After the surge: the store's audit, and every acknowledged booking looked up again.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::Value;
+use slotd::token::{Claims, Scope};
+
+use crate::state::Drill;
+
+/// The invariants, each a count that must be zero.
+#[derive(Debug, Clone, Serialize)]
+pub struct Checks {
+    pub audit_ok: bool,
+    pub overbooked_slots: usize,
+    pub double_booked_people: usize,
+    pub counter_mismatches: usize,
+    pub acknowledged: usize,
+    pub acknowledged_missing: usize,
+    pub idempotency_mismatches: u64,
+    pub totals: Value,
+}
+
+impl Checks {
+    pub fn ok(&self) -> bool {
+        self.audit_ok
+            && self.overbooked_slots == 0
+            && self.double_booked_people == 0
+            && self.counter_mismatches == 0
+            && self.acknowledged_missing == 0
+            && self.idempotency_mismatches == 0
+    }
+}
+
+/// Runs the audit on the first target and looks up every acknowledged booking, spread
+/// over all targets.
+pub async fn verify(
+    client: &reqwest::Client,
+    targets: &[String],
+    admin: &str,
+    d: &Arc<Drill>,
+) -> anyhow::Result<Checks> {
+    let url = format!("{}/v1/admin/phases/{}/audit", targets[0], d.scenario.phase);
+    let audit: Value = client
+        .get(&url)
+        .header("authorization", format!("Bearer {admin}"))
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?
+        .json()
+        .await
+        .context("audit answer")?;
+    let kinds = |k: &str| {
+        audit["breaches"]
+            .as_array()
+            .map_or(0, |b| b.iter().filter(|x| x["kind"] == k).count())
+    };
+    let acked = d.acked.lock().map(|a| a.clone()).unwrap_or_default();
+    let mut missing = 0;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, chunk) in acked.chunks(acked.len().div_ceil(32).max(1)).enumerate() {
+        let (client, d, chunk) = (client.clone(), d.clone(), chunk.to_vec());
+        let base = targets[n % targets.len()].clone();
+        tasks.spawn(async move {
+            let mut missing = 0;
+            for a in chunk {
+                let token = d.keys.sign(Claims {
+                    person: d.scenario.people[a.person].id,
+                    scope: Scope::Booking,
+                    expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + 600,
+                });
+                let found = match client
+                    .get(format!("{base}/v1/me/bookings"))
+                    .header("authorization", format!("Bearer {token}"))
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.json::<Value>().await.ok().is_some_and(|v| {
+                        v["bookings"].as_array().is_some_and(|bs| {
+                            bs.iter().any(|b| {
+                                b["booking"] == a.booking.as_str()
+                                    && (b["status"] == "booked") == a.live
+                            })
+                        })
+                    }),
+                    Err(_) => false,
+                };
+                if !found {
+                    missing += 1;
+                }
+            }
+            missing
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        missing += r.unwrap_or(0);
+    }
+    Ok(Checks {
+        audit_ok: audit["ok"] == true,
+        overbooked_slots: kinds("overbooked"),
+        double_booked_people: kinds("double-booked"),
+        counter_mismatches: kinds("counter-mismatch"),
+        acknowledged: acked.len(),
+        acknowledged_missing: missing,
+        idempotency_mismatches: d
+            .idempotency_mismatches
+            .load(std::sync::atomic::Ordering::Relaxed),
+        totals: audit["totals"].clone(),
+    })
+}

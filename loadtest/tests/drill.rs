@@ -1,0 +1,83 @@
+//! The tiny drill of CI: the real `scripts/drill` (Redis in the durable profile, two
+//! slotd instances, the goose harness, the offline audit) at a thousandth of phase 2.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn a_tiny_drill_books_seats_runs_every_route_and_keeps_every_invariant() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bins = Path::new(env!("CARGO_BIN_EXE_slotd-drill"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    assert!(
+        bins.join("slotd").is_file(),
+        "the workspace build made the slotd binary"
+    );
+    let out = tempfile::tempdir().expect("tempdir");
+    let report = out.path().join("drill");
+    let status = Command::new(root.join("scripts/drill"))
+        .args(["--no-build", "--debug", "--out"])
+        .arg(&report)
+        .args([
+            "--scale",
+            "0.001",
+            "--window-seconds",
+            "5",
+            "--users",
+            "32",
+            "--increase-rate",
+            "32",
+        ])
+        .env("SLOTD_BIN_DIR", &bins)
+        .status()
+        .expect("scripts/drill runs");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("summary.json")).expect("summary.json"))
+            .expect("json");
+    assert!(status.success(), "drill failed: {}", summary["invariants"]);
+    assert_eq!(summary["ok"], true);
+    for k in [
+        "overbooked_slots",
+        "double_booked_people",
+        "acknowledged_missing",
+        "counter_mismatches",
+    ] {
+        assert_eq!(summary["invariants"][k], 0, "{k}");
+    }
+    assert!(
+        summary["bookings_made"].as_u64().unwrap_or(0) > 500,
+        "{}",
+        summary["bookings_made"]
+    );
+    let routes: Vec<&str> = summary["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .filter_map(|r| r["route"].as_str())
+        .collect();
+    for r in [
+        "GET /v1/phases/{phase}/availability",
+        "POST /v1/phases/{phase}/bookings",
+        "PUT /v1/me/bookings/{booking}",
+        "DELETE /v1/me/bookings/{booking}",
+        "GET /v1/me/bookings",
+    ] {
+        assert!(routes.contains(&r), "{r} ran: {routes:?}");
+    }
+    for f in [
+        "summary.md",
+        "goose-report.html",
+        "requests-per-second.svg",
+        "latency.svg",
+        "seats-remaining.svg",
+    ] {
+        assert!(report.join(f).is_file(), "{f} written");
+    }
+    let md = std::fs::read_to_string(report.join("summary.md")).expect("summary.md");
+    assert!(
+        md.contains("CPU time of each process") && md.contains("audit: ok"),
+        "{md}"
+    );
+}
