@@ -82,7 +82,7 @@ impl Default for Params {
             cancel_share: 0.02,
             malformed_share: 0.01,
             bad_token_share: 0.01,
-            seed: 2021_07_13,
+            seed: 20_210_713,
         }
     }
 }

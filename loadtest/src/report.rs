@@ -128,12 +128,10 @@ fn per_second(samples: &[Sample]) -> Vec<(i64, usize, f64, f64)> {
         .collect()
 }
 
-fn chart(
-    path: &Path,
-    title: &str,
-    y_label: &str,
-    series: &[(&str, Vec<(f64, f64)>, RGBColor)],
-) -> anyhow::Result<()> {
+/// One line of a chart: its name, its points, its colour.
+type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
+
+fn chart(path: &Path, title: &str, y_label: &str, series: &[Series<'_>]) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let xs = series.iter().flat_map(|s| s.1.iter().map(|p| p.0));

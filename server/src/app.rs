@@ -57,7 +57,7 @@ impl<S: Store> App<S> {
                 app.availability
                     .rebuild(app.store.catalog(), app.store.inventory());
                 n += 1;
-                if n % 20 == 0 {
+                if n.is_multiple_of(20) {
                     app.metrics.run_upkeep();
                     app.rate
                         .prune(time::OffsetDateTime::now_utc().unix_timestamp());

@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the booking API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check a store's invariants offline; exits non-zero on any breach.
     Audit(AuditArgs),
 }
@@ -248,7 +248,7 @@ impl Source<'_> {
         flag.clone().or_else(|| self.env.get(var).cloned())
     }
 
-    fn number<T: std::str::FromStr>(
+    fn number<T>(
         &self,
         flag: &Option<String>,
         var: &'static str,
@@ -256,7 +256,7 @@ impl Source<'_> {
         min: T,
     ) -> Result<T, ConfigError>
     where
-        T: PartialOrd + std::fmt::Display,
+        T: std::str::FromStr + PartialOrd + std::fmt::Display,
     {
         match self.get(flag, var) {
             None => Ok(default),

@@ -35,10 +35,13 @@ pub struct BelowBooked {
     pub booked: u32,
 }
 
+/// One chunk of counters, allocated on first use and never moved.
+type Chunk = OnceLock<Box<[CachePadded<SeatCounter>]>>;
+
 /// Per-slot seat counters.
 #[derive(Debug)]
 pub struct Inventory {
-    chunks: Box<[OnceLock<Box<[CachePadded<SeatCounter>]>>]>,
+    chunks: Box<[Chunk]>,
 }
 
 impl Default for Inventory {

@@ -73,7 +73,7 @@ impl IdNumber {
             sum += d * w;
         }
         sum += digits[7];
-        if sum % 10 != 0 {
+        if !sum.is_multiple_of(10) {
             return Err(IdNumberError::Checksum);
         }
         let number = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(*d));
@@ -150,7 +150,7 @@ impl<'de> serde::Deserialize<'de> for IdNumber {
 /// to make millions of distinct, checksummed people.
 pub fn synthetic_id(serial: u64) -> IdNumber {
     let letter = (serial / 20_000_000 % 26) as u8;
-    let sex = if serial / 10_000_000 % 2 == 0 {
+    let sex = if (serial / 10_000_000).is_multiple_of(2) {
         b'1'
     } else {
         b'2'

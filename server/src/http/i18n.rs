@@ -212,13 +212,6 @@ fn titles(code: Code) -> [&'static str; 5] {
             "Isi permintaan terlalu besar",
             "ข้อมูลมีขนาดใหญ่เกินไป",
         ],
-        Code::UnsupportedMediaType => [
-            "不支援的資料格式",
-            "Unsupported media type",
-            "Định dạng dữ liệu không được hỗ trợ",
-            "Jenis media tidak didukung",
-            "ไม่รองรับรูปแบบข้อมูลนี้",
-        ],
         Code::InvalidCalendar => [
             "日程資料有誤",
             "Invalid calendar",

@@ -32,14 +32,13 @@ pub enum Code {
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
-    UnsupportedMediaType,
     InvalidCalendar,
     Internal,
 }
 
 impl Code {
     /// Every code, for the documentation test.
-    pub const ALL: [Code; 22] = [
+    pub const ALL: [Code; 21] = [
         Code::SlotFull,
         Code::AlreadyBooked,
         Code::NotInvited,
@@ -59,7 +58,6 @@ impl Code {
         Code::NotFound,
         Code::MethodNotAllowed,
         Code::PayloadTooLarge,
-        Code::UnsupportedMediaType,
         Code::InvalidCalendar,
         Code::Internal,
     ];
@@ -86,7 +84,6 @@ impl Code {
             Code::NotFound => "not-found",
             Code::MethodNotAllowed => "method-not-allowed",
             Code::PayloadTooLarge => "payload-too-large",
-            Code::UnsupportedMediaType => "unsupported-media-type",
             Code::InvalidCalendar => "invalid-calendar",
             Code::Internal => "internal",
         }
@@ -109,7 +106,6 @@ impl Code {
             Code::Overloaded | Code::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -123,6 +119,8 @@ pub struct Problem {
     pub retry_after: Option<u64>,
     /// Extra members, e.g. the existing `booking` of `already-booked`.
     pub extra: Option<(&'static str, Value)>,
+    /// The `Allow` header of a 405.
+    pub allow: Option<String>,
 }
 
 impl Problem {
@@ -133,7 +131,14 @@ impl Problem {
             detail: detail.into(),
             retry_after: None,
             extra: None,
+            allow: None,
         }
+    }
+
+    /// Adds the `Allow` header (405).
+    pub fn allow(mut self, methods: String) -> Self {
+        self.allow = Some(methods);
+        self
     }
 
     /// Adds `Retry-After` (seconds).
@@ -174,6 +179,9 @@ impl Problem {
         );
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(v) = self.allow.and_then(|m| HeaderValue::from_str(&m).ok()) {
+            h.insert(header::ALLOW, v);
         }
         r
     }

@@ -251,13 +251,19 @@ where
             Err(Problem::new(Code::NotFound, format!("no route {path}"))),
             "unmatched",
         ),
-        Resolved::MethodNotAllowed(t) => (
-            Err(Problem::new(
+        Resolved::MethodNotAllowed(t) => {
+            let allowed: Vec<&str> = ROUTES
+                .iter()
+                .filter(|r| r.template == t)
+                .map(|r| r.method)
+                .collect();
+            let problem = Problem::new(
                 Code::MethodNotAllowed,
                 format!("{method} is not allowed on {t}"),
-            )),
-            t,
-        ),
+            )
+            .allow(allowed.join(", "));
+            (Err(problem), t)
+        }
         Resolved::Found(route, t) => {
             // Relaxed would do for a counter; AcqRel keeps the count exact across cores
             // at the limit, where it decides who is shed.

@@ -810,3 +810,22 @@ async fn metrics_and_openapi_are_served() {
             .starts_with("3.1")
     );
 }
+
+#[tokio::test]
+async fn a_wrong_method_names_the_allowed_ones() {
+    let app = spawn_app().await;
+    let a = app
+        .send(
+            Method::POST,
+            "/v1/me/bookings/b1",
+            Some(&app.person(1)),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed")
+    );
+    assert_eq!(a.headers["allow"], "PUT, DELETE");
+}
