@@ -1,1 +1,353 @@
 //! System-test helpers.
+//!
+//! - [`redis_server`]: a real `redis-server` process per test, on a free port in a
+//!   temporary directory, that can be killed with `SIGKILL` and restarted on its data.
+//! - [`slotd_process`]: a real `slotd serve` process, its address, `SIGKILL`, and a
+//!   small HTTP client that never hangs.
+
+// ---------------------------------------------------------------------------------------
+// Redis servers
+// ---------------------------------------------------------------------------------------
+
+pub mod redis_server {
+    //! `RedisServer`: a `redis-server` child process on a free loopback port, with its
+    //! data in a temporary directory; `Drop` kills it. Tests never touch a Redis they did
+    //! not start.
+
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// How long a start (or a restart that replays an AOF) may take.
+    const READY_WITHIN: Duration = Duration::from_secs(15);
+    /// Starts retried on another port when the chosen one was taken meanwhile.
+    const START_ATTEMPTS: usize = 5;
+
+    /// A running `redis-server`.
+    #[derive(Debug)]
+    pub struct RedisServer {
+        child: Option<Child>,
+        dir: tempfile::TempDir,
+        port: u16,
+        args: Vec<String>,
+    }
+
+    /// The `redis-server` binary: `$SLOTD_REDIS_SERVER`, else `redis-server` on the `PATH`.
+    pub fn binary() -> PathBuf {
+        std::env::var_os("SLOTD_REDIS_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("redis-server"))
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port")
+    }
+
+    /// Whether the server on `port` answers `PING` with `PONG` (not `LOADING`).
+    fn pong(port: u16) -> bool {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 64];
+        matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+    }
+
+    impl RedisServer {
+        /// Starts `redis-server` with `extra` arguments (`["--appendonly", "yes"]`) after
+        /// the fixed ones: loopback only, this directory, no RDB snapshots, log to
+        /// `redis.log` in the directory. Waits until it answers `PING`.
+        ///
+        /// # Panics
+        /// If `redis-server` is not installed or does not become ready.
+        pub fn start(extra: &[&str]) -> RedisServer {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let mut server = RedisServer {
+                child: None,
+                dir,
+                port: 0,
+                args: extra.iter().map(|s| s.to_string()).collect(),
+            };
+            for attempt in 1..=START_ATTEMPTS {
+                server.port = free_port();
+                match server.spawn() {
+                    Ok(()) => return server,
+                    Err(e) if attempt == START_ATTEMPTS => panic!("{e}"),
+                    Err(_) => {}
+                }
+            }
+            unreachable!("the last attempt panics")
+        }
+
+        /// AOF on, fsynced before every reply: nothing acknowledged is lost to `kill -9`.
+        pub fn durable() -> RedisServer {
+            Self::start(&["--appendonly", "yes", "--appendfsync", "always"])
+        }
+
+        /// AOF on, fsynced every second: a crash may lose the last second.
+        pub fn fast() -> RedisServer {
+            Self::start(&["--appendonly", "yes", "--appendfsync", "everysec"])
+        }
+
+        fn spawn(&mut self) -> Result<(), String> {
+            let port = self.port.to_string();
+            let mut cmd = Command::new(binary());
+            cmd.args(["--port", &port, "--bind", "127.0.0.1", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(self.dir.path())
+                .args(["--save", "", "--logfile", "redis.log"])
+                .args(&self.args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let mut child = cmd.spawn().map_err(|e| {
+                format!(
+                    "cannot run {}: {e} (install redis-server, or set SLOTD_REDIS_SERVER)",
+                    binary().display()
+                )
+            })?;
+            let deadline = Instant::now() + READY_WITHIN;
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!(
+                        "redis-server on port {port} exited with {status}; its log:\n{}",
+                        self.log()
+                    ));
+                }
+                if pong(self.port) {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!(
+                        "redis-server on port {port} not ready within {READY_WITHIN:?}; its log:\n{}",
+                        self.log()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+
+        /// `redis://127.0.0.1:PORT`.
+        pub fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+
+        pub fn port(&self) -> u16 {
+            self.port
+        }
+
+        /// The data directory (AOF, log).
+        pub fn dir(&self) -> &Path {
+            self.dir.path()
+        }
+
+        /// The server's log so far.
+        pub fn log(&self) -> String {
+            std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+        }
+
+        /// Whether the process is running (it may still be loading).
+        pub fn is_running(&mut self) -> bool {
+            self.child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        }
+
+        /// `kill -9`: no shutdown, no final fsync; waits until the process is gone.
+        pub fn kill(&mut self) {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+
+        /// Starts the server again on the same port, directory and arguments (replaying
+        /// its AOF), and waits until it answers `PING`.
+        ///
+        /// # Panics
+        /// If it does not come back (the port was taken meanwhile, say).
+        pub fn restart(&mut self) {
+            self.kill();
+            if let Err(e) = self.spawn() {
+                panic!("restart failed: {e}");
+            }
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            self.kill();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// slotd processes
+// ---------------------------------------------------------------------------------------
+
+pub mod slotd_process {
+    //! `Slotd`: the real `slotd` binary as a child process on a port it picks itself
+    //! (`--listen 127.0.0.1:0`; the address is read from its start-up log line).
+
+    use std::io::{BufRead, BufReader};
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http::{HeaderMap, Request, StatusCode};
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+    use serde_json::Value;
+
+    /// The `slotd` binary the workspace build made: it sits beside this test's
+    /// `deps/` directory (`cargo test --workspace` builds every binary before any test).
+    pub fn binary() -> PathBuf {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let dir = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .expect("target/<profile>");
+        let bin = dir.join("slotd");
+        assert!(
+            bin.is_file(),
+            "{} is missing: build the workspace first",
+            bin.display()
+        );
+        bin
+    }
+
+    /// A running `slotd serve`; `Drop` kills it.
+    #[derive(Debug)]
+    pub struct Slotd {
+        child: Child,
+        /// `http://127.0.0.1:PORT`
+        pub base: String,
+    }
+
+    impl Slotd {
+        /// Starts `slotd serve --listen 127.0.0.1:0 ARGS…` and waits for its address.
+        ///
+        /// # Panics
+        /// If it exits or does not report its address within 60 s.
+        pub fn start(args: &[String]) -> Slotd {
+            let mut child = Command::new(binary())
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .args(args)
+                .env("SLOTD_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("slotd starts");
+            let stderr = child.stderr.take().expect("stderr");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut tx = Some(tx);
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains("slotd listening")
+                        && let Some(rest) = line.split("addr=").nth(1)
+                        && let Some(tx) = tx.take()
+                    {
+                        let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                    } else if line.contains("ERROR") || line.starts_with("slotd:") {
+                        eprintln!("slotd: {line}");
+                    }
+                }
+            });
+            let addr = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("slotd reports its address");
+            Slotd {
+                child,
+                base: format!("http://{addr}"),
+            }
+        }
+
+        /// The process id.
+        pub fn pid(&self) -> u32 {
+            self.child.id()
+        }
+
+        /// `SIGKILL`: no shutdown, no flush.
+        pub fn kill9(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Drop for Slotd {
+        fn drop(&mut self) {
+            self.kill9();
+        }
+    }
+
+    /// An answer; `body` is `Null` when empty or not JSON.
+    #[derive(Debug)]
+    pub struct Answer {
+        pub status: StatusCode,
+        pub headers: HeaderMap,
+        pub body: Value,
+    }
+
+    /// A pooled HTTP/1 client whose every call ends within a deadline.
+    #[derive(Debug, Clone)]
+    pub struct Http {
+        client: Client<HttpConnector, Full<Bytes>>,
+        deadline: Duration,
+    }
+
+    impl Http {
+        pub fn new(deadline: Duration) -> Http {
+            Http {
+                client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
+                deadline,
+            }
+        }
+
+        /// `Err("timeout")` past the deadline, `Err(reason)` when no answer came.
+        pub async fn call(
+            &self,
+            method: &str,
+            url: &str,
+            bearer: Option<&str>,
+            body: Option<&Value>,
+        ) -> Result<Answer, &'static str> {
+            let mut req = Request::builder().method(method).uri(url);
+            if let Some(t) = bearer {
+                req = req.header("authorization", format!("Bearer {t}"));
+            }
+            let req = req
+                .body(Full::new(
+                    body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
+                ))
+                .map_err(|_| "bad request")?;
+            let exchange = async {
+                let res = self.client.request(req).await.map_err(|_| "no answer")?;
+                let (parts, body) = res.into_parts();
+                let bytes = body.collect().await.map_err(|_| "body cut")?.to_bytes();
+                Ok(Answer {
+                    status: parts.status,
+                    headers: parts.headers,
+                    body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                })
+            };
+            tokio::time::timeout(self.deadline, exchange)
+                .await
+                .map_err(|_| "timeout")?
+        }
+    }
+}

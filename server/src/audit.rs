@@ -66,6 +66,8 @@ pub enum Breach {
     },
     /// A booking names a slot the calendar does not have in its phase.
     UnknownSlot { booking: BookingId, slot: SlotId },
+    /// A shared store's booking record disagrees with its ledger.
+    RecordMismatch { booking: String, detail: String },
 }
 
 /// The whole audit.

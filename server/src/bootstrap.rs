@@ -10,10 +10,15 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::config::{AuditArgs, Config, ConfigError, EXIT_CONFIG, StoreKind, parse_store};
+use crate::config::{
+    AuditArgs, Config, ConfigError, Durability, EXIT_CONFIG, StoreKind, parse_store,
+};
 use crate::domain::Calendar;
-use crate::store::{EmbeddedStore, Store, StoreError};
+use crate::store::{EmbeddedStore, RedisStore, Store, StoreError};
 use crate::token::TokenKey;
+
+/// Each Redis round trip of the offline audit: its pages are larger than a request's.
+const AUDIT_REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why the server could not start or the audit could not run.
 #[derive(Debug, thiserror::Error)]
@@ -99,9 +104,18 @@ pub async fn serve_on(
             };
             start(config, Arc::new(store), has_calendar, listener, shutdown).await
         }
-        StoreKind::Redis(url) => Err(BootError::Io(format!(
-            "the Redis store ({url}) is not available in this build"
-        ))),
+        StoreKind::Redis(url) => {
+            let store = RedisStore::connect(
+                url,
+                &config.redis_prefix,
+                config.redis_timeout,
+                config.durability,
+                config.fast_path,
+            )
+            .await?;
+            let has_calendar = store.has_calendar();
+            start(config, Arc::new(store), has_calendar, listener, shutdown).await
+        }
     }
 }
 
@@ -201,9 +215,19 @@ pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bo
             store.audit().await?
         }
         StoreKind::Redis(url) => {
-            return Err(BootError::Io(format!(
-                "the Redis store ({url}) is not available in this build"
-            )));
+            let prefix = args
+                .redis_prefix
+                .clone()
+                .or_else(|| env.get("SLOTD_REDIS_PREFIX").cloned())
+                .unwrap_or_else(|| "slotd".into());
+            // Read-only, and the fast profile's check only warns: the audit runs against
+            // whatever Redis the servers use. No fast path: the audit takes no seats.
+            let store =
+                RedisStore::connect(&url, &prefix, AUDIT_REDIS_TIMEOUT, Durability::Fast, false)
+                    .await?;
+            let report = store.audit().await;
+            store.shutdown().await;
+            report?
         }
     };
     if args.json {

@@ -186,6 +186,7 @@ pub async fn get_audit<S: Store>(
             Breach::Overbooked { slot, .. }
             | Breach::CounterMismatch { slot, .. }
             | Breach::UnknownSlot { slot, .. } => slots.contains(slot.as_str()),
+            Breach::RecordMismatch { .. } => true,
         })
         .collect();
     Ok(respond(

@@ -3,6 +3,8 @@
 //! - [`Store`]: reserve, change, cancel, bookings of a person, calendar, invitations, audit.
 //! - [`EmbeddedStore`]: in memory with an optional group-committed [`journal`]; the
 //!   default and the executable specification of the contract.
+//! - [`RedisStore`]: one Redis shared by many instances; Lua scripts decide each write,
+//!   a local mirror of the seats answers known-full slots and availability.
 //! - [`contract`]: the behaviour every backend must show, as a test suite any backend runs.
 //!
 //! The rules that do not depend on the clock live in the store, decided atomically with
@@ -24,8 +26,11 @@ use crate::inventory::{Inventory, SlotIndex};
 pub mod contract;
 mod embedded;
 pub mod journal;
+mod redis;
 
 pub use embedded::EmbeddedStore;
+// `self::`: a bare `redis::` here would be ambiguous with the `redis` crate.
+pub use self::redis::RedisStore;
 
 /// An `Idempotency-Key` with a fingerprint of the request it came with.
 #[derive(Debug, Clone, PartialEq, Eq)]

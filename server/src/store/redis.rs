@@ -1,0 +1,1132 @@
+//! `RedisStore`: one Redis shared by many slotd instances; Lua scripts make every decision.
+//!
+//! # Who decides what
+//! Each write is one Lua script (`redis/*.lua`), run atomically by Redis: `reserve.lua`
+//! checks the idempotency key, the person's live booking in the phase, the invitation and
+//! the seats, then takes a seat, numbers the booking, writes its record and appends it to
+//! the phase's ledger; `change.lua` takes the new seat before it returns the old one;
+//! `cancel.lua` returns the seat; `calendar.lua` applies capacity changes all or nothing.
+//! Scripts are sent by SHA (`EVALSHA`) and reloaded on `NOSCRIPT`, so a restarted Redis
+//! needs nothing from us.
+//!
+//! Each instance keeps a [`Mirror`] of the calendar and of every slot's seats: updated
+//! from script replies and by a background refresh every 250 ms (pipelined `MGET`s). It
+//! serves availability, and, with the fast path on, answers "slot full" for a slot it
+//! knows is full without a round trip. The mirror is never the authority: only a script
+//! takes a seat, so a stale mirror can answer "full" a little early but never overbook.
+//!
+//! Concurrent requests share one multiplexed, pipelined connection
+//! ([`ConnectionManager`], which also reconnects by itself). Every call runs under the
+//! configured timeout: a Redis that is down or stuck answers [`StoreError::Unavailable`]
+//! within it, never a hang.
+//!
+//! # Key layout (`{p}` is the prefix, default `slotd`)
+//! | key | type | holds |
+//! |---|---|---|
+//! | `{p}:calendar` | string | the merged calendar, JSON |
+//! | `{p}:calendar:version` | string | bumped by every calendar change; instances reload on change |
+//! | `{p}:seq` | string | booking sequence; booking `r{seq:x}`, code `human_code(seq)` |
+//! | `{p}:rev` | string | bumped by every change of a seat counter; orders the mirror |
+//! | `{p}:slot:{slot}:capacity` | string | seats in total |
+//! | `{p}:slot:{slot}:remaining` | string | seats free; never below 0 |
+//! | `{p}:booking:{id}` | hash | the booking record (see [`record`]) |
+//! | `{p}:person:{id}:bookings` | list | the person's booking ids, oldest first |
+//! | `{p}:person:{id}:live` | hash | phase → the person's live booking in it |
+//! | `{p}:person:{id}:keys` | hash | idempotency key → `booking\tfingerprint` |
+//! | `{p}:person:{id}:keyorder` | list | those keys, oldest first; 16 are kept |
+//! | `{p}:phase:{phase}:invited` | set | invited id numbers |
+//! | `{p}:phase:{phase}:ledger` | stream | `booked` / `changed` / `cancelled` events |
+//!
+//! # Redis Cluster (not built)
+//! A script may only touch keys of one hash slot. Person keys would carry the tag
+//! `{p}:person:{{A123456789}}:…` and slot counters `{p}:slot:{{slot}}:…`, but `reserve`
+//! touches both, plus the phase's invited set, ledger and the global sequence. The
+//! simple mapping tags every key of a phase with the phase (`{p}:{{01}}:…`; booking ids
+//! and the sequence per phase): each phase lives on one shard, phases spread over
+//! shards, and nothing else changes. Spreading one phase over shards would need per-shard
+//! seat quotas for each slot and the person's phase marker on the person's shard, taken
+//! first and released if no seat is found: a two-step protocol this design avoids.
+//!
+//! # Durability
+//! `fast` expects AOF with `everysec`: a Redis crash can lose about the last second of
+//! acknowledged bookings. `durable` checks at connect that Redis runs `appendonly yes`
+//! and `appendfsync always` (Redis then writes and fsyncs each script's effects before it
+//! replies) and refuses to start otherwise. Redis 7.0 has no `WAITAOF`.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{ErrorKind, RedisError, RedisResult, Script, ServerErrorKind, Value};
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+
+use super::{
+    CancelOutcome, Change, ChangeOutcome, LoadReport, Reserve, ReserveOutcome, Store, StoreError,
+};
+use crate::audit::{AuditReport, audit};
+use crate::catalog::Catalog;
+use crate::config::Durability;
+use crate::domain::{Booking, BookingId, Calendar, CalendarError, IdNumber, PhaseId};
+use crate::inventory::{Inventory, SlotIndex};
+use crate::metrics as m;
+
+mod keys;
+mod mirror;
+mod record;
+
+use keys::Keys;
+use mirror::{Counters, Mirror};
+use record::Event;
+
+/// Idempotency keys remembered per person, as in the embedded store.
+const KEYS_PER_PERSON: usize = 16;
+/// How often the mirror is refreshed from Redis: the most a counter lags other instances.
+const REFRESH_INTERVAL: Duration = Duration::from_millis(250);
+/// Keys per `MGET`: large enough to amortise the round trip, small enough that one
+/// command never blocks Redis for more than about a tenth of a millisecond.
+const MGET_CHUNK: usize = 1_000;
+/// Members per `SADD`, and `SADD`s per round trip, when loading invitations.
+const INVITE_CHUNK: usize = 10_000;
+const INVITE_PIPELINE: usize = 8;
+/// Ledger entries per `XRANGE` page, and record reads per round trip, in the audit.
+const LEDGER_PAGE: usize = 10_000;
+const RECORD_PIPELINE: usize = 1_000;
+/// Requests queued towards the connection before callers wait; a surge has thousands in
+/// flight and each waits under the call timeout anyway.
+const PIPELINE_BUFFER: usize = 4_096;
+/// Reconnection: attempts per round, and the longest pause between two, so a Redis that
+/// comes back is found within about half a second.
+const RECONNECT_RETRIES: usize = 3;
+const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
+/// Calendar loads that lost a race with another instance's load are merged again.
+const LOAD_ATTEMPTS: usize = 5;
+/// The least time given to bulk round trips: a national calendar (tens of thousands of
+/// slots) in one script, every counter in one pipeline, a page of invitations. They are
+/// admin and background work; requests are held to the configured timeout.
+const BULK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Lua scripts, hashed once.
+#[derive(Debug)]
+struct Scripts {
+    reserve: Script,
+    change: Script,
+    cancel: Script,
+    calendar: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            reserve: Script::new(include_str!("redis/reserve.lua")),
+            change: Script::new(include_str!("redis/change.lua")),
+            cancel: Script::new(include_str!("redis/cancel.lua")),
+            calendar: Script::new(include_str!("redis/calendar.lua")),
+        }
+    }
+}
+
+/// Names of every slot's counters, by slot index; grows as the catalog grows (a merge
+/// only appends slots, so an index keeps its names).
+#[derive(Debug, Default)]
+struct SlotKeys {
+    capacity: Vec<String>,
+    remaining: Vec<String>,
+}
+
+impl SlotKeys {
+    fn truncate(&mut self, slots: usize) {
+        self.capacity.truncate(slots);
+        self.remaining.truncate(slots);
+    }
+
+    fn cover(&mut self, keys: &Keys, catalog: &Catalog) {
+        for s in &catalog.slots[self.remaining.len().min(catalog.slots.len())..] {
+            self.capacity.push(keys.capacity(s.slot.id.as_str()));
+            self.remaining.push(keys.remaining(s.slot.id.as_str()));
+        }
+    }
+}
+
+/// What the store and its refresh task share.
+#[derive(Debug)]
+struct Inner {
+    conn: ConnectionManager,
+    keys: Keys,
+    /// Each request-path round trip (reserve, change, cancel, bookings, ping).
+    timeout: Duration,
+    /// Each bulk round trip: `max(timeout, BULK_TIMEOUT)`.
+    bulk_timeout: Duration,
+    fast_path: bool,
+    mirror: Mirror,
+    scripts: Scripts,
+    /// One calendar change or counter sync at a time in this instance: a load, a reload
+    /// and a refresh each read Redis and then swap the catalog, and two of them
+    /// interleaving could swap an older catalog over a newer one. A tokio mutex, because
+    /// it is held across the Redis round trips of that one sequence; requests never take it.
+    calendar: Mutex<SlotKeys>,
+}
+
+/// The Redis store. See the module documentation.
+#[derive(Debug)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+    stop: watch::Sender<bool>,
+    /// The refresh task; taken and awaited by [`Store::shutdown`], aborted on drop.
+    refresher: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Sorts a Redis failure into "try again later" and "something is wrong".
+fn classify(e: &RedisError) -> StoreError {
+    let unavailable = e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ReadOnly
+            )
+        )
+        // Out of memory, cannot persist (MISCONF), busy with a script, too few replicas.
+        || matches!(e.code(), Some("OOM" | "MISCONF" | "BUSY" | "NOREPLICAS"));
+    if unavailable {
+        StoreError::Unavailable(format!("Redis: {e}"))
+    } else {
+        StoreError::Internal(format!("Redis: {e}"))
+    }
+}
+
+fn parse_error(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(format!("unexpected Redis reply to {what}: {e}"))
+}
+
+/// Decodes one value of a pipeline's reply.
+fn decode<T: ::redis::FromRedisValue>(what: &str, v: Option<Value>) -> Result<T, StoreError> {
+    ::redis::from_redis_value(v.unwrap_or(Value::Nil)).map_err(|e| parse_error(what, e))
+}
+
+/// Decodes the `MGET` replies of one pipeline section, `n` values in all.
+fn decode_counts(
+    values: &mut impl Iterator<Item = Value>,
+    n: usize,
+) -> Result<Vec<Option<u32>>, StoreError> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n.div_ceil(MGET_CHUNK) {
+        out.extend(decode::<Vec<Option<u32>>>("MGET", values.next())?);
+    }
+    if out.len() != n {
+        return Err(parse_error(
+            "MGET",
+            format!("{} values for {n} keys", out.len()),
+        ));
+    }
+    Ok(out)
+}
+
+fn add_mgets(pipe: &mut ::redis::Pipeline, keys: &[String]) -> usize {
+    let chunks = keys.chunks(MGET_CHUNK);
+    let n = chunks.len();
+    for chunk in chunks {
+        pipe.cmd("MGET").arg(chunk);
+    }
+    n
+}
+
+/// A ledger page or tail: `(entry id, fields)`.
+type Entries = Vec<(String, Vec<String>)>;
+
+impl Inner {
+    /// Runs one request-path Redis round trip under the timeout, with its metrics.
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        request: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        self.call_within(op, self.timeout, request).await
+    }
+
+    /// Runs one bulk round trip (see [`BULK_TIMEOUT`]).
+    async fn bulk<T>(
+        &self,
+        op: &'static str,
+        request: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        self.call_within(op, self.bulk_timeout, request).await
+    }
+
+    async fn call_within<T>(
+        &self,
+        op: &'static str,
+        limit: Duration,
+        request: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        // Dropping a request at the limit is safe on the multiplexed connection: its
+        // reply, if one comes, is read and discarded in order. Whether a write that timed
+        // out took effect is unknown to the caller, as with any lost reply; a retry with
+        // the same Idempotency-Key (or the person's booking list) tells.
+        let result = match tokio::time::timeout(limit, request).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "Redis did not answer within {} ms",
+                limit.as_millis()
+            ))),
+        };
+        metrics::histogram!(m::STORE_ROUND_TRIP_SECONDS, "op" => op)
+            .record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!(m::STORE_ERRORS, "op" => op).increment(1);
+        }
+        result
+    }
+
+    /// The calendar and its version as Redis holds them, read in one `MGET` (atomic).
+    async fn stored_calendar(&self) -> Result<(Option<Calendar>, u64), StoreError> {
+        let mut conn = self.conn.clone();
+        let (json, version): (Option<String>, Option<u64>) = self
+            .bulk(
+                "calendar",
+                ::redis::cmd("MGET")
+                    .arg(self.keys.calendar())
+                    .arg(self.keys.calendar_version())
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let calendar = json
+            .map(|j| serde_json::from_str::<Calendar>(&j))
+            .transpose()
+            .map_err(|e| {
+                StoreError::Internal(format!("the calendar in Redis does not parse: {e}"))
+            })?;
+        Ok((calendar, version.unwrap_or(0)))
+    }
+
+    /// Reloads the calendar if Redis has another version. Caller holds `calendar`.
+    async fn reload(&self, slot_keys: &mut SlotKeys) -> Result<(), StoreError> {
+        let (calendar, version) = self.stored_calendar().await?;
+        match calendar {
+            Some(c) if version != self.mirror.version() => self.adopt(slot_keys, &c, version).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Lays a calendar from Redis over this instance's catalog, reads every counter, then
+    /// publishes the catalog: counters first, so a slot is never visible without its seats.
+    /// Merging over our own catalog keeps every slot at its index. Caller holds `calendar`.
+    async fn adopt(
+        &self,
+        slot_keys: &mut SlotKeys,
+        calendar: &Calendar,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let published = self.mirror.catalog.load_full();
+        let (next, _) = published.merge(calendar).map_err(|e| {
+            StoreError::Internal(format!(
+                "the calendar in Redis does not lay over this instance's: {e}"
+            ))
+        })?;
+        if let Err(e) = self.sync_counters(slot_keys, &next).await {
+            // Names past the published catalog belong to this attempt's indices; the next
+            // attempt may merge a newer calendar and number its new slots differently.
+            slot_keys.truncate(published.slots.len());
+            return Err(e);
+        }
+        self.mirror.catalog.store(Arc::new(next));
+        self.mirror.set_version(version);
+        Ok(())
+    }
+
+    /// Reads every slot's capacity and remaining seats into the mirror, in one pipeline.
+    async fn sync_counters(
+        &self,
+        slot_keys: &mut SlotKeys,
+        catalog: &Catalog,
+    ) -> Result<(), StoreError> {
+        let n = catalog.slots.len();
+        slot_keys.cover(&self.keys, catalog);
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("GET").arg(self.keys.revision());
+        let mut commands = 1;
+        if n > 0 {
+            commands += add_mgets(&mut pipe, &slot_keys.capacity[..n]);
+            commands += add_mgets(&mut pipe, &slot_keys.remaining[..n]);
+        }
+        let mut conn = self.conn.clone();
+        let values: Vec<Value> = self.bulk("sync", pipe.query_async(&mut conn)).await?;
+        metrics::histogram!(m::STORE_BATCH_COMMANDS, "op" => "sync").record(commands as f64);
+        let mut values = values.into_iter();
+        let rev: Option<u64> = decode("GET", values.next())?;
+        let (capacity, remaining) = if n > 0 {
+            (
+                decode_counts(&mut values, n)?,
+                decode_counts(&mut values, n)?,
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        self.mirror.apply_snapshot(
+            rev.unwrap_or(0),
+            capacity
+                .into_iter()
+                .zip(remaining)
+                .enumerate()
+                .map(|(i, (capacity, remaining))| {
+                    (
+                        i as SlotIndex,
+                        Counters {
+                            capacity,
+                            remaining,
+                        },
+                    )
+                }),
+        );
+        Ok(())
+    }
+
+    /// One refresh: reloads the calendar if its version moved, else re-reads every
+    /// slot's remaining seats. Skipped while a calendar load runs (it syncs by itself).
+    async fn refresh(&self) -> Result<(), StoreError> {
+        let Ok(mut slot_keys) = self.calendar.try_lock() else {
+            return Ok(());
+        };
+        let catalog = self.mirror.catalog.load_full();
+        let n = catalog.slots.len();
+        slot_keys.cover(&self.keys, &catalog);
+        let mut pipe = ::redis::pipe();
+        // The revision is read before the counters: the counters are then at least as new
+        // as that revision, which is what the mirror's ordering needs (see `Mirror`).
+        pipe.cmd("GET")
+            .arg(self.keys.calendar_version())
+            .cmd("GET")
+            .arg(self.keys.revision());
+        let commands = 2 + add_mgets(&mut pipe, &slot_keys.remaining[..n]);
+        let mut conn = self.conn.clone();
+        // Bulk: with a national calendar this reads tens of thousands of counters, and a
+        // refresh that never fits the request timeout would leave the mirror stale for good.
+        let values: Vec<Value> = self.bulk("refresh", pipe.query_async(&mut conn)).await?;
+        metrics::histogram!(m::STORE_BATCH_COMMANDS, "op" => "refresh").record(commands as f64);
+        let mut values = values.into_iter();
+        let version: Option<u64> = decode("GET", values.next())?;
+        if version.unwrap_or(0) != self.mirror.version() {
+            return self.reload(&mut slot_keys).await;
+        }
+        let rev: Option<u64> = decode("GET", values.next())?;
+        let remaining = if n > 0 {
+            decode_counts(&mut values, n)?
+        } else {
+            Vec::new()
+        };
+        self.mirror.apply_snapshot(
+            rev.unwrap_or(0),
+            remaining.into_iter().enumerate().map(|(i, remaining)| {
+                (
+                    i as SlotIndex,
+                    Counters {
+                        capacity: None,
+                        remaining,
+                    },
+                )
+            }),
+        );
+        Ok(())
+    }
+
+    /// Checks the durability profile against Redis's configuration.
+    async fn check_durability(&self, durability: Durability) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let config: Result<(Vec<String>, Vec<String>), StoreError> = self
+            .call(
+                "config",
+                ::redis::pipe()
+                    .cmd("CONFIG")
+                    .arg("GET")
+                    .arg("appendonly")
+                    .cmd("CONFIG")
+                    .arg("GET")
+                    .arg("appendfsync")
+                    .query_async(&mut conn),
+            )
+            .await;
+        let value = |pair: &[String]| pair.get(1).cloned().unwrap_or_else(|| "unknown".into());
+        match (durability, config) {
+            (Durability::Durable, Ok((aof, fsync)))
+                if value(&aof) == "yes" && value(&fsync) == "always" =>
+            {
+                Ok(())
+            }
+            (Durability::Durable, Ok((aof, fsync))) => Err(StoreError::Unavailable(format!(
+                "the durable profile needs Redis with `appendonly yes` and `appendfsync always`, \
+                 but this one has appendonly {} and appendfsync {}: restart Redis with \
+                 `--appendonly yes --appendfsync always`, or run slotd with --durability fast \
+                 (a Redis crash may then lose about a second of acknowledged bookings)",
+                value(&aof),
+                value(&fsync)
+            ))),
+            (Durability::Durable, Err(e)) => Err(StoreError::Unavailable(format!(
+                "the durable profile could not read Redis's persistence settings \
+                 (CONFIG GET appendonly/appendfsync): {e}"
+            ))),
+            (Durability::Fast, Ok((aof, fsync))) => {
+                if value(&aof) != "yes" {
+                    tracing::warn!(
+                        appendonly = %value(&aof),
+                        "Redis runs without AOF: a Redis crash loses every booking since its last snapshot"
+                    );
+                } else {
+                    tracing::info!(appendfsync = %value(&fsync), "Redis AOF is on");
+                }
+                Ok(())
+            }
+            (Durability::Fast, Err(e)) => {
+                tracing::warn!(error = %e, "cannot read Redis's persistence settings");
+                Ok(())
+            }
+        }
+    }
+
+    /// Booking records by id, in one pipeline, each as its flat field list (empty where
+    /// there is no record).
+    async fn records(
+        &self,
+        op: &'static str,
+        limit: Duration,
+        ids: &[String],
+    ) -> Result<Vec<Vec<String>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = ::redis::pipe();
+        for id in ids {
+            pipe.cmd("HGETALL").arg(self.keys.booking(id));
+        }
+        let mut conn = self.conn.clone();
+        self.call_within(op, limit, pipe.query_async(&mut conn))
+            .await
+    }
+
+    /// A phase's ledger from `start` (an `XRANGE` bound) to `end`, page by page.
+    async fn ledger(&self, phase: &str, start: &str, end: &str) -> Result<Entries, StoreError> {
+        let key = self.keys.ledger(phase);
+        let mut out: Entries = Vec::new();
+        let mut from = start.to_string();
+        loop {
+            let mut conn = self.conn.clone();
+            let page: Entries = self
+                .bulk(
+                    "audit",
+                    ::redis::cmd("XRANGE")
+                        .arg(&key)
+                        .arg(&from)
+                        .arg(end)
+                        .arg("COUNT")
+                        .arg(LEDGER_PAGE)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            let full = page.len() == LEDGER_PAGE;
+            if let Some((last, _)) = page.last() {
+                // Exclusive start (Redis ≥ 6.2): the next page begins after this one.
+                from = format!("({last}");
+            }
+            out.extend(page);
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Writes a reply's remaining seats of the slot named `slot` into the mirror.
+    fn mirror_slot(&self, slot: &str, rev: u64, remaining: i64) {
+        if let Some(i) = self.mirror.catalog.load().slot_index(slot) {
+            self.mirror.apply_reply(i, rev, remaining);
+        }
+    }
+}
+
+/// Stops the refresh task when told to, or when the store is gone.
+async fn refresh_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(REFRESH_INTERVAL);
+    // After a slow round (Redis down: each try waits the timeout) do not fire a burst.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match inner.refresh().await {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("Redis reachable again; seat mirror refreshed");
+            }
+            Ok(()) => {}
+            // One line per outage, not four a second.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "seat mirror refresh failed; retrying every 250 ms");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn idempotency_args(i: &Option<super::Idempotency>) -> (&str, &str) {
+    i.as_ref()
+        .map_or(("", ""), |i| (i.key.as_str(), i.fingerprint.as_str()))
+}
+
+fn unexpected(op: &str, outcome: &str) -> StoreError {
+    StoreError::Internal(format!("the {op} script answered {outcome:?}"))
+}
+
+impl RedisStore {
+    /// Connects to Redis at `url`, checks the durability profile, reads the calendar and
+    /// every counter, and starts the background refresh.
+    ///
+    /// Fails with [`StoreError::Unavailable`] when Redis cannot be reached within
+    /// `timeout`, or when `durability` is [`Durability::Durable`] and Redis does not fsync
+    /// every write.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+        durability: Durability,
+        fast_path: bool,
+    ) -> Result<RedisStore, StoreError> {
+        let client = ::redis::Client::open(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        let addr = client.get_connection_info().addr().to_string();
+        // No response timeout on the connection: every call is bounded by its own
+        // (`Inner::call` and `Inner::bulk`), and bulk calls need more than requests.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(None)
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_max_delay(RECONNECT_MAX_DELAY)
+            .set_pipeline_buffer_size(PIPELINE_BUFFER);
+        let conn =
+            match tokio::time::timeout(timeout, client.get_connection_manager_with_config(config))
+                .await
+            {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot connect to Redis at {addr}: {e}"
+                    )));
+                }
+                Err(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "Redis at {addr} did not answer within {} ms",
+                        timeout.as_millis()
+                    )));
+                }
+            };
+        let inner = Arc::new(Inner {
+            conn,
+            keys: Keys::new(prefix),
+            timeout,
+            bulk_timeout: timeout.max(BULK_TIMEOUT),
+            fast_path,
+            mirror: Mirror::default(),
+            scripts: Scripts::new(),
+            calendar: Mutex::new(SlotKeys::default()),
+        });
+        inner.check_durability(durability).await?;
+        {
+            let mut slot_keys = inner.calendar.lock().await;
+            inner.reload(&mut slot_keys).await?;
+        }
+        let (stop, stopped) = watch::channel(false);
+        let refresher = tokio::spawn(refresh_loop(inner.clone(), stopped));
+        tracing::info!(
+            redis = %addr,
+            prefix,
+            fast_path,
+            calendar_version = inner.mirror.version(),
+            "Redis store connected"
+        );
+        Ok(RedisStore {
+            inner,
+            stop,
+            refresher: std::sync::Mutex::new(Some(refresher)),
+        })
+    }
+
+    /// Whether Redis held a calendar when this store connected (or has one loaded since).
+    pub fn has_calendar(&self) -> bool {
+        !self.inner.mirror.catalog.load().phases.is_empty()
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .refresher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Store for RedisStore {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        self.inner.mirror.catalog.load_full()
+    }
+
+    fn inventory(&self) -> &Inventory {
+        &self.inner.mirror.inventory
+    }
+
+    async fn load_calendar(&self, calendar: Calendar) -> Result<LoadReport, StoreError> {
+        let inner = &*self.inner;
+        let mut slot_keys = inner.calendar.lock().await;
+        for _ in 0..LOAD_ATTEMPTS {
+            // Merge over what Redis holds, not over this instance's copy: another
+            // instance may have loaded since, and the stored calendar is the union.
+            let (stored, version) = inner.stored_calendar().await?;
+            let base = match &stored {
+                Some(c) => {
+                    Catalog::default()
+                        .merge(c)
+                        .map_err(|e| {
+                            StoreError::Internal(format!("the calendar in Redis is invalid: {e}"))
+                        })?
+                        .0
+                }
+                None => Catalog::default(),
+            };
+            let (next, changes) = base.merge(&calendar)?;
+            let report = LoadReport {
+                sites: next.sites.len(),
+                phases: next.phases.len(),
+                slots: next.slots.len(),
+                capacity_changes: changes.len(),
+            };
+            let merged = next.to_calendar();
+            if changes.is_empty() && base.to_calendar() == merged {
+                // Nothing new: loading is idempotent. Still catch up if we lag.
+                if let Some(c) = stored.filter(|_| version != inner.mirror.version()) {
+                    inner.adopt(&mut slot_keys, &c, version).await?;
+                }
+                return Ok(report);
+            }
+            let json = serde_json::to_string(&merged)
+                .map_err(|e| StoreError::Internal(format!("calendar to JSON: {e}")))?;
+            let mut invocation = inner.scripts.calendar.prepare_invoke();
+            invocation
+                .key(inner.keys.calendar())
+                .key(inner.keys.calendar_version())
+                .key(inner.keys.revision())
+                .arg(inner.keys.prefix())
+                .arg(version)
+                .arg(json);
+            for &(slot, capacity) in &changes {
+                invocation
+                    .arg(next.slot(slot).slot.id.as_str())
+                    .arg(capacity);
+            }
+            let mut conn = inner.conn.clone();
+            let reply: Vec<String> = inner
+                .bulk("load_calendar", invocation.invoke_async(&mut conn))
+                .await?;
+            match reply.first().map(String::as_str) {
+                Some("ok") => {
+                    let version = reply
+                        .get(1)
+                        .and_then(|v| v.parse().ok())
+                        .ok_or_else(|| parse_error("calendar.lua", format!("{reply:?}")))?;
+                    inner.adopt(&mut slot_keys, &merged, version).await?;
+                    return Ok(report);
+                }
+                Some("conflict") => continue,
+                Some("below-booked") if reply.len() == 4 => {
+                    return Err(StoreError::Calendar(CalendarError(format!(
+                        "slot {}: capacity {} is below the {} seats already booked",
+                        reply[1], reply[2], reply[3]
+                    ))));
+                }
+                _ => return Err(parse_error("calendar.lua", format!("{reply:?}"))),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "other instances kept changing the calendar during this load; try again".into(),
+        ))
+    }
+
+    async fn invite(&self, phase: PhaseId, people: Vec<IdNumber>) -> Result<u64, StoreError> {
+        let inner = &*self.inner;
+        if inner.mirror.catalog.load().phase(phase.as_str()).is_none() {
+            return Err(StoreError::Internal(format!("unknown phase {phase}")));
+        }
+        let key = inner.keys.invited(phase.as_str());
+        let mut added = 0;
+        // Round trips one after another: each carries INVITE_CHUNK × INVITE_PIPELINE ids
+        // (about a megabyte), enough to keep Redis busy. A failure part-way leaves the
+        // earlier chunks in; loading again is harmless (SADD counts only new members).
+        for group in people.chunks(INVITE_CHUNK * INVITE_PIPELINE) {
+            let mut pipe = ::redis::pipe();
+            let mut commands = 0;
+            for chunk in group.chunks(INVITE_CHUNK) {
+                let mut sadd = ::redis::cmd("SADD");
+                sadd.arg(&key);
+                for id in chunk {
+                    sadd.arg(id.to_string());
+                }
+                pipe.add_command(sadd);
+                commands += 1;
+            }
+            let mut conn = inner.conn.clone();
+            let counts: Vec<u64> = inner.bulk("invite", pipe.query_async(&mut conn)).await?;
+            metrics::histogram!(m::STORE_BATCH_COMMANDS, "op" => "invite").record(commands as f64);
+            added += counts.iter().sum::<u64>();
+        }
+        Ok(added)
+    }
+
+    async fn reserve(&self, r: Reserve) -> Result<ReserveOutcome, StoreError> {
+        let inner = &*self.inner;
+        // The fast path: the mirror says no seat is left. It can only be early (a seat
+        // freed in the last refresh interval), never wrong the other way, since seats
+        // are only taken by the script. A request with an Idempotency-Key goes to Redis
+        // regardless: it may be the retry of a booking that took the last seat, and its
+        // answer must be that booking, not "full".
+        if inner.fast_path
+            && r.idempotency.is_none()
+            && inner.mirror.inventory.remaining(r.slot_index) == 0
+        {
+            metrics::counter!(m::FAST_PATH_REJECTIONS).increment(1);
+            return Ok(ReserveOutcome::SlotFull);
+        }
+        let k = &inner.keys;
+        let (key, fingerprint) = idempotency_args(&r.idempotency);
+        let booked_at = record::format_time(r.now)?;
+        let mut invocation = inner.scripts.reserve.prepare_invoke();
+        invocation
+            .key(k.keys_of(r.person))
+            .key(k.key_order_of(r.person))
+            .key(k.live_of(r.person))
+            .key(k.bookings_of(r.person))
+            .key(k.remaining(r.slot.as_str()))
+            .key(k.invited(r.phase.as_str()))
+            .key(k.ledger(r.phase.as_str()))
+            .key(k.sequence())
+            .key(k.revision())
+            .arg(k.prefix())
+            .arg(r.phase.as_str())
+            .arg(r.slot.as_str())
+            .arg(r.person.to_string())
+            .arg(r.channel.as_str())
+            .arg(booked_at)
+            .arg(if r.invitation_required { "1" } else { "0" })
+            .arg(key)
+            .arg(fingerprint)
+            .arg(KEYS_PER_PERSON);
+        let mut conn = inner.conn.clone();
+        let (outcome, remaining, rev, fields): (String, i64, u64, Vec<String>) = inner
+            .call("reserve", invocation.invoke_async(&mut conn))
+            .await?;
+        inner.mirror.apply_reply(r.slot_index, rev, remaining);
+        Ok(match outcome.as_str() {
+            "booked" => ReserveOutcome::Booked(record::booking(&fields)?),
+            "replayed" => ReserveOutcome::Replayed(record::booking(&fields)?),
+            "held" => ReserveOutcome::AlreadyHeld(record::booking(&fields)?),
+            "already-booked" => ReserveOutcome::AlreadyBooked(record::booking(&fields)?),
+            "not-invited" => ReserveOutcome::NotInvited,
+            "full" => ReserveOutcome::SlotFull,
+            "key-reused" => ReserveOutcome::KeyReused,
+            "unknown-slot" => {
+                return Err(StoreError::Internal(format!(
+                    "slot {} has no seat counter in Redis (was Redis emptied?)",
+                    r.slot
+                )));
+            }
+            other => return Err(unexpected("reserve", other)),
+        })
+    }
+
+    async fn change(&self, c: Change) -> Result<ChangeOutcome, StoreError> {
+        let inner = &*self.inner;
+        let k = &inner.keys;
+        let (key, fingerprint) = idempotency_args(&c.idempotency);
+        let mut invocation = inner.scripts.change.prepare_invoke();
+        invocation
+            .key(k.keys_of(c.person))
+            .key(k.key_order_of(c.person))
+            .key(k.remaining(c.slot.as_str()))
+            .key(k.ledger(c.phase.as_str()))
+            .key(k.revision())
+            .arg(k.prefix())
+            .arg(c.person.to_string())
+            .arg(c.booking.as_str())
+            .arg(c.slot.as_str())
+            .arg(c.phase.as_str())
+            .arg(key)
+            .arg(fingerprint)
+            .arg(KEYS_PER_PERSON);
+        let mut conn = inner.conn.clone();
+        let (outcome, remaining, rev, fields, old_slot, old_remaining): (
+            String,
+            i64,
+            u64,
+            Vec<String>,
+            String,
+            i64,
+        ) = inner
+            .call("change", invocation.invoke_async(&mut conn))
+            .await?;
+        inner.mirror.apply_reply(c.slot_index, rev, remaining);
+        if !old_slot.is_empty() {
+            inner.mirror_slot(&old_slot, rev, old_remaining);
+        }
+        Ok(match outcome.as_str() {
+            "changed" => ChangeOutcome::Changed(record::booking(&fields)?),
+            "unchanged" => ChangeOutcome::Unchanged(record::booking(&fields)?),
+            "full" => ChangeOutcome::SlotFull(record::booking(&fields)?),
+            "not-live" => ChangeOutcome::NotLive(record::booking(&fields)?),
+            "unknown" => ChangeOutcome::UnknownBooking,
+            "other-phase" => ChangeOutcome::OtherPhase,
+            "key-reused" => ChangeOutcome::KeyReused,
+            "unknown-slot" => {
+                return Err(StoreError::Internal(format!(
+                    "slot {} has no seat counter in Redis (was Redis emptied?)",
+                    c.slot
+                )));
+            }
+            other => return Err(unexpected("change", other)),
+        })
+    }
+
+    async fn cancel(
+        &self,
+        person: IdNumber,
+        booking: BookingId,
+    ) -> Result<CancelOutcome, StoreError> {
+        let inner = &*self.inner;
+        let k = &inner.keys;
+        let mut invocation = inner.scripts.cancel.prepare_invoke();
+        invocation
+            .key(k.live_of(person))
+            .key(k.revision())
+            .arg(k.prefix())
+            .arg(person.to_string())
+            .arg(booking.as_str());
+        let mut conn = inner.conn.clone();
+        let (outcome, remaining, rev, fields): (String, i64, u64, Vec<String>) = inner
+            .call("cancel", invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(match outcome.as_str() {
+            "cancelled" | "already-cancelled" => {
+                let b = record::booking(&fields)?;
+                inner.mirror_slot(b.slot.as_str(), rev, remaining);
+                if outcome == "cancelled" {
+                    CancelOutcome::Cancelled(b)
+                } else {
+                    CancelOutcome::AlreadyCancelled(b)
+                }
+            }
+            "unknown" => CancelOutcome::UnknownBooking,
+            other => return Err(unexpected("cancel", other)),
+        })
+    }
+
+    async fn bookings_of(&self, person: IdNumber) -> Result<Vec<Booking>, StoreError> {
+        let inner = &*self.inner;
+        let mut conn = inner.conn.clone();
+        let ids: Vec<String> = inner
+            .call(
+                "bookings_of",
+                ::redis::cmd("LRANGE")
+                    .arg(inner.keys.bookings_of(person))
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        inner
+            .records("bookings_of", inner.timeout, &ids)
+            .await?
+            .iter()
+            .map(|fields| record::booking(fields))
+            .collect()
+    }
+
+    /// Audits one consistent cut of Redis: the ledger up to its last entry at the cut and
+    /// every counter, read in one `MULTI`/`EXEC`. Bookings are rebuilt from the ledger;
+    /// then each booking's record is checked against them, and a record that disagrees
+    /// with no later ledger entry to explain it fails the audit (logged at error level).
+    async fn audit(&self) -> Result<AuditReport, StoreError> {
+        let inner = &*self.inner;
+        {
+            let mut slot_keys = inner.calendar.lock().await;
+            inner.reload(&mut slot_keys).await?;
+        }
+        let catalog = inner.mirror.catalog.load_full();
+        let n = catalog.slots.len();
+        let ids: Vec<&str> = catalog.slots.iter().map(|s| s.slot.id.as_str()).collect();
+        let capacity_keys: Vec<String> = ids.iter().map(|s| inner.keys.capacity(s)).collect();
+        let remaining_keys: Vec<String> = ids.iter().map(|s| inner.keys.remaining(s)).collect();
+
+        let mut cut = ::redis::pipe();
+        cut.atomic().cmd("GET").arg(inner.keys.calendar_version());
+        for p in &catalog.phases {
+            cut.cmd("XREVRANGE")
+                .arg(inner.keys.ledger(p.phase.id.as_str()))
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1);
+        }
+        if n > 0 {
+            add_mgets(&mut cut, &capacity_keys);
+            add_mgets(&mut cut, &remaining_keys);
+        }
+        let mut conn = inner.conn.clone();
+        let values: Vec<Value> = inner.bulk("audit", cut.query_async(&mut conn)).await?;
+        let mut values = values.into_iter();
+        let version: Option<u64> = decode("GET", values.next())?;
+        if version.unwrap_or(0) != inner.mirror.version() {
+            return Err(StoreError::Unavailable(
+                "the calendar changed during the audit; run it again".into(),
+            ));
+        }
+        let mut last_ids = Vec::with_capacity(catalog.phases.len());
+        for _ in &catalog.phases {
+            let last: Entries = decode("XREVRANGE", values.next())?;
+            last_ids.push(last.into_iter().next().map(|(id, _)| id));
+        }
+        let (capacity, remaining) = if n > 0 {
+            (
+                decode_counts(&mut values, n)?,
+                decode_counts(&mut values, n)?,
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+
+        // Rebuild the bookings from each phase's ledger up to the cut.
+        let mut bookings: Vec<Booking> = Vec::new();
+        let mut index: HashMap<BookingId, usize> = HashMap::new();
+        for (p, last) in catalog.phases.iter().zip(&last_ids) {
+            let Some(last) = last else { continue };
+            for (entry, fields) in inner.ledger(p.phase.id.as_str(), "-", last).await? {
+                let unknown = |b: &BookingId| {
+                    StoreError::Internal(format!(
+                        "ledger entry {entry} of phase {} names booking {b}, never booked",
+                        p.phase.id
+                    ))
+                };
+                match record::event(&p.phase.id, &fields)? {
+                    Event::Booked(b) => {
+                        index.insert(b.booking.clone(), bookings.len());
+                        bookings.push(b);
+                    }
+                    Event::Changed { booking, slot } => {
+                        let &i = index.get(&booking).ok_or_else(|| unknown(&booking))?;
+                        bookings[i].slot = slot;
+                    }
+                    Event::Cancelled { booking } => {
+                        let &i = index.get(&booking).ok_or_else(|| unknown(&booking))?;
+                        bookings[i].status = crate::domain::BookingStatus::Cancelled;
+                    }
+                }
+            }
+        }
+        let counters = |s: SlotIndex| {
+            let i = s as usize;
+            (
+                capacity.get(i).copied().flatten().unwrap_or(0),
+                remaining.get(i).copied().flatten().unwrap_or(0),
+            )
+        };
+        let mut report = audit(&catalog, counters, &bookings);
+
+        // Records against the ledger. Records are read after the cut, so a booking
+        // changed since shows a difference; the ledger past the cut, read after the
+        // records, names every such booking.
+        let mut disagree: Vec<(BookingId, String)> = Vec::new();
+        for chunk in bookings.chunks(RECORD_PIPELINE) {
+            let ids: Vec<String> = chunk.iter().map(|b| b.booking.to_string()).collect();
+            for (b, fields) in chunk
+                .iter()
+                .zip(inner.records("audit", inner.bulk_timeout, &ids).await?)
+            {
+                if fields.is_empty() {
+                    disagree.push((b.booking.clone(), "no record".into()));
+                } else {
+                    let r = record::booking(&fields)?;
+                    if r != *b {
+                        disagree.push((
+                            b.booking.clone(),
+                            format!("ledger has {b:?}, record has {r:?}"),
+                        ));
+                    }
+                }
+            }
+        }
+        if !disagree.is_empty() {
+            let mut since_cut: HashSet<String> = HashSet::new();
+            for (p, last) in catalog.phases.iter().zip(&last_ids) {
+                let start = last.as_ref().map_or("-".to_string(), |l| format!("({l}"));
+                for (_, fields) in inner.ledger(p.phase.id.as_str(), &start, "+").await? {
+                    if let Some(pair) = fields.chunks_exact(2).find(|f| f[0] == "b") {
+                        since_cut.insert(pair[1].clone());
+                    }
+                }
+            }
+            disagree.retain(|(b, _)| !since_cut.contains(b.as_str()));
+        }
+        for (booking, what) in disagree {
+            tracing::error!(%booking, "booking record disagrees with the ledger: {what}");
+            report.breaches.push(crate::audit::Breach::RecordMismatch {
+                booking: booking.to_string(),
+                detail: what,
+            });
+            report.ok = false;
+        }
+        Ok(report)
+    }
+
+    async fn ready(&self) -> bool {
+        let mut conn = self.inner.conn.clone();
+        self.inner
+            .call::<String>("ping", ::redis::cmd("PING").query_async(&mut conn))
+            .await
+            .is_ok()
+    }
+
+    async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let task = self
+            .refresher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            // The loop returns at its next await point; a refresh in flight is bounded by
+            // the call timeout, and a task that overruns even that is aborted.
+            let abort = task.abort_handle();
+            if tokio::time::timeout(self.inner.timeout * 2, task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        tracing::info!("Redis store closed");
+    }
+}
