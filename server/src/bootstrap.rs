@@ -105,12 +105,13 @@ pub async fn serve_on(
             start(config, Arc::new(store), has_calendar, listener, shutdown).await
         }
         StoreKind::Redis(url) => {
-            let store = RedisStore::connect(
+            let store = RedisStore::connect_with(
                 url,
                 &config.redis_prefix,
                 config.redis_timeout,
                 config.durability,
                 config.fast_path,
+                config.snapshot_interval,
             )
             .await?;
             let has_calendar = store.has_calendar();

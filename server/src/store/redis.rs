@@ -84,7 +84,7 @@ use record::Event;
 /// Idempotency keys remembered per person, as in the embedded store.
 const KEYS_PER_PERSON: usize = 16;
 /// How often the mirror is refreshed from Redis: the most a counter lags other instances.
-const REFRESH_INTERVAL: Duration = Duration::from_millis(250);
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_millis(250);
 /// Keys per `MGET`: large enough to amortise the round trip, small enough that one
 /// command never blocks Redis for more than about a tenth of a millisecond.
 const MGET_CHUNK: usize = 1_000;
@@ -552,8 +552,8 @@ impl Inner {
 }
 
 /// Stops the refresh task when told to, or when the store is gone.
-async fn refresh_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(REFRESH_INTERVAL);
+async fn refresh_loop(inner: Arc<Inner>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
     // After a slow round (Redis down: each try waits the timeout) do not fire a burst.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
@@ -601,6 +601,19 @@ impl RedisStore {
         durability: Durability,
         fast_path: bool,
     ) -> Result<RedisStore, StoreError> {
+        Self::connect_with(url, prefix, timeout, durability, fast_path, DEFAULT_REFRESH_INTERVAL).await
+    }
+
+    /// [`RedisStore::connect`] with the mirror refreshed every `refresh` (the server
+    /// passes its `--snapshot-interval-ms`).
+    pub async fn connect_with(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+        durability: Durability,
+        fast_path: bool,
+        refresh: Duration,
+    ) -> Result<RedisStore, StoreError> {
         let client = ::redis::Client::open(url)
             .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
         let addr = client.get_connection_info().addr().to_string();
@@ -645,7 +658,7 @@ impl RedisStore {
             inner.reload(&mut slot_keys).await?;
         }
         let (stop, stopped) = watch::channel(false);
-        let refresher = tokio::spawn(refresh_loop(inner.clone(), stopped));
+        let refresher = tokio::spawn(refresh_loop(inner.clone(), refresh, stopped));
         tracing::info!(
             redis = %addr,
             prefix,
