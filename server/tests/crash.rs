@@ -320,3 +320,63 @@ fn offline_audit_exits_non_zero_on_an_overbooked_slot() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_flushes_and_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("calendar.json"),
+        serde_json::to_vec(&calendar()).expect("json"),
+    )
+    .expect("write");
+    let keys = TokenKey::new(SECRET.as_bytes());
+    let token = keys.sign(Claims {
+        person: synthetic_id(1),
+        scope: Scope::Booking,
+        expires_at: OffsetDateTime::now_utc().unix_timestamp() + 3600,
+    });
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let mut server = Server::start(dir.path());
+    let base = format!("http://{}", server.addr);
+    let (status, booked) = call(
+        &client,
+        "POST",
+        format!("{base}/v1/phases/P1/bookings"),
+        &token,
+        Some(json!({"slot": "X01"})),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(status, StatusCode::CREATED);
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let started = std::time::Instant::now();
+    let exit = loop {
+        if let Some(s) = server.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "slotd exits within its grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "clean exit: {exit:?}");
+    let server = Server::start(dir.path());
+    let (_, mine) = call(
+        &client,
+        "GET",
+        format!("http://{}/v1/me/bookings", server.addr),
+        &token,
+        None,
+    )
+    .await
+    .expect("answer");
+    assert_eq!(mine["bookings"][0]["booking"], booked["booking"]);
+}
