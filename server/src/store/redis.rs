@@ -601,7 +601,15 @@ impl RedisStore {
         durability: Durability,
         fast_path: bool,
     ) -> Result<RedisStore, StoreError> {
-        Self::connect_with(url, prefix, timeout, durability, fast_path, DEFAULT_REFRESH_INTERVAL).await
+        Self::connect_with(
+            url,
+            prefix,
+            timeout,
+            durability,
+            fast_path,
+            DEFAULT_REFRESH_INTERVAL,
+        )
+        .await
     }
 
     /// [`RedisStore::connect`] with the mirror refreshed every `refresh` (the server
