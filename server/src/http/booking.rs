@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::problem::{Code, Problem};
 use super::request::{HttpResponse, authenticate, empty, idempotency, json, read_body, respond};
+use super::telemetry::Telemetry;
 use crate::app::App;
 use crate::catalog::Catalog;
 use crate::domain::{Booking, BookingId, Channel};
@@ -38,11 +39,16 @@ pub struct BookingView<'a> {
     booked_at: String,
 }
 
-/// The client view of a booking as JSON.
-pub fn view(catalog: &Catalog, b: &Booking) -> Value {
+/// The client view of a booking as a JSON value (for members of problem answers).
+pub fn view_value(catalog: &Catalog, b: &Booking) -> Value {
+    serde_json::to_value(view(catalog, b)).unwrap_or(Value::Null)
+}
+
+/// The client view of a booking, serialised straight into the answer.
+pub fn view<'a>(catalog: &'a Catalog, b: &'a Booking) -> BookingView<'a> {
     let slot = catalog.slot_index(b.slot.as_str()).map(|s| catalog.slot(s));
     let site = slot.map(|s| catalog.site(s.site));
-    let v = BookingView {
+    BookingView {
         booking: b.booking.as_str(),
         code: &b.code,
         phase: b.phase.as_str(),
@@ -57,8 +63,7 @@ pub fn view(catalog: &Catalog, b: &Booking) -> Value {
         channel: b.channel.as_str(),
         status: b.status,
         booked_at: crate::domain::rfc3339(b.booked_at),
-    };
-    serde_json::to_value(v).unwrap_or(Value::Null)
+    }
 }
 
 #[derive(Deserialize)]
@@ -99,7 +104,7 @@ fn channel(claims: &Claims, requested: Option<&str>) -> Result<Channel, Problem>
 }
 
 fn rejected(reason: &'static str) {
-    metrics::counter!(m::BOOKING_REJECTIONS, "reason" => reason).increment(1);
+    Telemetry::get().rejected(reason);
 }
 
 /// `POST /v1/phases/{phase}/bookings`
@@ -119,13 +124,7 @@ where
     let raw = read_body(body, app.limits.max_body_bytes).await?;
     let req: SlotBody = json(&raw)?;
     let channel = channel(&claims, req.channel.as_deref())?;
-    let person = claims.person.to_string();
-    let idem = idempotency(
-        headers,
-        &format!("POST /v1/phases/{phase}/bookings"),
-        &person,
-        &raw,
-    )?;
+    let idem = idempotency(headers, "reserve", phase, claims.person, &raw)?;
     let outcome = service::reserve(
         &*app.store,
         claims.person,
@@ -139,7 +138,7 @@ where
     let catalog = app.store.catalog();
     Ok(match outcome {
         ReserveOutcome::Booked(b) => {
-            metrics::counter!(m::BOOKINGS_COMMITTED, "channel" => b.channel.as_str()).increment(1);
+            Telemetry::get().committed(b.channel);
             respond(StatusCode::CREATED, &view(&catalog, &b))
         }
         ReserveOutcome::Replayed(b) => respond(StatusCode::CREATED, &view(&catalog, &b)),
@@ -157,7 +156,7 @@ where
                 Code::AlreadyBooked,
                 "you already hold a booking in this phase; change or cancel it",
             )
-            .with("booking", view(&catalog, &b)));
+            .with("booking", view_value(&catalog, &b)));
         }
         ReserveOutcome::NotInvited => {
             rejected("not-invited");
@@ -183,7 +182,7 @@ pub async fn list<S: Store>(app: &App<S>, headers: &HeaderMap) -> Result<HttpRes
     let claims = authenticate(app, headers, BOOKING_SCOPES, now)?;
     let bookings = app.store.bookings_of(claims.person).await?;
     let catalog = app.store.catalog();
-    let views: Vec<Value> = bookings.iter().map(|b| view(&catalog, b)).collect();
+    let views: Vec<BookingView<'_>> = bookings.iter().map(|b| view(&catalog, b)).collect();
     Ok(respond(
         StatusCode::OK,
         &serde_json::json!({ "bookings": views }),
@@ -212,12 +211,7 @@ where
     let booking = booking_id(id)?;
     let raw = read_body(body, app.limits.max_body_bytes).await?;
     let req: SlotBody = json(&raw)?;
-    let idem = idempotency(
-        headers,
-        &format!("PUT /v1/me/bookings/{id}"),
-        &claims.person.to_string(),
-        &raw,
-    )?;
+    let idem = idempotency(headers, "change", id, claims.person, &raw)?;
     let outcome =
         service::change(&*app.store, claims.person, booking, &req.slot, idem, now).await?;
     let catalog = app.store.catalog();
@@ -234,7 +228,7 @@ where
                     req.slot
                 ),
             )
-            .with("booking", view(&catalog, &old)))
+            .with("booking", view_value(&catalog, &old)))
         }
         ChangeOutcome::UnknownBooking => Err(Problem::new(
             Code::UnknownBooking,
@@ -244,7 +238,7 @@ where
             Code::BookingNotLive,
             "a cancelled booking cannot change; book again",
         )
-        .with("booking", view(&catalog, &b))),
+        .with("booking", view_value(&catalog, &b))),
         ChangeOutcome::OtherPhase => Err(Problem::new(
             Code::UnknownSlot,
             format!("slot {} is not in this booking's phase", req.slot),

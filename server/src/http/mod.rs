@@ -13,6 +13,7 @@ pub mod problem;
 mod request;
 pub mod router;
 mod server;
+mod telemetry;
 
 pub use i18n::Lang;
 pub use ops::OPENAPI;

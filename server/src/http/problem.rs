@@ -4,7 +4,9 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde_json::Value;
 
 use super::i18n::{Lang, title};
 use crate::service::{Refusal, ServiceError};
@@ -156,17 +158,13 @@ impl Problem {
     /// The `application/problem+json` response.
     pub fn into_response(self, lang: Lang) -> Response<Full<Bytes>> {
         let status = self.code.status();
-        let mut body = json!({
-            "type": format!("https://slotd.dev/problems/{}", self.code.as_str()),
-            "title": title(self.code, lang),
-            "status": status.as_u16(),
-            "detail": self.detail,
-            "code": self.code.as_str(),
-        });
-        if let (Some((name, value)), Some(obj)) = (self.extra, body.as_object_mut()) {
-            obj.insert(name.to_string(), value);
-        }
-        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+        let body = Body {
+            problem: &self,
+            title: title(self.code, lang),
+            status: status.as_u16(),
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut r = Response::new(Full::new(Bytes::from(bytes)));
         *r.status_mut() = status;
         let h = r.headers_mut();
         h.insert(
@@ -184,6 +182,30 @@ impl Problem {
             h.insert(header::ALLOW, v);
         }
         r
+    }
+}
+
+/// The problem+json body, written straight into bytes: at an opening most answers are
+/// `409 slot-full`, so they are not built as a `serde_json::Value` first.
+struct Body<'a> {
+    problem: &'a Problem,
+    title: &'static str,
+    status: u16,
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let code = self.problem.code.as_str();
+        let mut map = s.serialize_map(Some(5 + usize::from(self.problem.extra.is_some())))?;
+        map.serialize_entry("type", &format_args!("https://slotd.dev/problems/{code}"))?;
+        map.serialize_entry("title", self.title)?;
+        map.serialize_entry("status", &self.status)?;
+        map.serialize_entry("detail", &self.problem.detail)?;
+        map.serialize_entry("code", code)?;
+        if let Some((name, value)) = &self.problem.extra {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
     }
 }
 

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::problem::{Code, Problem};
 use crate::app::App;
+use crate::domain::IdNumber;
 use crate::store::{Idempotency, Store};
 use crate::token::{Claims, Scope, TokenError, secrets_match};
 
@@ -119,11 +120,13 @@ pub fn authenticate_admin<S: Store>(app: &App<S>, headers: &HeaderMap) -> Result
     }
 }
 
-/// The `Idempotency-Key` of a write, fingerprinted with what it asks.
+/// The `Idempotency-Key` of a write, fingerprinted with what it asks: the operation, its
+/// target (phase or booking), the person and the body. Costs nothing without a key.
 pub fn idempotency(
     headers: &HeaderMap,
-    route: &str,
-    person: &str,
+    operation: &str,
+    target: &str,
+    person: IdNumber,
     body: &[u8],
 ) -> Result<Option<Idempotency>, Problem> {
     let Some(raw) = headers.get("idempotency-key") else {
@@ -140,7 +143,8 @@ pub fn idempotency(
             )
         })?;
     let mut h = Sha256::new();
-    for part in [route.as_bytes(), person.as_bytes(), body] {
+    let person = person.packed().to_le_bytes();
+    for part in [operation.as_bytes(), target.as_bytes(), &person, body] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part);
     }

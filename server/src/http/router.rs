@@ -11,6 +11,7 @@ use hyper::body::Body;
 use super::i18n::Lang;
 use super::problem::{Code, Problem};
 use super::request::HttpResponse;
+use super::telemetry::Telemetry;
 use super::{admin, booking, ops};
 use crate::app::App;
 use crate::metrics as m;
@@ -119,6 +120,28 @@ pub enum Route<'a> {
     Audit(&'a str),
 }
 
+impl Route<'_> {
+    /// This route's position in [`ROUTES`] (a test holds the two together).
+    pub fn index(&self) -> usize {
+        match self {
+            Route::Live => 0,
+            Route::Ready => 1,
+            Route::Metrics => 2,
+            Route::OpenApi => 3,
+            Route::Phases => 4,
+            Route::Availability(_) => 5,
+            Route::Book(_) => 6,
+            Route::MyBookings => 7,
+            Route::Change(_) => 8,
+            Route::Cancel(_) => 9,
+            Route::Calendar => 10,
+            Route::Invitations(_) => 11,
+            Route::Tokens => 12,
+            Route::Audit(_) => 13,
+        }
+    }
+}
+
 /// What a method and path resolve to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolved<'a> {
@@ -222,12 +245,12 @@ where
 }
 
 /// Decrements the in-flight count however the request ends (also on cancellation).
-struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize, &'a Telemetry);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
-        metrics::gauge!(m::HTTP_IN_FLIGHT).decrement(1.0);
+        self.1.in_flight.decrement(1.0);
     }
 }
 
@@ -239,6 +262,7 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let started = Instant::now();
+    let telemetry = Telemetry::get();
     let lang = Lang::negotiate(
         req.headers()
             .get(header::ACCEPT_LANGUAGE)
@@ -246,10 +270,10 @@ where
     );
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let (result, template) = match resolve(&method, &path) {
+    let (result, route_index) = match resolve(&method, &path) {
         Resolved::NotFound => (
             Err(Problem::new(Code::NotFound, format!("no route {path}"))),
-            "unmatched",
+            None,
         ),
         Resolved::MethodNotAllowed(t) => {
             let allowed: Vec<&str> = ROUTES
@@ -262,40 +286,37 @@ where
                 format!("{method} is not allowed on {t}"),
             )
             .allow(allowed.join(", "));
-            (Err(problem), t)
+            (Err(problem), ROUTES.iter().position(|r| r.template == t))
         }
-        Resolved::Found(route, t) => {
+        Resolved::Found(route, _) => {
             // Relaxed would do for a counter; AcqRel keeps the count exact across cores
             // at the limit, where it decides who is shed.
             let now = app.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
-            metrics::gauge!(m::HTTP_IN_FLIGHT).increment(1.0);
-            let _guard = InFlight(&app.in_flight);
+            telemetry.in_flight.increment(1.0);
+            let _guard = InFlight(&app.in_flight, telemetry);
+            let index = route.index();
             if now > app.limits.max_in_flight && !exempt(&route) {
                 (
                     Err(
                         Problem::new(Code::Overloaded, "too many requests in flight")
                             .retry_after(1),
                     ),
-                    t,
+                    Some(index),
                 )
             } else {
-                (dispatch(app, route, req).await, t)
+                (dispatch(app, route, req).await, Some(index))
             }
         }
     };
     let response = result.unwrap_or_else(|p| p.into_response(lang));
-    let status = response.status();
-    let outcome = if status.is_success() {
-        "ok"
-    } else if status.is_client_error() {
-        "client_error"
-    } else {
-        "server_error"
-    };
-    metrics::counter!(m::HTTP_REQUESTS, "route" => template, "method" => method.to_string(), "status" => status.as_str().to_owned())
-        .increment(1);
-    metrics::histogram!(m::HTTP_DURATION, "route" => template, "outcome" => outcome)
-        .record(started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    match route_index {
+        Some(i) => telemetry.record(i, response.status().as_u16(), seconds),
+        None => {
+            metrics::counter!(m::HTTP_REQUESTS, "route" => "unmatched", "method" => "any", "status" => "404")
+                .increment(1);
+        }
+    }
     response
 }
 
@@ -312,7 +333,11 @@ mod tests {
         for spec in ROUTES {
             let method: Method = spec.method.parse().expect("method");
             match resolve(&method, &sample(spec.template)) {
-                Resolved::Found(_, t) => assert_eq!(t, spec.template),
+                Resolved::Found(route, t) => {
+                    assert_eq!(t, spec.template);
+                    assert_eq!(ROUTES[route.index()].template, spec.template);
+                    assert_eq!(ROUTES[route.index()].method, spec.method);
+                }
                 other => panic!("{} {} resolved to {other:?}", spec.method, spec.template),
             }
         }

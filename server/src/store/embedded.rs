@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
+use dashmap::mapref::entry::Entry;
 use dashmap::{DashMap, DashSet};
 use serde::{Deserialize, Serialize};
 
@@ -295,6 +296,45 @@ impl EmbeddedStore {
         Self::durable(self.journal.as_ref().map(Journal::barrier)).await
     }
 
+    /// The reservation rules for one person, whose entry the caller holds locked.
+    fn decide(&self, r: &Reserve, person: &mut Person) -> (ReserveOutcome, Option<Ack>) {
+        if let Some(replay) = person.replay(r.idempotency.as_ref()) {
+            return match replay {
+                Ok(b) => (ReserveOutcome::Replayed(b.clone()), None),
+                Err(()) => (ReserveOutcome::KeyReused, None),
+            };
+        }
+        if let Some(b) = person
+            .bookings
+            .iter()
+            .find(|b| b.phase == r.phase && b.status.is_live())
+        {
+            return if b.slot == r.slot {
+                (ReserveOutcome::AlreadyHeld(b.clone()), None)
+            } else {
+                (ReserveOutcome::AlreadyBooked(b.clone()), None)
+            };
+        }
+        if r.invitation_required {
+            let phase = self.catalog.load().phase_index(r.phase.as_str());
+            if !phase.is_some_and(|p| self.invited.contains(&(p as u32, r.person.packed()))) {
+                return (ReserveOutcome::NotInvited, None);
+            }
+        }
+        if !self.inventory.try_reserve(r.slot_index) {
+            return (ReserveOutcome::SlotFull, None);
+        }
+        let (seq, booking) = self.new_booking(r);
+        person.remember(r.idempotency.as_ref(), &booking.booking);
+        person.bookings.push(booking.clone());
+        let ack = self.log(&Record::Booked {
+            seq,
+            booking: booking.clone(),
+            key: idem_pair(&r.idempotency),
+        });
+        (ReserveOutcome::Booked(booking), ack)
+    }
+
     fn new_booking(&self, r: &Reserve) -> (u64, Booking) {
         let seq = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
         (
@@ -384,41 +424,18 @@ impl Store for EmbeddedStore {
 
     async fn reserve(&self, r: Reserve) -> Result<ReserveOutcome, StoreError> {
         self.check_writable()?;
-        let phase_index = self.catalog.load().phase_index(r.phase.as_str());
-        let (outcome, ack) = {
-            let mut person = self.people.entry(r.person.packed()).or_default();
-            if let Some(replay) = person.replay(r.idempotency.as_ref()) {
-                match replay {
-                    Ok(b) => (ReserveOutcome::Replayed(b.clone()), None),
-                    Err(()) => (ReserveOutcome::KeyReused, None),
+        // The person's entry stays locked from the checks to the queued record (module
+        // docs). Someone without a record gets one only if they book: the refusals that
+        // make up most of an opening leave nothing behind.
+        let (outcome, ack) = match self.people.entry(r.person.packed()) {
+            Entry::Occupied(mut person) => self.decide(&r, person.get_mut()),
+            Entry::Vacant(vacant) => {
+                let mut person = Person::default();
+                let decided = self.decide(&r, &mut person);
+                if matches!(decided.0, ReserveOutcome::Booked(_)) {
+                    vacant.insert(person);
                 }
-            } else if let Some(b) = person
-                .bookings
-                .iter()
-                .find(|b| b.phase == r.phase && b.status.is_live())
-            {
-                if b.slot == r.slot {
-                    (ReserveOutcome::AlreadyHeld(b.clone()), None)
-                } else {
-                    (ReserveOutcome::AlreadyBooked(b.clone()), None)
-                }
-            } else if r.invitation_required
-                && !phase_index
-                    .is_some_and(|p| self.invited.contains(&(p as u32, r.person.packed())))
-            {
-                (ReserveOutcome::NotInvited, None)
-            } else if !self.inventory.try_reserve(r.slot_index) {
-                (ReserveOutcome::SlotFull, None)
-            } else {
-                let (seq, booking) = self.new_booking(&r);
-                person.remember(r.idempotency.as_ref(), &booking.booking);
-                person.bookings.push(booking.clone());
-                let ack = self.log(&Record::Booked {
-                    seq,
-                    booking: booking.clone(),
-                    key: idem_pair(&r.idempotency),
-                });
-                (ReserveOutcome::Booked(booking), ack)
+                decided
             }
         };
         match outcome {
@@ -433,7 +450,10 @@ impl Store for EmbeddedStore {
         self.check_writable()?;
         let catalog = self.catalog.load();
         let (outcome, ack) = {
-            let mut person = self.people.entry(c.person.packed()).or_default();
+            // Someone with no record has no booking to change: no record is made for them.
+            let Some(mut person) = self.people.get_mut(&c.person.packed()) else {
+                return Ok(ChangeOutcome::UnknownBooking);
+            };
             let replay = person.replay(c.idempotency.as_ref()).map(|r| r.cloned());
             match replay {
                 Some(Ok(b)) if b.booking == c.booking => (ChangeOutcome::Unchanged(b), None),
