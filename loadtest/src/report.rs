@@ -295,8 +295,9 @@ pub fn write(
     );
     let _ = writeln!(
         md,
-        "- bookings made: {booked_people} ({:.1} % of those who tried; {:.1} % of seats taken, audit says {taken} booked)",
+        "- bookings made: {booked_people} ({:.1} % of those who tried, {:.1} % of the invited (2021: 83.8 %); {:.1} % of seats taken, audit says {taken} booked live)",
         100.0 * booked_people as f64 / tried.max(1) as f64,
+        100.0 * booked_people as f64 / d.scenario.people.len().max(1) as f64,
         100.0 * taken as f64 / capacity.max(1) as f64
     );
     let _ = writeln!(
