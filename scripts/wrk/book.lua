@@ -3,9 +3,11 @@
 --   wrk -t T -c C -d D -s scripts/wrk/book.lua URL -- TOKENS SLOTS PHASE T
 --
 -- TOKENS: one person token a line; thread k of T takes lines k, k+T, k+2T, ... so no two
--- threads book for one person. SLOTS: one slot id a line, cycled. When a thread runs out
--- of tokens it starts over: those requests answer 409 (already booked) or 200 (retry of
--- the same slot), and the summary counts them apart from the 201 bookings.
+-- threads book for one person. SLOTS: one slot id a line, cycled: the request mix is in
+-- the file (scripts/bench-http writes a surge there: most lines name slots that are full).
+-- When a thread runs out of tokens it starts over: those requests answer 409 (already
+-- booked) or 200 (retry of the same slot), and the summary counts them apart from the 201
+-- bookings. A 409 whose body says `slot-full` is counted apart from other 409s.
 -- done() prints one line, `RESULT key=value ...`, that scripts/bench-http parses.
 
 local threads = {}
@@ -58,6 +60,7 @@ function init(args)
       .. "\r\nContent-Type: application/json\r\nAuthorization: Bearer "
    sent = 0
    counts = {}
+   slot_full = 0
 end
 
 function request()
@@ -69,14 +72,19 @@ end
 
 function response(status, headers, body)
    counts[status] = (counts[status] or 0) + 1
+   if status == 409 and body and string.find(body, "slot-full", 1, true) then
+      slot_full = slot_full + 1
+   end
 end
 
 function done(summary, latency, requests)
    local total = {}
+   local full = 0
    for _, t in ipairs(threads) do
       for status, n in pairs(t:get("counts")) do
          total[status] = (total[status] or 0) + n
       end
+      full = full + t:get("slot_full")
    end
    local statuses = {}
    for status, n in pairs(total) do
@@ -85,7 +93,7 @@ function done(summary, latency, requests)
    table.sort(statuses)
    local e = summary.errors
    io.write(string.format(
-      "RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d statuses=%s socket_errors=%d timeouts=%d\n",
+      "RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d statuses=%s slot_full=%d socket_errors=%d timeouts=%d\n",
       summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-      table.concat(statuses, ","), e.connect + e.read + e.write, e.timeout))
+      table.concat(statuses, ","), full, e.connect + e.read + e.write, e.timeout))
 end

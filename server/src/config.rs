@@ -61,7 +61,9 @@ pub struct ServeArgs {
     /// Largest request body for admin endpoints (calendars, invitations), bytes [default: 536870912].
     #[arg(long)]
     pub max_admin_body_bytes: Option<String>,
-    /// Seconds a client has to send a request's headers [default: 10].
+    /// Seconds a client has to send a request's headers [default: 10]. On keep-alive
+    /// connections hyper counts idle time too, so the bound applied is the larger of
+    /// this and --idle-timeout.
     #[arg(long)]
     pub header_read_timeout: Option<String>,
     /// Seconds an idle keep-alive connection is kept [default: 75].

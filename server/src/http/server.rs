@@ -114,7 +114,11 @@ pub async fn run<S: Store>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // hyper 1.12 runs this timer from the end of one response to the headers of the
+        // next, idle keep-alive time included. Below the idle timeout it would close idle
+        // connections early, under a load balancer that still reuses them (which then
+        // answers 502): so it is the larger of the two, and `idle` closes idle ones.
+        .header_read_timeout(limits.header_read_timeout.max(limits.idle_timeout))
         .keep_alive(true);
     builder
         .http2()

@@ -85,6 +85,8 @@ use record::Event;
 const KEYS_PER_PERSON: usize = 16;
 /// How often the mirror is refreshed from Redis: the most a counter lags other instances.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_millis(250);
+/// Refresh rounds after which the counters are read even if the revision did not move.
+const FULL_READ_EVERY: u32 = 20;
 /// Keys per `MGET`: large enough to amortise the round trip, small enough that one
 /// command never blocks Redis for more than about a tenth of a millisecond.
 const MGET_CHUNK: usize = 1_000;
@@ -154,6 +156,11 @@ impl SlotKeys {
 #[derive(Debug)]
 struct Inner {
     conn: ConnectionManager,
+    /// The background refresh's own connection: its large `MGET` pipelines would
+    /// otherwise queue the request path's scripts behind them on the shared socket.
+    refresh_conn: ConnectionManager,
+    /// Refresh rounds since the last full read of the counters.
+    quiet_rounds: std::sync::atomic::AtomicU32,
     keys: Keys,
     /// Each request-path round trip (reserve, change, cancel, bookings, ping).
     timeout: Duration,
@@ -393,10 +400,39 @@ impl Inner {
 
     /// One refresh: reloads the calendar if its version moved, else re-reads every
     /// slot's remaining seats. Skipped while a calendar load runs (it syncs by itself).
+    ///
+    /// When no seat counter changed since the last snapshot (the revision is the same),
+    /// the counters are not read at all: an idle instance costs Redis two `GET`s per
+    /// round, not tens of thousands of keys. Every [`FULL_READ_EVERY`] rounds they are
+    /// read anyway, so a Redis that lost writes and counted back up to the same revision
+    /// is caught within seconds.
     async fn refresh(&self) -> Result<(), StoreError> {
         let Ok(mut slot_keys) = self.calendar.try_lock() else {
             return Ok(());
         };
+        let mut conn = self.refresh_conn.clone();
+        let (version, rev): (Option<u64>, Option<u64>) = self
+            .bulk(
+                "refresh",
+                ::redis::pipe()
+                    .cmd("GET")
+                    .arg(self.keys.calendar_version())
+                    .cmd("GET")
+                    .arg(self.keys.revision())
+                    .query_async(&mut conn),
+            )
+            .await?;
+        if version.unwrap_or(0) != self.mirror.version() {
+            return self.reload(&mut slot_keys).await;
+        }
+        let rounds = self
+            .quiet_rounds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if rev.unwrap_or(0) == self.mirror.snapshot_revision() && rounds < FULL_READ_EVERY {
+            return Ok(());
+        }
+        self.quiet_rounds
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         let catalog = self.mirror.catalog.load_full();
         let n = catalog.slots.len();
         slot_keys.cover(&self.keys, &catalog);
@@ -408,7 +444,6 @@ impl Inner {
             .cmd("GET")
             .arg(self.keys.revision());
         let commands = 2 + add_mgets(&mut pipe, &slot_keys.remaining[..n]);
-        let mut conn = self.conn.clone();
         // Bulk: with a national calendar this reads tens of thousands of counters, and a
         // refresh that never fits the request timeout would leave the mirror stale for good.
         let values: Vec<Value> = self.bulk("refresh", pipe.query_async(&mut conn)).await?;
@@ -633,25 +668,29 @@ impl RedisStore {
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_max_delay(RECONNECT_MAX_DELAY)
             .set_pipeline_buffer_size(PIPELINE_BUFFER);
-        let conn =
-            match tokio::time::timeout(timeout, client.get_connection_manager_with_config(config))
-                .await
+        let connect = || async {
+            match tokio::time::timeout(
+                timeout,
+                client.get_connection_manager_with_config(config.clone()),
+            )
+            .await
             {
-                Ok(Ok(conn)) => conn,
-                Ok(Err(e)) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "cannot connect to Redis at {addr}: {e}"
-                    )));
-                }
-                Err(_) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "Redis at {addr} did not answer within {} ms",
-                        timeout.as_millis()
-                    )));
-                }
-            };
+                Ok(Ok(conn)) => Ok(conn),
+                Ok(Err(e)) => Err(StoreError::Unavailable(format!(
+                    "cannot connect to Redis at {addr}: {e}"
+                ))),
+                Err(_) => Err(StoreError::Unavailable(format!(
+                    "Redis at {addr} did not answer within {} ms",
+                    timeout.as_millis()
+                ))),
+            }
+        };
+        let conn = connect().await?;
+        let refresh_conn = connect().await?;
         let inner = Arc::new(Inner {
             conn,
+            refresh_conn,
+            quiet_rounds: std::sync::atomic::AtomicU32::new(0),
             keys: Keys::new(prefix),
             timeout,
             bulk_timeout: timeout.max(BULK_TIMEOUT),

@@ -829,3 +829,36 @@ async fn a_wrong_method_names_the_allowed_ones() {
     );
     assert_eq!(a.headers["allow"], "PUT, DELETE");
 }
+
+#[tokio::test]
+async fn idle_keep_alive_connections_outlive_the_header_timeout_and_close_after_the_idle_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|c| {
+        c.limits.header_read_timeout = std::time::Duration::from_secs(1);
+        c.limits.idle_timeout = std::time::Duration::from_secs(3);
+    })
+    .await;
+    let mut conn = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let request = b"GET /health/live HTTP/1.1\r\nhost: slotd\r\n\r\n";
+    let mut buf = vec![0u8; 4096];
+    conn.write_all(request).await.expect("write");
+    let n = conn.read(&mut buf).await.expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // Idle for longer than the header timeout: a load balancer's pooled connection.
+    tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+    conn.write_all(request).await.expect("write after 2 s idle");
+    let n = conn.read(&mut buf).await.expect("read");
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "still open after 2 s idle"
+    );
+    // Idle past the idle timeout: the server closes it.
+    tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
+    let closed = match conn.write_all(request).await {
+        Err(_) => true,
+        Ok(()) => matches!(conn.read(&mut buf).await, Ok(0) | Err(_)),
+    };
+    assert!(closed, "closed after the idle timeout");
+}

@@ -56,6 +56,14 @@ impl Mirror {
         self.version.load(Ordering::Relaxed)
     }
 
+    /// The revision of the last snapshot applied.
+    pub(super) fn snapshot_revision(&self) -> u64 {
+        self.order
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .snapshot
+    }
+
     pub(super) fn set_version(&self, version: u64) {
         self.version.store(version, Ordering::Relaxed);
     }
