@@ -672,3 +672,52 @@ async fn every_answer_matches_the_embedded_store() {
 async fn with_the_fast_path_only_known_full_slots_answer_early() {
     same_answers_as_the_embedded_store(true, 0x2545_f491_4f6c_dd1d).await;
 }
+
+/// Another instance's bookings, changes and cancellations reach this instance's mirror
+/// through the ledgers within a few refresh rounds, well before the full read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mirror_follows_other_instances_within_a_few_rounds() {
+    let redis = RedisServer::fast();
+    let writer = connect(&redis.url(), "follow", TIMEOUT, true).await;
+    let reader = connect(&redis.url(), "follow", TIMEOUT, true).await;
+    fixture_everywhere(&writer, &[&reader]).await;
+    // Let the reader finish its first full read, so that what follows is incremental.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let p = synthetic_id(1);
+    let ReserveOutcome::Booked(b) = writer
+        .reserve(contract::reserve(&writer, p, "A"))
+        .await
+        .expect("up")
+    else {
+        panic!("booked");
+    };
+    // Well inside the 20 rounds (5 s) after which a full read would catch it anyway.
+    eventually(
+        Duration::from_millis(1_500),
+        "the booking reaches the other mirror",
+        || async { remaining(&reader, "A") == 0 },
+    )
+    .await;
+    let change = slotd::store::Change {
+        person: p,
+        booking: b.booking.clone(),
+        slot: slotd::domain::SlotId::parse("C").expect("id"),
+        slot_index: writer.catalog().slot_index("C").expect("slot"),
+        phase: b.phase.clone(),
+        idempotency: None,
+    };
+    writer.change(change).await.expect("up");
+    eventually(
+        Duration::from_millis(1_500),
+        "the change reaches the other mirror",
+        || async { remaining(&reader, "A") == 1 && remaining(&reader, "C") == 4 },
+    )
+    .await;
+    writer.cancel(p, b.booking).await.expect("up");
+    eventually(
+        Duration::from_millis(1_500),
+        "the cancellation reaches the other mirror",
+        || async { remaining(&reader, "C") == 5 },
+    )
+    .await;
+}

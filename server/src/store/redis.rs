@@ -85,8 +85,10 @@ use record::Event;
 const KEYS_PER_PERSON: usize = 16;
 /// How often the mirror is refreshed from Redis: the most a counter lags other instances.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_millis(250);
-/// Refresh rounds after which the counters are read even if the revision did not move.
+/// Refresh rounds after which every counter is read again, whatever the ledgers say.
 const FULL_READ_EVERY: u32 = 20;
+/// Ledger entries one incremental round reads; more means a backlog: read everything.
+const CHANGES_PER_ROUND: usize = 20_000;
 /// Keys per `MGET`: large enough to amortise the round trip, small enough that one
 /// command never blocks Redis for more than about a tenth of a millisecond.
 const MGET_CHUNK: usize = 1_000;
@@ -161,6 +163,11 @@ struct Inner {
     refresh_conn: ConnectionManager,
     /// Refresh rounds since the last full read of the counters.
     quiet_rounds: std::sync::atomic::AtomicU32,
+    /// Where the incremental refresh goes on reading each phase's ledger: `(ledger key,
+    /// last entry id seen)`. `None` until a full read has set them (and after a reload),
+    /// which makes the next round a full read. Only the refresh task touches it, under
+    /// the calendar lock.
+    cursors: std::sync::Mutex<Option<Vec<(String, String)>>>,
     keys: Keys,
     /// Each request-path round trip (reserve, change, cancel, bookings, ping).
     timeout: Duration,
@@ -398,52 +405,160 @@ impl Inner {
         Ok(())
     }
 
-    /// One refresh: reloads the calendar if its version moved, else re-reads every
-    /// slot's remaining seats. Skipped while a calendar load runs (it syncs by itself).
+    /// One refresh round. Skipped while a calendar load runs (it syncs by itself).
     ///
-    /// When no seat counter changed since the last snapshot (the revision is the same),
-    /// the counters are not read at all: an idle instance costs Redis two `GET`s per
-    /// round, not tens of thousands of keys. Every [`FULL_READ_EVERY`] rounds they are
-    /// read anyway, so a Redis that lost writes and counted back up to the same revision
-    /// is caught within seconds.
+    /// - If the calendar version moved: reload the calendar and every counter.
+    /// - Otherwise, incrementally: read the phase ledgers from where the last round left
+    ///   off (`XREAD`), then the counters of just the slots they name. Every change of a
+    ///   seat counter is a ledger entry (booked, changed, cancelled), so this reads what
+    ///   changed and nothing else: its cost follows the write rate, not the calendar's
+    ///   size times the instances.
+    /// - Every [`FULL_READ_EVERY`] rounds, or when a round finds more entries than it
+    ///   reads at once, all counters are read, as a safety net (a Redis that lost writes,
+    ///   say, and wrote different ones since).
     async fn refresh(&self) -> Result<(), StoreError> {
         let Ok(mut slot_keys) = self.calendar.try_lock() else {
             return Ok(());
         };
-        let mut conn = self.refresh_conn.clone();
-        let (version, rev): (Option<u64>, Option<u64>) = self
-            .bulk(
-                "refresh",
-                ::redis::pipe()
-                    .cmd("GET")
-                    .arg(self.keys.calendar_version())
-                    .cmd("GET")
-                    .arg(self.keys.revision())
-                    .query_async(&mut conn),
-            )
-            .await?;
-        if version.unwrap_or(0) != self.mirror.version() {
-            return self.reload(&mut slot_keys).await;
-        }
         let rounds = self
             .quiet_rounds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if rev.unwrap_or(0) == self.mirror.snapshot_revision() && rounds < FULL_READ_EVERY {
+        let cursors = self
+            .cursors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match cursors {
+            Some(cursors) if rounds < FULL_READ_EVERY => {
+                self.refresh_changed(&mut slot_keys, cursors).await
+            }
+            _ => self.refresh_all(&mut slot_keys).await,
+        }
+    }
+
+    /// The incremental round: ledgers since the cursors, then the slots they name.
+    async fn refresh_changed(
+        &self,
+        slot_keys: &mut SlotKeys,
+        mut cursors: Vec<(String, String)>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.refresh_conn.clone();
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("GET").arg(self.keys.calendar_version());
+        if !cursors.is_empty() {
+            let xread = pipe
+                .cmd("XREAD")
+                .arg("COUNT")
+                .arg(CHANGES_PER_ROUND)
+                .arg("STREAMS");
+            for (key, _) in &cursors {
+                xread.arg(key);
+            }
+            for (_, id) in &cursors {
+                xread.arg(id);
+            }
+        }
+        let values: Vec<Value> = self.bulk("refresh", pipe.query_async(&mut conn)).await?;
+        let mut values = values.into_iter();
+        let version: Option<u64> = decode("GET", values.next())?;
+        if version.unwrap_or(0) != self.mirror.version() {
+            return self.reload_all(slot_keys).await;
+        }
+        let streams: Option<Vec<(String, Entries)>> = if cursors.is_empty() {
+            None
+        } else {
+            decode("XREAD", values.next())?
+        };
+        let catalog = self.mirror.catalog.load_full();
+        let mut changed: Vec<SlotIndex> = Vec::new();
+        let mut entries = 0;
+        for (key, list) in streams.unwrap_or_default() {
+            entries += list.len();
+            for (_, fields) in &list {
+                // `s`: the slot of the event; `f`: the slot a change came from.
+                for pair in fields
+                    .chunks_exact(2)
+                    .filter(|p| p[0] == "s" || p[0] == "f")
+                {
+                    changed.extend(catalog.slot_index(&pair[1]));
+                }
+            }
+            if let (Some((last, _)), Some(c)) =
+                (list.last(), cursors.iter_mut().find(|c| c.0 == key))
+            {
+                c.1 = last.clone();
+            }
+        }
+        if entries >= CHANGES_PER_ROUND {
+            // A backlog: cheaper and simpler to read everything once.
+            return self.refresh_all(slot_keys).await;
+        }
+        *self.cursors.lock().unwrap_or_else(PoisonError::into_inner) = Some(cursors);
+        if changed.is_empty() {
             return Ok(());
         }
+        changed.sort_unstable();
+        changed.dedup();
+        slot_keys.cover(&self.keys, &catalog);
+        let keys: Vec<String> = changed
+            .iter()
+            .map(|&s| slot_keys.remaining[s as usize].clone())
+            .collect();
+        // The revision is read before the counters, which are then at least as new as it
+        // (see `Mirror`).
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("GET").arg(self.keys.revision());
+        let commands = 1 + add_mgets(&mut pipe, &keys);
+        let values: Vec<Value> = self.bulk("refresh", pipe.query_async(&mut conn)).await?;
+        metrics::histogram!(m::STORE_BATCH_COMMANDS, "op" => "refresh").record(commands as f64);
+        let mut values = values.into_iter();
+        let rev: Option<u64> = decode("GET", values.next())?;
+        let counts = decode_counts(&mut values, keys.len())?;
+        self.mirror.apply_partial(
+            rev.unwrap_or(0),
+            changed
+                .into_iter()
+                .zip(counts)
+                .filter_map(|(s, c)| c.map(|c| (s, c))),
+        );
+        Ok(())
+    }
+
+    /// Reloads the calendar and every counter; the next round reads everything again.
+    async fn reload_all(&self, slot_keys: &mut SlotKeys) -> Result<(), StoreError> {
+        *self.cursors.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.reload(slot_keys).await
+    }
+
+    /// The full round: every counter, and the ledger positions they reflect.
+    async fn refresh_all(&self, slot_keys: &mut SlotKeys) -> Result<(), StoreError> {
         self.quiet_rounds
             .store(0, std::sync::atomic::Ordering::Relaxed);
+        let mut conn = self.refresh_conn.clone();
         let catalog = self.mirror.catalog.load_full();
         let n = catalog.slots.len();
         slot_keys.cover(&self.keys, &catalog);
+        let ledgers: Vec<String> = catalog
+            .phases
+            .iter()
+            .map(|p| self.keys.ledger(p.phase.id.as_str()))
+            .collect();
         let mut pipe = ::redis::pipe();
-        // The revision is read before the counters: the counters are then at least as new
-        // as that revision, which is what the mirror's ordering needs (see `Mirror`).
-        pipe.cmd("GET")
-            .arg(self.keys.calendar_version())
-            .cmd("GET")
-            .arg(self.keys.revision());
-        let commands = 2 + add_mgets(&mut pipe, &slot_keys.remaining[..n]);
+        // Read first: the calendar version, then each ledger's last entry, then the
+        // revision, then the counters. The counters are then at least as new as both the
+        // revision (the mirror's ordering needs that) and the ledger positions (so the
+        // incremental rounds that read on from them miss no change).
+        pipe.cmd("GET").arg(self.keys.calendar_version());
+        for l in &ledgers {
+            pipe.cmd("XREVRANGE")
+                .arg(l)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1);
+        }
+        pipe.cmd("GET").arg(self.keys.revision());
+        let commands = 2 + ledgers.len() + add_mgets(&mut pipe, &slot_keys.remaining[..n]);
         // Bulk: with a national calendar this reads tens of thousands of counters, and a
         // refresh that never fits the request timeout would leave the mirror stale for good.
         let values: Vec<Value> = self.bulk("refresh", pipe.query_async(&mut conn)).await?;
@@ -451,7 +566,15 @@ impl Inner {
         let mut values = values.into_iter();
         let version: Option<u64> = decode("GET", values.next())?;
         if version.unwrap_or(0) != self.mirror.version() {
-            return self.reload(&mut slot_keys).await;
+            return self.reload_all(slot_keys).await;
+        }
+        let mut cursors = Vec::with_capacity(ledgers.len());
+        for l in ledgers {
+            let last: Entries = decode("XREVRANGE", values.next())?;
+            let id = last
+                .first()
+                .map_or_else(|| "0-0".to_string(), |(id, _)| id.clone());
+            cursors.push((l, id));
         }
         let rev: Option<u64> = decode("GET", values.next())?;
         let remaining = if n > 0 {
@@ -471,6 +594,7 @@ impl Inner {
                 )
             }),
         );
+        *self.cursors.lock().unwrap_or_else(PoisonError::into_inner) = Some(cursors);
         Ok(())
     }
 
@@ -691,6 +815,7 @@ impl RedisStore {
             conn,
             refresh_conn,
             quiet_rounds: std::sync::atomic::AtomicU32::new(0),
+            cursors: std::sync::Mutex::new(None),
             keys: Keys::new(prefix),
             timeout,
             bulk_timeout: timeout.max(BULK_TIMEOUT),

@@ -57,6 +57,7 @@ impl Mirror {
     }
 
     /// The revision of the last snapshot applied.
+    #[cfg(test)]
     pub(super) fn snapshot_revision(&self) -> u64 {
         self.order
             .lock()
@@ -125,6 +126,26 @@ impl Mirror {
     }
 }
 
+impl Mirror {
+    /// Applies counters of some slots read after revision `rev` (the incremental refresh:
+    /// the slots the ledgers named since the last round). Like [`Mirror::apply_snapshot`]
+    /// for those slots; the snapshot revision and other slots are left alone.
+    pub(super) fn apply_partial(
+        &self,
+        rev: u64,
+        counters: impl IntoIterator<Item = (SlotIndex, u32)>,
+    ) {
+        let order = self.order.lock().unwrap_or_else(PoisonError::into_inner);
+        for (slot, remaining) in counters {
+            if order.replies.get(&slot).is_some_and(|&r| r > rev) {
+                continue;
+            }
+            self.inventory
+                .overwrite(slot, self.inventory.capacity(slot), remaining);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +155,21 @@ mod tests {
             capacity: Some(capacity),
             remaining: Some(remaining),
         }
+    }
+
+    #[test]
+    fn a_partial_read_updates_only_its_slots_and_never_beats_a_newer_reply() {
+        let m = Mirror::default();
+        m.apply_snapshot(5, [(0, counters(10, 10)), (1, counters(10, 10))]);
+        m.apply_reply(0, 9, 3);
+        m.apply_partial(7, [(0, 6), (1, 4)]);
+        assert_eq!(
+            m.inventory.remaining(0),
+            3,
+            "the reply at 9 is newer than the read at 7"
+        );
+        assert_eq!(m.inventory.remaining(1), 4);
+        assert_eq!(m.snapshot_revision(), 5);
     }
 
     #[test]
