@@ -10,7 +10,9 @@
 //! needs nothing from us.
 //!
 //! Each instance keeps a [`Mirror`] of the calendar and of every slot's seats: updated
-//! from script replies and by a background refresh every 250 ms (pipelined `MGET`s). It
+//! from script replies and by a background refresh every 250 ms, which reads the phase
+//! ledgers since its last round and re-reads only the counters of the slots they name
+//! (every counter every 20 rounds, pipelined `MGET`s, on a connection of its own). It
 //! serves availability, and, with the fast path on, answers "slot full" for a slot it
 //! knows is full without a round trip. The mirror is never the authority: only a script
 //! takes a seat, so a stale mirror can answer "full" a little early but never overbook.
