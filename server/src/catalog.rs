@@ -59,15 +59,18 @@ impl PhaseInfo {
     }
 }
 
+/// Id → position maps, looked up on every booking: foldhash, randomly seeded per process.
+type Index<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The compiled calendar.
 #[derive(Debug, Default)]
 pub struct Catalog {
     pub sites: Vec<Site>,
     pub phases: Vec<PhaseInfo>,
     pub slots: Vec<SlotInfo>,
-    site_index: HashMap<SiteId, usize>,
-    phase_index: HashMap<PhaseId, usize>,
-    slot_index: HashMap<SlotId, SlotIndex>,
+    site_index: Index<SiteId, usize>,
+    phase_index: Index<PhaseId, usize>,
+    slot_index: Index<SlotId, SlotIndex>,
 }
 
 /// What a merge changes in the inventory: `(slot, new capacity)` for every slot that
@@ -206,14 +209,30 @@ impl Catalog {
         Ok((next, changes))
     }
 
-    /// Applies a merge's capacity changes to an inventory, all or nothing. Lowerings go
-    /// first: each can fail (below the booked seats), and undoing one is a raise, which
-    /// cannot fail. Raisings, which cannot fail, go last.
+    /// Applies a merge's capacity changes to an inventory, all or nothing: the lowerings,
+    /// then the raises (see [`Catalog::apply_lowerings`]).
     pub fn apply_capacities(
         &self,
         inventory: &Inventory,
         changes: &CapacityChanges,
     ) -> Result<(), CalendarError> {
+        let raises = self.apply_lowerings(inventory, changes)?;
+        apply_raises(inventory, &raises);
+        Ok(())
+    }
+
+    /// Applies the lowerings among `changes`, all or nothing, and answers the raises,
+    /// which the caller applies with [`apply_raises`] once it may. Lowerings can fail
+    /// (below the booked seats) and undoing one is a raise, which cannot fail.
+    ///
+    /// A store with a journal queues the calendar's record between the two steps: a seat
+    /// that a raise creates must exist in the journal before any booking that takes it,
+    /// or replay would meet that booking with the old, full capacity.
+    pub fn apply_lowerings(
+        &self,
+        inventory: &Inventory,
+        changes: &CapacityChanges,
+    ) -> Result<CapacityChanges, CalendarError> {
         let (lower, raise): (Vec<_>, Vec<_>) = changes
             .iter()
             .partition(|&&(slot, capacity)| capacity < inventory.capacity(slot));
@@ -231,10 +250,14 @@ impl Catalog {
             }
             done.push((slot, before));
         }
-        for &(slot, capacity) in raise {
-            let _raise_cannot_fail = inventory.set_capacity(slot, capacity);
-        }
-        Ok(())
+        Ok(raise.into_iter().copied().collect())
+    }
+}
+
+/// Applies raises (and new slots' capacities), which cannot fail.
+pub fn apply_raises(inventory: &Inventory, raises: &CapacityChanges) {
+    for &(slot, capacity) in raises {
+        let _raise_cannot_fail = inventory.set_capacity(slot, capacity);
     }
 }
 

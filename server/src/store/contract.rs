@@ -106,6 +106,11 @@ fn change<S: Store>(
     }
 }
 
+/// Free seats of a fixture slot, from the store's counters.
+pub fn remaining_of<S: Store>(store: &S, slot: &str) -> u32 {
+    remaining(store, slot)
+}
+
 fn remaining<S: Store>(store: &S, slot: &str) -> u32 {
     store
         .inventory()

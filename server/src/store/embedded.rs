@@ -28,11 +28,16 @@ use super::{
     StoreError,
 };
 use crate::audit::{AuditReport, audit};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, apply_raises};
 use crate::domain::{
     Booking, BookingId, BookingStatus, Calendar, IdNumber, PhaseId, SlotId, human_code,
 };
 use crate::inventory::Inventory;
+
+/// The hasher of the per-person maps: keys are packed id numbers (`u64`), hashed on every
+/// request. foldhash (already in the tree through hashbrown) is randomly seeded per
+/// process, like SipHash, at a fraction of its cost.
+type Hasher = foldhash::fast::RandomState;
 
 /// Idempotency keys remembered per person; older ones are forgotten.
 const KEYS_PER_PERSON: usize = 16;
@@ -106,9 +111,9 @@ enum Record {
 pub struct EmbeddedStore {
     catalog: ArcSwap<Catalog>,
     inventory: Inventory,
-    people: DashMap<u64, Person>,
+    people: DashMap<u64, Person, Hasher>,
     /// `(phase index, person)`.
-    invited: DashSet<(u32, u64)>,
+    invited: DashSet<(u32, u64), Hasher>,
     sequence: AtomicU64,
     journal: Option<Journal>,
     /// Serialises calendar loads.
@@ -139,8 +144,8 @@ impl EmbeddedStore {
             catalog: ArcSwap::from_pointee(Catalog::default()),
             inventory: Inventory::new(),
             // Many shards: each write holds one shard's lock for a few hundred nanoseconds.
-            people: DashMap::with_shard_amount(256),
-            invited: DashSet::new(),
+            people: DashMap::with_hasher_and_shard_amount(Hasher::default(), 256),
+            invited: DashSet::with_hasher(Hasher::default()),
             sequence: AtomicU64::new(0),
             journal,
             loader: tokio::sync::Mutex::new(()),
@@ -212,10 +217,12 @@ impl EmbeddedStore {
             }
             Record::Booked { seq, booking, key } => {
                 self.sequence.fetch_max(seq, Ordering::Relaxed);
-                if let Some(s) = self.catalog.load().slot_index(booking.slot.as_str()) {
+                if let Some(s) = self.catalog.load().slot_index(booking.slot.as_str())
+                    && !self.inventory.try_reserve(s)
+                {
                     // A journal written by this store never overfills a slot; should one
                     // (edited by hand), the audit reports it rather than replay hiding it.
-                    let _ = self.inventory.try_reserve(s);
+                    tracing::error!(booking = %booking.booking, slot = %booking.slot, "journal replay: booking of a full slot");
                 }
                 let mut person = self.people.entry(booking.person.packed()).or_default();
                 if let Some((k, f)) = key {
@@ -238,8 +245,10 @@ impl EmbeddedStore {
                 let idem = key.map(|(key, fingerprint)| Idempotency { key, fingerprint });
                 p.remember(idem.as_ref(), &booking);
                 if let Some(b) = p.booking_mut(&booking) {
-                    if let Some(s) = catalog.slot_index(slot.as_str()) {
-                        let _ = self.inventory.try_reserve(s);
+                    if let Some(s) = catalog.slot_index(slot.as_str())
+                        && !self.inventory.try_reserve(s)
+                    {
+                        tracing::error!(booking = %booking, slot = %slot, "journal replay: change into a full slot");
                     }
                     if let Some(s) = catalog.slot_index(b.slot.as_str()) {
                         self.inventory.release(s);
@@ -376,7 +385,9 @@ impl Store for EmbeddedStore {
         self.check_writable()?;
         let _one_loader = self.loader.lock().await;
         let (next, changes) = self.catalog.load().merge(&calendar)?;
-        next.apply_capacities(&self.inventory, &changes)?;
+        // Lowerings, then the record, then the raises: a booking can take a new seat only
+        // once the record that creates it is queued ahead of the booking's (replay order).
+        let raises = next.apply_lowerings(&self.inventory, &changes)?;
         let report = LoadReport {
             sites: next.sites.len(),
             phases: next.phases.len(),
@@ -388,6 +399,7 @@ impl Store for EmbeddedStore {
         } else {
             self.log(&Record::Calendar { calendar })
         };
+        apply_raises(&self.inventory, &raises);
         // Counters first, then the catalog: a slot is never visible without its seats.
         self.catalog.store(Arc::new(next));
         Self::durable(ack).await?;
@@ -653,6 +665,61 @@ mod tests {
             panic!("booked")
         };
         assert_eq!(next.booking.as_str(), "b4");
+    }
+
+    /// Raising a full slot's capacity while people book it: the new seats' bookings
+    /// must replay after the calendar record that created them (review finding).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn raising_capacity_during_bookings_replays_without_a_breach() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cal = contract::fixture(time::OffsetDateTime::now_utc());
+        // Filler slots make each load's record slow to build: the gap the bug needed.
+        let filler = cal.phases[0].slots[4].clone();
+        for n in 0..5_000 {
+            cal.phases[0].slots.push(crate::domain::Slot {
+                id: crate::domain::SlotId::parse(&format!("Z{n}")).expect("id"),
+                ..filler.clone()
+            });
+        }
+        {
+            let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("open");
+            let store = std::sync::Arc::new(store);
+            store.load_calendar(cal.clone()).await.expect("load");
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let bookers: Vec<_> = (0..4u64)
+                .map(|w| {
+                    let (store, stop) = (store.clone(), stop.clone());
+                    tokio::spawn(async move {
+                        let mut n = 0;
+                        while !stop.load(Ordering::Relaxed) {
+                            let r =
+                                contract::reserve(&*store, synthetic_id(10_000 * (w + 1) + n), "A");
+                            let _ = store.reserve(r).await.expect("up");
+                            n += 1;
+                        }
+                    })
+                })
+                .collect();
+            for capacity in 2..=21 {
+                cal.phases[0].slots[0].capacity = capacity;
+                store.load_calendar(cal.clone()).await.expect("raise");
+            }
+            stop.store(true, Ordering::Relaxed);
+            for b in bookers {
+                b.await.expect("booker");
+            }
+            let live = store.audit().await.expect("audit");
+            assert!(live.ok, "{:?}", live.breaches);
+            store.shutdown().await;
+        }
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
+        let report = store.audit().await.expect("audit");
+        assert!(report.ok, "after replay: {:?}", report.breaches);
+        assert_eq!(
+            contract::remaining_of(&store, "A"),
+            0,
+            "every raised seat was taken"
+        );
     }
 
     async fn contract_loaded(store: EmbeddedStore) -> EmbeddedStore {

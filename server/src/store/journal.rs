@@ -245,7 +245,13 @@ fn write_loop(file: File, rx: Receiver<Op>, max_batch: usize, failed: Arc<Atomic
             Op::Close => None,
         })
         .collect();
-    let result = write_batch(&mut out, &rest, true).map_err(|e| JournalError(e.to_string()));
+    // After a failed write nothing more is written: a record queued behind a batch that
+    // was refused could depend on it (a seat freed there, taken here).
+    let result = if failed.load(Ordering::Acquire) {
+        Err(JournalError("an earlier write failed".into()))
+    } else {
+        write_batch(&mut out, &rest, true).map_err(|e| JournalError(e.to_string()))
+    };
     for (_, done) in rest {
         if let Some(done) = done {
             let _ = done.send(result.clone());
