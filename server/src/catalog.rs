@@ -59,18 +59,15 @@ impl PhaseInfo {
     }
 }
 
-/// Id → position maps, looked up on every booking: foldhash, randomly seeded per process.
-type Index<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
 /// The compiled calendar.
 #[derive(Debug, Default)]
 pub struct Catalog {
     pub sites: Vec<Site>,
     pub phases: Vec<PhaseInfo>,
     pub slots: Vec<SlotInfo>,
-    site_index: Index<SiteId, usize>,
-    phase_index: Index<PhaseId, usize>,
-    slot_index: Index<SlotId, SlotIndex>,
+    site_index: HashMap<SiteId, usize>,
+    phase_index: HashMap<PhaseId, usize>,
+    slot_index: HashMap<SlotId, SlotIndex>,
 }
 
 /// What a merge changes in the inventory: `(slot, new capacity)` for every slot that

@@ -34,11 +34,6 @@ use crate::domain::{
 };
 use crate::inventory::Inventory;
 
-/// The hasher of the per-person maps: keys are packed id numbers (`u64`), hashed on every
-/// request. foldhash (already in the tree through hashbrown) is randomly seeded per
-/// process, like SipHash, at a fraction of its cost.
-type Hasher = foldhash::fast::RandomState;
-
 /// Idempotency keys remembered per person; older ones are forgotten.
 const KEYS_PER_PERSON: usize = 16;
 /// Invitations per journal record.
@@ -111,9 +106,9 @@ enum Record {
 pub struct EmbeddedStore {
     catalog: ArcSwap<Catalog>,
     inventory: Inventory,
-    people: DashMap<u64, Person, Hasher>,
+    people: DashMap<u64, Person>,
     /// `(phase index, person)`.
-    invited: DashSet<(u32, u64), Hasher>,
+    invited: DashSet<(u32, u64)>,
     sequence: AtomicU64,
     journal: Option<Journal>,
     /// Serialises calendar loads.
@@ -144,8 +139,8 @@ impl EmbeddedStore {
             catalog: ArcSwap::from_pointee(Catalog::default()),
             inventory: Inventory::new(),
             // Many shards: each write holds one shard's lock for a few hundred nanoseconds.
-            people: DashMap::with_hasher_and_shard_amount(Hasher::default(), 256),
-            invited: DashSet::with_hasher(Hasher::default()),
+            people: DashMap::with_shard_amount(256),
+            invited: DashSet::new(),
             sequence: AtomicU64::new(0),
             journal,
             loader: tokio::sync::Mutex::new(()),
