@@ -2,8 +2,9 @@
 //!
 //! - [`redis_server`]: a real `redis-server` process per test, on a free port in a
 //!   temporary directory, that can be killed with `SIGKILL` and restarted on its data.
-//! - [`slotd_process`]: a real `slotd serve` process, its address, `SIGKILL`, and a
-//!   small HTTP client that never hangs.
+//! - [`slotd_process`]: a real `slotd serve` process, its address, `SIGKILL`/`SIGTERM`,
+//!   and a small HTTP client that never hangs.
+//! - [`calendars`]: the small calendars these tests load.
 
 // ---------------------------------------------------------------------------------------
 // Redis servers
@@ -282,6 +283,27 @@ pub mod slotd_process {
             self.child.id()
         }
 
+        /// `SIGTERM`, then waits up to `within` for the exit.
+        ///
+        /// # Panics
+        /// If it has not exited by then.
+        pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+            let pid = self.child.id().to_string();
+            let sent = Command::new("kill").args(["-TERM", &pid]).status();
+            assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+            let deadline = std::time::Instant::now() + within;
+            loop {
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    return status;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "slotd did not exit within {within:?}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+
         /// `SIGKILL`: no shutdown, no flush.
         pub fn kill9(&mut self) {
             let _ = self.child.kill();
@@ -348,6 +370,51 @@ pub mod slotd_process {
             tokio::time::timeout(self.deadline, exchange)
                 .await
                 .map_err(|_| "timeout")?
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Calendars
+// ---------------------------------------------------------------------------------------
+
+pub mod calendars {
+    //! The small calendars of the system tests.
+
+    use slotd::domain::{Calendar, Phase, PhaseId, Site, SiteId, Slot, SlotId};
+    use time::OffsetDateTime;
+
+    /// One site `S1` in 臺北市中正區 and phase `P1`, open from an hour ago to an hour from
+    /// now, no invitation needed, with the given `(slot id, capacity)` slots.
+    pub fn open_phase(slots: &[(String, u32)]) -> Calendar {
+        let now = OffsetDateTime::now_utc();
+        Calendar {
+            sites: vec![Site {
+                id: SiteId::parse("S1").expect("id"),
+                name: "site".into(),
+                county: "臺北市".into(),
+                district: "中正區".into(),
+                address: String::new(),
+            }],
+            phases: vec![Phase {
+                id: PhaseId::parse("P1").expect("id"),
+                name: "P1".into(),
+                vaccines: vec!["AZ".into()],
+                opens_at: now - time::Duration::hours(1),
+                closes_at: now + time::Duration::hours(1),
+                invitation_required: false,
+                slots: slots
+                    .iter()
+                    .map(|(id, capacity)| Slot {
+                        id: SlotId::parse(id).expect("id"),
+                        site: SiteId::parse("S1").expect("id"),
+                        date: "2021-07-16".into(),
+                        period: "09:00-12:00".into(),
+                        vaccine: "AZ".into(),
+                        capacity: *capacity,
+                    })
+                    .collect(),
+            }],
         }
     }
 }

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use slotd::domain::{Calendar, Phase, PhaseId, Site, SiteId, Slot, SlotId, synthetic_id};
+use slotd::domain::{Calendar, synthetic_id};
 use slotd::token::{Claims, Scope, TokenKey};
+use slotd_system_tests::calendars;
 use slotd_system_tests::redis_server::RedisServer;
 use slotd_system_tests::slotd_process::{Http, Slotd};
 use time::OffsetDateTime;
@@ -18,35 +19,9 @@ const SECRET: &str = "cluster-token-secret";
 
 /// Slots `T0`..`T9` of capacity 50, and `Y1`..`Y3` of capacity 10, in open phase `P1`.
 fn calendar() -> Calendar {
-    let now = OffsetDateTime::now_utc();
-    let slot = |id: String, capacity| Slot {
-        id: SlotId::parse(&id).expect("id"),
-        site: SiteId::parse("S1").expect("id"),
-        date: "2021-07-16".into(),
-        period: "09:00-12:00".into(),
-        vaccine: "AZ".into(),
-        capacity,
-    };
-    let mut slots: Vec<Slot> = (0..10).map(|n| slot(format!("T{n}"), 50)).collect();
-    slots.extend((1..=3).map(|n| slot(format!("Y{n}"), 10)));
-    Calendar {
-        sites: vec![Site {
-            id: SiteId::parse("S1").expect("id"),
-            name: "site".into(),
-            county: "臺北市".into(),
-            district: "中正區".into(),
-            address: String::new(),
-        }],
-        phases: vec![Phase {
-            id: PhaseId::parse("P1").expect("id"),
-            name: "P1".into(),
-            vaccines: vec!["AZ".into()],
-            opens_at: now - time::Duration::hours(1),
-            closes_at: now + time::Duration::hours(1),
-            invitation_required: false,
-            slots,
-        }],
-    }
+    let mut slots: Vec<(String, u32)> = (0..10).map(|n| (format!("T{n}"), 50)).collect();
+    slots.extend((1..=3).map(|n| (format!("Y{n}"), 10)));
+    calendars::open_phase(&slots)
 }
 
 struct Cluster {
@@ -116,6 +91,27 @@ impl Cluster {
             scope: Scope::Booking,
             expires_at: OffsetDateTime::now_utc().unix_timestamp() + 3600,
         })
+    }
+
+    /// Raises every slot's capacity through instance 0, so a surge books for its whole length.
+    async fn raise_every_slot_to(&self, capacity: u32) {
+        let mut cal = calendar();
+        for s in &mut cal.phases[0].slots {
+            s.capacity = capacity;
+        }
+        let base = &self.instances[0].base;
+        let body = serde_json::to_value(&cal).expect("json");
+        let r = self
+            .http
+            .call(
+                "PUT",
+                &format!("{base}/v1/admin/calendar"),
+                Some(ADMIN),
+                Some(&body),
+            )
+            .await
+            .expect("answer");
+        assert_eq!(r.status, 200, "{}", r.body);
     }
 
     async fn audit(&self, base: &str) -> Value {
@@ -343,22 +339,7 @@ async fn surge(
 async fn killing_one_instance_mid_surge_loses_no_acknowledged_booking() {
     let c = Cluster::start(3, false);
     // Raise capacity so the surge books for its whole length.
-    let mut cal = calendar();
-    for s in &mut cal.phases[0].slots {
-        s.capacity = 10_000;
-    }
-    let base0 = c.instances[0].base.clone();
-    let r = c
-        .http
-        .call(
-            "PUT",
-            &format!("{base0}/v1/admin/calendar"),
-            Some(ADMIN),
-            Some(&serde_json::to_value(&cal).expect("json")),
-        )
-        .await
-        .expect("answer");
-    assert_eq!(r.status, 200, "{}", r.body);
+    c.raise_every_slot_to(10_000).await;
     tokio::time::sleep(Duration::from_millis(600)).await; // the other instances' mirrors follow
     let c = Arc::new(c);
     let stop = Arc::new(AtomicBool::new(false));
@@ -400,22 +381,8 @@ fn kill_instance(c: &Cluster, i: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_redis_mid_surge_loses_nothing_acknowledged_and_instances_recover() {
     let c = Arc::new(Cluster::start(2, true));
-    let mut cal = calendar();
-    for s in &mut cal.phases[0].slots {
-        s.capacity = 10_000;
-    }
+    c.raise_every_slot_to(10_000).await;
     let base = c.instances[0].base.clone();
-    let r = c
-        .http
-        .call(
-            "PUT",
-            &format!("{base}/v1/admin/calendar"),
-            Some(ADMIN),
-            Some(&serde_json::to_value(&cal).expect("json")),
-        )
-        .await
-        .expect("answer");
-    assert_eq!(r.status, 200, "{}", r.body);
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(surge(c.clone(), 16, stop.clone(), 2_000_000));
