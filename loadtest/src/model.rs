@@ -263,12 +263,9 @@ impl Scenario {
                     .max(1.0) as u32;
                 for day in 0..params.days {
                     let date = first_day + Duration::days(day as i64);
-                    let ymd = format!(
-                        "{:04}{:02}{:02}",
-                        date.year(),
-                        u8::from(date.month()),
-                        date.day()
-                    );
+                    // `Date` displays as ISO 8601, `2021-07-16`.
+                    let iso = date.to_string();
+                    let ymd = iso.replace('-', "");
                     for (tag, period) in periods {
                         slots.push(Slot {
                             id: SlotId::parse(&format!(
@@ -277,12 +274,7 @@ impl Scenario {
                             ))
                             .expect("generated ids are valid"),
                             site: sites[s].site.id.clone(),
-                            date: format!(
-                                "{:04}-{:02}-{:02}",
-                                date.year(),
-                                u8::from(date.month()),
-                                date.day()
-                            ),
+                            date: iso.clone(),
                             period: period.to_string(),
                             vaccine: "AZ".into(),
                             capacity: per_slot,

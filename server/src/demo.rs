@@ -73,12 +73,9 @@ pub fn calendar(now: OffsetDateTime) -> Calendar {
         for (site, weight) in &sites {
             for day in first..first + days {
                 let date = today + Duration::days(day);
-                let ymd = format!(
-                    "{:04}{:02}{:02}",
-                    date.year(),
-                    u8::from(date.month()),
-                    date.day()
-                );
+                // `Date` displays as ISO 8601, `2021-07-16`.
+                let iso = date.to_string();
+                let ymd = iso.replace('-', "");
                 for (tag, period) in PERIODS {
                     for v in vaccines {
                         slots.push(Slot {
@@ -87,12 +84,7 @@ pub fn calendar(now: OffsetDateTime) -> Calendar {
                                 format!("{}-{phase}-{ymd}-{tag}-{v}", site.id),
                             ),
                             site: site.id.clone(),
-                            date: format!(
-                                "{:04}-{:02}-{:02}",
-                                date.year(),
-                                u8::from(date.month()),
-                                date.day()
-                            ),
+                            date: iso.clone(),
                             period: period.to_string(),
                             vaccine: v.to_string(),
                             capacity: base * weight,
