@@ -8,7 +8,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::task::JoinHandle;
 
 use crate::availability::Availability;
-use crate::config::Limits;
+use crate::config::{IdentityConfig, Limits};
+use crate::identity::captcha::Captchas;
+use crate::store::identity::IdentityStore;
 use crate::rate_limit::RateLimiter;
 use crate::store::Store;
 use crate::token::TokenKey;
@@ -25,11 +27,51 @@ pub struct App<S: Store> {
     pub metrics: PrometheusHandle,
     /// Requests being served; beyond `limits.max_in_flight`, new ones are shed.
     pub in_flight: AtomicUsize,
+    pub identity: Identity,
+}
+
+/// What registration and logins share: their store, captchas, the hashing pool and the
+/// kiosk partners' rate limiters.
+#[derive(Debug)]
+pub struct Identity {
+    pub store: Arc<dyn IdentityStore>,
+    pub captchas: Captchas,
+    pub config: IdentityConfig,
+    /// Password hashes computed at once. argon2id is the opening's hidden bottleneck:
+    /// each hash holds a core and ~19 MiB, so the rest wait here instead of starving the
+    /// booking path's threads or exhausting memory.
+    pub hashing: Arc<tokio::sync::Semaphore>,
+    /// One limiter per kiosk partner, at the partner's rate, in this instance.
+    pub partner_limits: dashmap::DashMap<String, (u32, governor::DefaultDirectRateLimiter)>,
+}
+
+impl Identity {
+    /// The identity half of the state.
+    pub fn new(store: Arc<dyn IdentityStore>, token_secret: &[u8], config: IdentityConfig) -> Self {
+        let captchas = Captchas::new(
+            token_secret,
+            config.captcha_test_secret.as_deref().map(str::as_bytes),
+            config.captcha_ttl.as_secs() as i64,
+        );
+        Self {
+            store,
+            captchas,
+            hashing: Arc::new(tokio::sync::Semaphore::new(config.hashing_threads.max(1))),
+            config,
+            partner_limits: dashmap::DashMap::new(),
+        }
+    }
 }
 
 impl<S: Store> App<S> {
     /// State over a store whose calendar is loaded.
-    pub fn new(store: Arc<S>, tokens: TokenKey, admin_token: String, limits: Limits) -> Self {
+    pub fn new(
+        store: Arc<S>,
+        tokens: TokenKey,
+        admin_token: String,
+        limits: Limits,
+        identity: Identity,
+    ) -> Self {
         let availability = Availability::new(store.catalog(), store.inventory());
         Self {
             rate: RateLimiter::new(limits.person_write_rate),
@@ -40,6 +82,7 @@ impl<S: Store> App<S> {
             availability,
             metrics: crate::metrics::install(),
             in_flight: AtomicUsize::new(0),
+            identity,
         }
     }
 

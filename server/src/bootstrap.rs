@@ -14,6 +14,10 @@ use crate::config::{
     AuditArgs, Config, ConfigError, Durability, EXIT_CONFIG, StoreKind, parse_store,
 };
 use crate::domain::Calendar;
+use crate::app::Identity;
+use crate::identity::password;
+use crate::identity::population::{self, PopulationSpec};
+use crate::store::identity::{EmbeddedIdentity, IdentityStore, RedisIdentity};
 use crate::store::{EmbeddedStore, RedisStore, Store, StoreError};
 use crate::token::TokenKey;
 
@@ -88,9 +92,13 @@ pub async fn serve_on(
 ) -> Result<(), BootError> {
     match &config.store {
         StoreKind::Embedded => {
-            let (store, has_calendar) = if config.ephemeral {
+            let (store, has_calendar, identity) = if config.ephemeral {
                 tracing::warn!("ephemeral store: no journal, nothing survives a restart");
-                (EmbeddedStore::ephemeral(), false)
+                (
+                    EmbeddedStore::ephemeral(),
+                    false,
+                    EmbeddedIdentity::ephemeral(),
+                )
             } else {
                 let (store, report) =
                     EmbeddedStore::open(&config.data_dir, config.journal_max_batch)?;
@@ -100,9 +108,20 @@ pub async fn serve_on(
                     cut_bytes = report.truncated_bytes,
                     "journal replayed"
                 );
-                (store, report.has_calendar)
+                let (identity, cut) =
+                    EmbeddedIdentity::open(&config.data_dir, config.journal_max_batch)?;
+                tracing::info!(cut_bytes = cut, "identity journal replayed");
+                (store, report.has_calendar, identity)
             };
-            start(config, Arc::new(store), has_calendar, listener, shutdown).await
+            start(
+                config,
+                Arc::new(store),
+                Arc::new(identity),
+                has_calendar,
+                listener,
+                shutdown,
+            )
+            .await
         }
         StoreKind::Redis(url) => {
             let store = RedisStore::connect_with(
@@ -115,14 +134,49 @@ pub async fn serve_on(
             )
             .await?;
             let has_calendar = store.has_calendar();
-            start(config, Arc::new(store), has_calendar, listener, shutdown).await
+            let (conn, prefix, timeout) = store.shared_connection();
+            let identity = RedisIdentity::new(conn, &prefix, timeout);
+            start(
+                config,
+                Arc::new(store),
+                Arc::new(identity),
+                has_calendar,
+                listener,
+                shutdown,
+            )
+            .await
         }
     }
+}
+
+/// Insured persons of the demo: enough for a walk-through and a browser test, their
+/// credentials in the README.
+pub const DEMO_PEOPLE: u64 = 1_000;
+
+/// Loads the demo population into an empty registry: [`DEMO_PEOPLE`] synthetic people of
+/// [`population::DEMO_SEED`], all with the password [`population::DRILL_PASSWORD`].
+async fn load_demo_population(
+    identity: &dyn IdentityStore,
+    params: password::PasswordParams,
+) -> Result<(), BootError> {
+    if identity.person_count().await? > 0 {
+        return Ok(());
+    }
+    let hash = password::hash(population::DRILL_PASSWORD, params)
+        .map_err(|e| BootError::Io(format!("demo password: {e}")))?;
+    let spec = PopulationSpec::new(DEMO_PEOPLE, population::DEMO_SEED);
+    let people = (0..DEMO_PEOPLE)
+        .map(|i| population::person(&spec, i, &hash).person)
+        .collect();
+    let n = identity.upsert_persons(people).await?;
+    tracing::info!(persons = n, "demo population loaded");
+    Ok(())
 }
 
 async fn start<S: Store>(
     config: Config,
     store: Arc<S>,
+    identity: Arc<dyn IdentityStore>,
     has_calendar: bool,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
@@ -136,6 +190,13 @@ async fn start<S: Store>(
             .load_calendar(crate::demo::calendar(OffsetDateTime::now_utc()))
             .await?;
         tracing::info!(?report, "demo national calendar loaded");
+        load_demo_population(&*identity, config.identity.password).await?;
+    }
+    if config.identity.captcha_test_secret.is_some() {
+        tracing::warn!(
+            "CAPTCHA TEST MODE IS ON (--captcha-test-secret): answers are derivable by anyone \
+             who knows the secret. For tests and drills only, never in production"
+        );
     }
     let admin_token = secret(&config, config.admin_token.clone(), "admin-token")?;
     let token_secret = secret(&config, config.token_secret.clone(), "token-secret")?;
@@ -144,6 +205,7 @@ async fn start<S: Store>(
         TokenKey::new(token_secret.as_bytes()),
         admin_token,
         config.limits.clone(),
+        Identity::new(identity, token_secret.as_bytes(), config.identity.clone()),
     ));
     let background = app.spawn_background(config.snapshot_interval);
     let addr = listener

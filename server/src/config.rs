@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::identity::login::LoginPolicy;
+use crate::identity::password::PasswordParams;
+
 /// The exit code for invalid configuration (`EX_USAGE`).
 pub const EXIT_CONFIG: i32 = 64;
 
@@ -99,6 +102,46 @@ pub struct ServeArgs {
     /// `on` or `off`: answer known-full slots from the local mirror [default: on].
     #[arg(long)]
     pub fast_path: Option<String>,
+    /// TESTS AND DRILLS ONLY: captcha answers become derivable from this secret (the
+    /// first 6 hex characters of HMAC-SHA256(secret, id)) [default: off].
+    #[arg(long)]
+    pub captcha_test_secret: Option<String>,
+    /// Seconds a captcha challenge stays valid [default: 120].
+    #[arg(long)]
+    pub captcha_ttl: Option<String>,
+    /// argon2id memory per password hash, KiB [default: 19456, OWASP's minimum].
+    #[arg(long)]
+    pub argon2_memory_kib: Option<String>,
+    /// argon2id passes [default: 2].
+    #[arg(long)]
+    pub argon2_iterations: Option<String>,
+    /// Password hashes computed at once; the rest wait [default: the number of cores].
+    #[arg(long)]
+    pub hashing_threads: Option<String>,
+    /// Login failures after which an account waits --login-throttle-seconds between tries [default: 5].
+    #[arg(long)]
+    pub login_throttle_after: Option<String>,
+    /// [default: 30].
+    #[arg(long)]
+    pub login_throttle_seconds: Option<String>,
+    /// Login failures after which an account is locked, at most 100 [default: 20].
+    #[arg(long)]
+    pub login_lock_after: Option<String>,
+    /// [default: 3600].
+    #[arg(long)]
+    pub login_lock_seconds: Option<String>,
+    /// Login failures from one client address before it is throttled [default: 200].
+    #[arg(long)]
+    pub login_address_throttle_after: Option<String>,
+    /// Seconds a registration token lives [default: 1200].
+    #[arg(long)]
+    pub registration_token_ttl: Option<String>,
+    /// Seconds a booking token from a login lives [default: 86400].
+    #[arg(long)]
+    pub booking_token_ttl: Option<String>,
+    /// Seconds a kiosk token lives [default: 600].
+    #[arg(long)]
+    pub kiosk_token_ttl: Option<String>,
 }
 
 /// Flags of `slotd audit`.
@@ -134,6 +177,43 @@ pub enum Durability {
     Fast,
     /// AOF `always`, checked at start-up: nothing acknowledged.
     Durable,
+}
+
+/// Identity: captchas, password hashing, login throttling and token lifetimes.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// Default none (off). Tests and drills only; logged as a warning at start.
+    pub captcha_test_secret: Option<String>,
+    /// Default 120 s.
+    pub captcha_ttl: Duration,
+    /// Default: argon2id, 19 MiB, 2 passes, 1 lane (see [`PasswordParams`]).
+    pub password: PasswordParams,
+    /// Default: the number of cores. Each hash holds one thread and `memory_kib`.
+    pub hashing_threads: usize,
+    /// Default: see [`LoginPolicy`].
+    pub login: LoginPolicy,
+    /// Default 20 minutes: long enough to fill in the form.
+    pub registration_token_ttl: Duration,
+    /// Default 24 hours: a person logs in once for the opening day, so the hashing
+    /// capacity is spent once per person, not once per visit.
+    pub booking_token_ttl: Duration,
+    /// Default 10 minutes: one person at one terminal.
+    pub kiosk_token_ttl: Duration,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            captcha_test_secret: None,
+            captcha_ttl: Duration::from_secs(120),
+            password: PasswordParams::default(),
+            hashing_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            login: LoginPolicy::default(),
+            registration_token_ttl: Duration::from_secs(1200),
+            booking_token_ttl: Duration::from_secs(86_400),
+            kiosk_token_ttl: Duration::from_secs(600),
+        }
+    }
 }
 
 /// Bounds on what clients may make the server hold.
@@ -202,6 +282,7 @@ pub struct Config {
     pub durability: Durability,
     /// Default on.
     pub fast_path: bool,
+    pub identity: IdentityConfig,
 }
 
 impl Default for Config {
@@ -221,6 +302,7 @@ impl Default for Config {
             redis_timeout: Duration::from_secs(2),
             durability: Durability::Fast,
             fast_path: true,
+            identity: IdentityConfig::default(),
         }
     }
 }
@@ -383,7 +465,91 @@ impl Config {
                 ));
             }
         };
+        let di = IdentityConfig::default();
+        let dp = di.password;
+        let dl_login = di.login;
+        let identity = IdentityConfig {
+            captcha_test_secret: secret(&args.captcha_test_secret, "SLOTD_CAPTCHA_TEST_SECRET")?,
+            captcha_ttl: secs(&args.captcha_ttl, "SLOTD_CAPTCHA_TTL", di.captcha_ttl)?,
+            password: PasswordParams {
+                memory_kib: src.number(
+                    &args.argon2_memory_kib,
+                    "SLOTD_ARGON2_MEMORY_KIB",
+                    dp.memory_kib,
+                    8,
+                )?,
+                iterations: src.number(
+                    &args.argon2_iterations,
+                    "SLOTD_ARGON2_ITERATIONS",
+                    dp.iterations,
+                    1,
+                )?,
+                parallelism: dp.parallelism,
+            },
+            hashing_threads: src.number(
+                &args.hashing_threads,
+                "SLOTD_HASHING_THREADS",
+                di.hashing_threads,
+                1,
+            )?,
+            login: LoginPolicy {
+                throttle_after: src.number(
+                    &args.login_throttle_after,
+                    "SLOTD_LOGIN_THROTTLE_AFTER",
+                    dl_login.throttle_after,
+                    1,
+                )?,
+                throttle_seconds: src.number(
+                    &args.login_throttle_seconds,
+                    "SLOTD_LOGIN_THROTTLE_SECONDS",
+                    dl_login.throttle_seconds,
+                    1,
+                )?,
+                lock_after: src.number(
+                    &args.login_lock_after,
+                    "SLOTD_LOGIN_LOCK_AFTER",
+                    dl_login.lock_after,
+                    1,
+                )?,
+                lock_seconds: src.number(
+                    &args.login_lock_seconds,
+                    "SLOTD_LOGIN_LOCK_SECONDS",
+                    dl_login.lock_seconds,
+                    1,
+                )?,
+                address_throttle_after: src.number(
+                    &args.login_address_throttle_after,
+                    "SLOTD_LOGIN_ADDRESS_THROTTLE_AFTER",
+                    dl_login.address_throttle_after,
+                    1,
+                )?,
+            },
+            registration_token_ttl: secs(
+                &args.registration_token_ttl,
+                "SLOTD_REGISTRATION_TOKEN_TTL",
+                di.registration_token_ttl,
+            )?,
+            booking_token_ttl: secs(
+                &args.booking_token_ttl,
+                "SLOTD_BOOKING_TOKEN_TTL",
+                di.booking_token_ttl,
+            )?,
+            kiosk_token_ttl: secs(
+                &args.kiosk_token_ttl,
+                "SLOTD_KIOSK_TOKEN_TTL",
+                di.kiosk_token_ttl,
+            )?,
+        };
+        identity
+            .password
+            .validate()
+            .map_err(|e| bad("SLOTD_ARGON2_MEMORY_KIB", e))?;
+        identity
+            .login
+            .validate()
+            .map_err(|e| bad("SLOTD_LOGIN_LOCK_AFTER", e))?;
         let config = Config {
+            identity,
             listen,
             store: parse_store(src.get(&args.store, "SLOTD_STORE"))?,
             data_dir: src

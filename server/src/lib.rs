@@ -21,6 +21,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod identity;
 pub mod inventory;
 pub mod metrics;
 pub mod rate_limit;

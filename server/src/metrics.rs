@@ -21,6 +21,11 @@ pub const STORE_ROUND_TRIP_SECONDS: &str = "slotd_store_round_trip_seconds";
 pub const STORE_BATCH_COMMANDS: &str = "slotd_store_batch_commands";
 pub const STORE_ERRORS: &str = "slotd_store_errors_total";
 pub const FAST_PATH_REJECTIONS: &str = "slotd_fast_path_rejections_total";
+pub const REGISTRATIONS: &str = "slotd_registrations_total";
+pub const LOGINS: &str = "slotd_logins_total";
+pub const LOGIN_LOCKOUTS: &str = "slotd_login_lockouts_total";
+pub const PASSWORD_HASH_SECONDS: &str = "slotd_password_hash_seconds";
+pub const REGISTRY_PERSONS_IMPORTED: &str = "slotd_registry_persons_imported_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -56,6 +61,27 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
+    describe_counter!(
+        REGISTRATIONS,
+        "intent registration writes, by operation (register, modify, cancel) and outcome"
+    );
+    describe_counter!(
+        LOGINS,
+        "login attempts, by method (card-password, app-otp, kiosk, registration) and outcome"
+    );
+    describe_counter!(
+        LOGIN_LOCKOUTS,
+        "login attempts refused because the account or address was throttled or locked"
+    );
+    describe_histogram!(
+        PASSWORD_HASH_SECONDS,
+        Unit::Seconds,
+        "time to verify or compute one argon2id password hash, waiting for a hashing slot included"
+    );
+    describe_counter!(
+        REGISTRY_PERSONS_IMPORTED,
+        "insured persons written by registry imports"
+    );
     describe_counter!(
         HTTP_REQUESTS,
         "HTTP requests by route template, method and status"

@@ -1,8 +1,11 @@
-//! Person tokens: HMAC-SHA256 signed `id.scope.expiry`, verifiable by any instance.
+//! Person tokens: HMAC-SHA256 signed `scope.expiry.sealed-id`, verifiable by any instance.
 //!
-//! Form: `A123456789.booking.1626141600.<base64url signature>`. The payload is plain so
-//! that operators can read a token in a log; the signature over it, with the secret all
-//! instances share, is what makes it trustworthy.
+//! Form: `booking.1626141600.<sealed id>.<base64url signature>`. The id number is not in
+//! clear: the sealed id is a random 8-byte nonce and the packed id XORed with a keystream
+//! of HMAC-SHA256 (under a key derived from the shared secret) over that nonce, so a
+//! token in a log, a proxy or a browser's storage does not tell whose it is, and two
+//! tokens of one person do not look alike. The signature over the whole payload is what
+//! makes it trustworthy; the keystream only hides.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -66,6 +69,8 @@ pub enum TokenError {
 #[derive(Clone)]
 pub struct TokenKey {
     mac: HmacSha256,
+    /// Keys the keystream that hides the id number.
+    seal: HmacSha256,
 }
 
 impl std::fmt::Debug for TokenKey {
@@ -77,18 +82,43 @@ impl std::fmt::Debug for TokenKey {
 impl TokenKey {
     /// A key from a shared secret (any length; at least 32 bytes is sensible).
     pub fn new(secret: &[u8]) -> Self {
-        Self {
-            mac: HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length"),
-        }
+        let mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+        let mut derive = mac.clone();
+        derive.update(b"slotd-token-seal-v1");
+        let seal = HmacSha256::new_from_slice(&derive.finalize().into_bytes())
+            .expect("HMAC takes keys of any length");
+        Self { mac, seal }
+    }
+
+    fn keystream(&self, nonce: &[u8; 8]) -> u64 {
+        let mut m = self.seal.clone();
+        m.update(nonce);
+        let out = m.finalize().into_bytes();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&out[..8]);
+        u64::from_le_bytes(first)
     }
 
     /// Signs claims into a token.
     pub fn sign(&self, claims: Claims) -> String {
+        let mut nonce = [0u8; 8];
+        if getrandom::fill(&mut nonce).is_err() {
+            // Without randomness the nonce is the clock: still unique enough to keep two
+            // tokens apart; the signature, not the nonce, protects the claims.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            nonce = t.to_le_bytes();
+        }
+        let sealed = claims.person.packed() ^ self.keystream(&nonce);
+        let mut raw = [0u8; 16];
+        raw[..8].copy_from_slice(&nonce);
+        raw[8..].copy_from_slice(&sealed.to_le_bytes());
         let payload = format!(
             "{}.{}.{}",
-            claims.person,
             claims.scope.as_str(),
-            claims.expires_at
+            claims.expires_at,
+            URL_SAFE_NO_PAD.encode(raw)
         );
         let mut mac = self.mac.clone();
         mac.update(payload.as_bytes());
@@ -108,13 +138,23 @@ impl TokenKey {
         mac.verify_slice(&sig)
             .map_err(|_| TokenError::BadSignature)?;
         let mut parts = payload.split('.');
-        let (Some(id), Some(scope), Some(exp), None) =
+        let (Some(scope), Some(exp), Some(sealed), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed);
         };
+        let raw = URL_SAFE_NO_PAD
+            .decode(sealed)
+            .map_err(|_| TokenError::Malformed)?;
+        let (Ok(nonce), Ok(sealed)) = (
+            <[u8; 8]>::try_from(raw.get(..8).unwrap_or_default()),
+            <[u8; 8]>::try_from(raw.get(8..).unwrap_or_default()),
+        ) else {
+            return Err(TokenError::Malformed);
+        };
+        let packed = u64::from_le_bytes(sealed) ^ self.keystream(&nonce);
         let claims = Claims {
-            person: IdNumber::parse(id).map_err(|_| TokenError::Malformed)?,
+            person: IdNumber::from_packed(packed).ok_or(TokenError::Malformed)?,
             scope: Scope::parse(scope).ok_or(TokenError::Malformed)?,
             expires_at: exp.parse().map_err(|_| TokenError::Malformed)?,
         };
@@ -150,8 +190,12 @@ mod tests {
     fn a_signed_token_verifies_with_its_claims() {
         let key = TokenKey::new(b"secret");
         let t = key.sign(claims(2_000));
-        assert!(t.starts_with("A123456789.booking.2000."));
+        assert!(t.starts_with("booking.2000."));
+        assert!(!t.contains("A123456789"), "the id number is not in clear: {t}");
         assert_eq!(key.verify(&t, 1_000), Ok(claims(2_000)));
+        let again = key.sign(claims(2_000));
+        assert_ne!(t, again, "two tokens of one person do not look alike");
+        assert_eq!(key.verify(&again, 1_000), Ok(claims(2_000)));
     }
 
     #[test]
@@ -162,6 +206,18 @@ mod tests {
             Err(TokenError::BadSignature)
         );
         let forged = t.replacen("booking", "kiosk", 1);
+        assert_eq!(
+            TokenKey::new(b"secret").verify(&forged, 0),
+            Err(TokenError::BadSignature)
+        );
+        // Another person's sealed id under this signature.
+        let other = TokenKey::new(b"secret").sign(Claims {
+            person: IdNumber::parse("B123456780").expect("valid"),
+            ..claims(2_000)
+        });
+        let mut parts: Vec<&str> = t.split('.').collect();
+        parts[2] = other.split('.').nth(2).expect("sealed id");
+        let forged = parts.join(".");
         assert_eq!(
             TokenKey::new(b"secret").verify(&forged, 0),
             Err(TokenError::BadSignature)

@@ -226,6 +226,55 @@ fn titles(code: Code) -> [&'static str; 5] {
             "Kesalahan internal",
             "ข้อผิดพลาดภายในระบบ",
         ],
+        Code::IdentityMismatch => [
+            "身分資料核對不符",
+            "The identity details do not match",
+            "Thông tin nhận dạng không khớp",
+            "Data identitas tidak cocok",
+            "ข้อมูลยืนยันตัวตนไม่ตรงกัน",
+        ],
+        Code::CaptchaFailed => [
+            "驗證碼錯誤或已失效",
+            "The captcha is wrong or has expired",
+            "Mã xác nhận sai hoặc đã hết hạn",
+            "Captcha salah atau sudah kedaluwarsa",
+            "รหัสยืนยันไม่ถูกต้องหรือหมดอายุแล้ว",
+        ],
+        Code::AlreadyRegistered => [
+            "您已完成意願登記",
+            "You have already registered",
+            "Bạn đã đăng ký nguyện vọng",
+            "Anda sudah mendaftar",
+            "คุณได้ลงทะเบียนแล้ว",
+        ],
+        Code::NotRegistered => [
+            "您尚未完成意願登記",
+            "You have not registered",
+            "Bạn chưa đăng ký nguyện vọng",
+            "Anda belum mendaftar",
+            "คุณยังไม่ได้ลงทะเบียน",
+        ],
+        Code::VaccineNotChosen => [
+            "您的意願登記未選擇此廠牌疫苗",
+            "You did not choose this vaccine when you registered",
+            "Bạn chưa chọn loại vắc-xin này khi đăng ký",
+            "Anda tidak memilih vaksin ini saat mendaftar",
+            "คุณไม่ได้เลือกวัคซีนนี้ตอนลงทะเบียน",
+        ],
+        Code::LoginFailed => [
+            "登入失敗，請確認輸入資料",
+            "Login failed; check what you entered",
+            "Đăng nhập thất bại; hãy kiểm tra thông tin đã nhập",
+            "Gagal masuk; periksa data yang Anda masukkan",
+            "เข้าสู่ระบบไม่สำเร็จ กรุณาตรวจสอบข้อมูลที่กรอก",
+        ],
+        Code::AccountLocked => [
+            "登入失敗次數過多，請稍後再試",
+            "Too many failed logins; try again later",
+            "Đăng nhập sai quá nhiều lần; hãy thử lại sau",
+            "Terlalu banyak percobaan masuk yang gagal; coba lagi nanti",
+            "เข้าสู่ระบบผิดพลาดหลายครั้งเกินไป กรุณาลองใหม่ภายหลัง",
+        ],
     }
 }
 

@@ -2,14 +2,19 @@
 //!
 //! - [`server::run`]: accept loop, connection limits, timeouts, graceful shutdown.
 //! - [`router`]: the route table and per-request envelope (shedding, metrics).
-//! - `booking`, `admin`, `ops`: handlers; `request`: body, token and query parsing.
+//! - `booking`, `admin`, `ops`: booking and operations handlers; `registration` (captcha,
+//!   intent registration), `login` (booking and kiosk logins, partners), `registry`
+//!   (insured-person import): identity handlers; `request`: body, token and query parsing.
 //! - [`problem`]: every error as `application/problem+json`; `i18n`: its titles.
 
 mod admin;
 mod booking;
 mod i18n;
+mod login;
 mod ops;
 pub mod problem;
+mod registration;
+mod registry;
 mod request;
 pub mod router;
 mod server;
@@ -19,4 +24,4 @@ pub use i18n::Lang;
 pub use ops::OPENAPI;
 pub use problem::{Code, Problem};
 pub use router::{ROUTES, RouteSpec, handle};
-pub use server::run;
+pub use server::{PeerAddr, run};

@@ -36,11 +36,18 @@ pub enum Code {
     PayloadTooLarge,
     InvalidCalendar,
     Internal,
+    IdentityMismatch,
+    CaptchaFailed,
+    AlreadyRegistered,
+    NotRegistered,
+    VaccineNotChosen,
+    LoginFailed,
+    AccountLocked,
 }
 
 impl Code {
     /// Every code, for the documentation test.
-    pub const ALL: [Code; 21] = [
+    pub const ALL: [Code; 28] = [
         Code::SlotFull,
         Code::AlreadyBooked,
         Code::NotInvited,
@@ -62,6 +69,13 @@ impl Code {
         Code::PayloadTooLarge,
         Code::InvalidCalendar,
         Code::Internal,
+        Code::IdentityMismatch,
+        Code::CaptchaFailed,
+        Code::AlreadyRegistered,
+        Code::NotRegistered,
+        Code::VaccineNotChosen,
+        Code::LoginFailed,
+        Code::AccountLocked,
     ];
 
     /// The kebab-case wire name.
@@ -88,6 +102,13 @@ impl Code {
             Code::PayloadTooLarge => "payload-too-large",
             Code::InvalidCalendar => "invalid-calendar",
             Code::Internal => "internal",
+            Code::IdentityMismatch => "identity-mismatch",
+            Code::CaptchaFailed => "captcha-failed",
+            Code::AlreadyRegistered => "already-registered",
+            Code::NotRegistered => "not-registered",
+            Code::VaccineNotChosen => "vaccine-not-chosen",
+            Code::LoginFailed => "login-failed",
+            Code::AccountLocked => "account-locked",
         }
     }
 
@@ -109,6 +130,13 @@ impl Code {
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::IdentityMismatch => StatusCode::UNAUTHORIZED,
+            Code::CaptchaFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::AlreadyRegistered => StatusCode::CONFLICT,
+            Code::NotRegistered => StatusCode::NOT_FOUND,
+            Code::VaccineNotChosen => StatusCode::FORBIDDEN,
+            Code::LoginFailed => StatusCode::UNAUTHORIZED,
+            Code::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -123,6 +151,9 @@ pub struct Problem {
     pub extra: Option<(&'static str, Value)>,
     /// The `Allow` header of a 405.
     pub allow: Option<String>,
+    /// Another status than the code's own (`not-registered` is 404 on the registration,
+    /// 403 on a booking).
+    pub status: Option<StatusCode>,
 }
 
 impl Problem {
@@ -134,7 +165,14 @@ impl Problem {
             retry_after: None,
             extra: None,
             allow: None,
+            status: None,
         }
+    }
+
+    /// Answers with `status` instead of the code's own.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
     }
 
     /// Adds the `Allow` header (405).
@@ -157,7 +195,7 @@ impl Problem {
 
     /// The `application/problem+json` response.
     pub fn into_response(self, lang: Lang) -> Response<Full<Bytes>> {
-        let status = self.code.status();
+        let status = self.status.unwrap_or_else(|| self.code.status());
         let body = Body {
             problem: &self,
             title: title(self.code, lang),

@@ -12,7 +12,8 @@ use super::i18n::Lang;
 use super::problem::{Code, Problem};
 use super::request::HttpResponse;
 use super::telemetry::Telemetry;
-use super::{admin, booking, ops};
+use super::server::PeerAddr;
+use super::{admin, booking, login, ops, registration, registry};
 use crate::app::App;
 use crate::metrics as m;
 use crate::store::Store;
@@ -99,6 +100,66 @@ pub const ROUTES: &[RouteSpec] = &[
         template: "/v1/admin/phases/{phase}/audit",
         statuses: &[200, 401, 404, 503],
     },
+    RouteSpec {
+        method: "GET",
+        template: "/v1/captcha",
+        statuses: &[200],
+    },
+    RouteSpec {
+        method: "POST",
+        template: "/v1/registration/sessions",
+        statuses: &[201, 401, 422, 429, 503],
+    },
+    RouteSpec {
+        method: "POST",
+        template: "/v1/me/registration",
+        statuses: &[201, 401, 403, 409, 422, 503],
+    },
+    RouteSpec {
+        method: "GET",
+        template: "/v1/me/registration",
+        statuses: &[200, 401, 403, 404, 503],
+    },
+    RouteSpec {
+        method: "PUT",
+        template: "/v1/me/registration",
+        statuses: &[200, 401, 403, 404, 422, 503],
+    },
+    RouteSpec {
+        method: "DELETE",
+        template: "/v1/me/registration",
+        statuses: &[204, 401, 403, 404, 503],
+    },
+    RouteSpec {
+        method: "POST",
+        template: "/v1/sessions",
+        statuses: &[201, 401, 422, 429, 503],
+    },
+    RouteSpec {
+        method: "POST",
+        template: "/v1/kiosk/sessions",
+        statuses: &[201, 401, 422, 429, 503],
+    },
+    RouteSpec {
+        method: "PUT",
+        template: "/v1/admin/registry",
+        statuses: &[200, 401, 422, 503],
+    },
+    RouteSpec {
+        method: "PUT",
+        template: "/v1/admin/partners/{partner}",
+        statuses: &[200, 401, 422, 503],
+    },
+    RouteSpec {
+        method: "POST",
+        template: "/v1/admin/unlock",
+        statuses: &[200, 401, 422, 503],
+    },
+    RouteSpec {
+        method: "GET",
+        template: "/v1/admin/registrations/audit",
+        statuses: &[200, 401, 503],
+    },
 ];
 
 /// A resolved route.
@@ -118,6 +179,18 @@ pub enum Route<'a> {
     Invitations(&'a str),
     Tokens,
     Audit(&'a str),
+    Captcha,
+    RegistrationSession,
+    Register,
+    MyRegistration,
+    ModifyRegistration,
+    CancelRegistration,
+    Login,
+    KioskLogin,
+    Registry,
+    Partner(&'a str),
+    Unlock,
+    RegistrationAudit,
 }
 
 impl Route<'_> {
@@ -138,6 +211,18 @@ impl Route<'_> {
             Route::Invitations(_) => 11,
             Route::Tokens => 12,
             Route::Audit(_) => 13,
+            Route::Captcha => 14,
+            Route::RegistrationSession => 15,
+            Route::Register => 16,
+            Route::MyRegistration => 17,
+            Route::ModifyRegistration => 18,
+            Route::CancelRegistration => 19,
+            Route::Login => 20,
+            Route::KioskLogin => 21,
+            Route::Registry => 22,
+            Route::Partner(_) => 23,
+            Route::Unlock => 24,
+            Route::RegistrationAudit => 25,
         }
     }
 }
@@ -199,6 +284,49 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Resolved<'a> {
             (Some(Route::Audit(p)), "/v1/admin/phases/{phase}/audit")
         }
         (_, ["v1", "admin", "phases", _, "audit"]) => (None, "/v1/admin/phases/{phase}/audit"),
+        (&Method::GET, ["v1", "captcha"]) => (Some(Route::Captcha), "/v1/captcha"),
+        (_, ["v1", "captcha"]) => (None, "/v1/captcha"),
+        (&Method::POST, ["v1", "registration", "sessions"]) => (
+            Some(Route::RegistrationSession),
+            "/v1/registration/sessions",
+        ),
+        (_, ["v1", "registration", "sessions"]) => (None, "/v1/registration/sessions"),
+        (&Method::POST, ["v1", "me", "registration"]) => {
+            (Some(Route::Register), "/v1/me/registration")
+        }
+        (&Method::GET, ["v1", "me", "registration"]) => {
+            (Some(Route::MyRegistration), "/v1/me/registration")
+        }
+        (&Method::PUT, ["v1", "me", "registration"]) => {
+            (Some(Route::ModifyRegistration), "/v1/me/registration")
+        }
+        (&Method::DELETE, ["v1", "me", "registration"]) => {
+            (Some(Route::CancelRegistration), "/v1/me/registration")
+        }
+        (_, ["v1", "me", "registration"]) => (None, "/v1/me/registration"),
+        (&Method::POST, ["v1", "sessions"]) => (Some(Route::Login), "/v1/sessions"),
+        (_, ["v1", "sessions"]) => (None, "/v1/sessions"),
+        (&Method::POST, ["v1", "kiosk", "sessions"]) => {
+            (Some(Route::KioskLogin), "/v1/kiosk/sessions")
+        }
+        (_, ["v1", "kiosk", "sessions"]) => (None, "/v1/kiosk/sessions"),
+        (&Method::PUT, ["v1", "admin", "registry"]) => {
+            (Some(Route::Registry), "/v1/admin/registry")
+        }
+        (_, ["v1", "admin", "registry"]) => (None, "/v1/admin/registry"),
+        (&Method::PUT, ["v1", "admin", "partners", p]) => {
+            (Some(Route::Partner(p)), "/v1/admin/partners/{partner}")
+        }
+        (_, ["v1", "admin", "partners", _]) => (None, "/v1/admin/partners/{partner}"),
+        (&Method::POST, ["v1", "admin", "unlock"]) => (Some(Route::Unlock), "/v1/admin/unlock"),
+        (_, ["v1", "admin", "unlock"]) => (None, "/v1/admin/unlock"),
+        (&Method::GET, ["v1", "admin", "registrations", "audit"]) => (
+            Some(Route::RegistrationAudit),
+            "/v1/admin/registrations/audit",
+        ),
+        (_, ["v1", "admin", "registrations", "audit"]) => {
+            (None, "/v1/admin/registrations/audit")
+        }
         _ => return Resolved::NotFound,
     };
     match route {
@@ -226,6 +354,7 @@ where
     let query = req.uri().query().map(str::to_owned);
     let (parts, body) = req.into_parts();
     let h = &parts.headers;
+    let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
     match route {
         Route::Live => Ok(ops::live()),
         Route::Ready => ops::ready(app).await,
@@ -241,6 +370,18 @@ where
         Route::Invitations(p) => admin::put_invitations(app, p, h, body).await,
         Route::Tokens => admin::post_token(app, h, body).await,
         Route::Audit(p) => admin::get_audit(app, p, h).await,
+        Route::Captcha => registration::captcha(app),
+        Route::RegistrationSession => registration::create_session(app, h, peer, body).await,
+        Route::Register => registration::register(app, h, body).await,
+        Route::MyRegistration => registration::get(app, h).await,
+        Route::ModifyRegistration => registration::modify(app, h, body).await,
+        Route::CancelRegistration => registration::cancel(app, h).await,
+        Route::Login => login::create(app, peer, body).await,
+        Route::KioskLogin => login::kiosk(app, h, peer, body).await,
+        Route::Registry => registry::put(app, h, body).await,
+        Route::Partner(p) => login::put_partner(app, p, h, body).await,
+        Route::Unlock => login::unlock(app, h, body).await,
+        Route::RegistrationAudit => registry::audit(app, h).await,
     }
 }
 
@@ -325,7 +466,7 @@ mod tests {
     use super::*;
 
     fn sample(template: &str) -> String {
-        template.replace("{phase}", "02").replace("{booking}", "b1")
+        template.replace("{phase}", "02").replace("{booking}", "b1").replace("{partner}", "seven")
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub async fn run<S: Store>(
             },
             () = &mut shutdown => break,
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
@@ -159,8 +159,10 @@ pub async fn run<S: Store>(
         });
         let service = {
             let (app, active) = (app.clone(), active.clone());
-            service_fn(move |req| {
+            service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 let (app, active) = (app.clone(), active.clone());
+                // The client address, for per-address limits (login failures).
+                req.extensions_mut().insert(PeerAddr(peer.ip()));
                 async move {
                     active.fetch_add(1, Ordering::AcqRel);
                     let response = handle(&app, req).await;
@@ -194,4 +196,10 @@ pub async fn run<S: Store>(
         }
     }
     app.store.shutdown().await;
+    app.identity.store.shutdown().await;
 }
+
+/// The address of the client a request came from (the TCP peer; a proxy in front of
+/// slotd would need to pass the real one, which slotd does not read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::IpAddr);

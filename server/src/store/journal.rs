@@ -106,8 +106,13 @@ impl Journal {
     /// Opens (or creates) `dir/journal.log`, replays it, cuts off a torn tail, and starts
     /// the writer thread.
     pub fn open(dir: &Path, max_batch: usize) -> io::Result<(Journal, Replay)> {
+        Self::open_file(dir, "journal.log", max_batch)
+    }
+
+    /// [`Journal::open`] on `dir/name`: each capability's store keeps its own log.
+    pub fn open_file(dir: &Path, name: &str, max_batch: usize) -> io::Result<(Journal, Replay)> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join("journal.log");
+        let path = dir.join(name);
         let (records, valid, total) = read_frames(&path)?;
         let mut file = OpenOptions::new()
             .create(true)

@@ -25,12 +25,14 @@ use crate::inventory::{Inventory, SlotIndex};
 
 pub mod contract;
 mod embedded;
+pub mod identity;
 pub mod journal;
 mod redis;
 
 pub use embedded::EmbeddedStore;
 // `self::`: a bare `redis::` here would be ambiguous with the `redis` crate.
 pub use self::redis::RedisStore;
+pub(crate) use self::redis::bounded as redis_bounded;
 
 /// An `Idempotency-Key` with a fingerprint of the request it came with.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -258,6 +258,34 @@ fn add_mgets(pipe: &mut ::redis::Pipeline, keys: &[String]) -> usize {
 /// A ledger page or tail: `(entry id, fields)`.
 type Entries = Vec<(String, Vec<String>)>;
 
+/// Runs one Redis round trip under `limit`, with its metrics; shared by every store on
+/// this connection.
+pub(crate) async fn bounded<T>(
+    op: &'static str,
+    limit: Duration,
+    request: impl Future<Output = RedisResult<T>>,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    // Dropping a request at the limit is safe on the multiplexed connection: its
+    // reply, if one comes, is read and discarded in order. Whether a write that timed
+    // out took effect is unknown to the caller, as with any lost reply; a retry with
+    // the same Idempotency-Key (or the person's booking list) tells.
+    let result = match tokio::time::timeout(limit, request).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(classify(&e)),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "Redis did not answer within {} ms",
+            limit.as_millis()
+        ))),
+    };
+    metrics::histogram!(m::STORE_ROUND_TRIP_SECONDS, "op" => op)
+        .record(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        metrics::counter!(m::STORE_ERRORS, "op" => op).increment(1);
+    }
+    result
+}
+
 impl Inner {
     /// Runs one request-path Redis round trip under the timeout, with its metrics.
     async fn call<T>(
@@ -283,25 +311,7 @@ impl Inner {
         limit: Duration,
         request: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        let started = Instant::now();
-        // Dropping a request at the limit is safe on the multiplexed connection: its
-        // reply, if one comes, is read and discarded in order. Whether a write that timed
-        // out took effect is unknown to the caller, as with any lost reply; a retry with
-        // the same Idempotency-Key (or the person's booking list) tells.
-        let result = match tokio::time::timeout(limit, request).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(classify(&e)),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "Redis did not answer within {} ms",
-                limit.as_millis()
-            ))),
-        };
-        metrics::histogram!(m::STORE_ROUND_TRIP_SECONDS, "op" => op)
-            .record(started.elapsed().as_secs_f64());
-        if result.is_err() {
-            metrics::counter!(m::STORE_ERRORS, "op" => op).increment(1);
-        }
-        result
+        bounded(op, limit, request).await
     }
 
     /// The calendar and its version as Redis holds them, read in one `MGET` (atomic).
@@ -845,6 +855,16 @@ impl RedisStore {
             stop,
             refresher: std::sync::Mutex::new(Some(refresher)),
         })
+    }
+
+    /// The connection, key prefix and request timeout, for the other stores that share
+    /// this Redis (the identity store).
+    pub fn shared_connection(&self) -> (ConnectionManager, String, Duration) {
+        (
+            self.inner.conn.clone(),
+            self.inner.keys.prefix().to_string(),
+            self.inner.timeout,
+        )
     }
 
     /// Whether Redis held a calendar when this store connected (or has one loaded since).
