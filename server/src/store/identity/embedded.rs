@@ -538,6 +538,6 @@ mod tests {
         assert!(again.serial > serial + 1, "{} after {serial}", again.serial);
         assert!(s.audit().await.expect("audit").ok);
         let read_only = EmbeddedIdentity::open_read_only(dir.path()).expect("read only");
-        assert_eq!(read_only.audit().await.expect("audit").live, 1);
+        assert_eq!(read_only.audit().await.expect("audit").live, 2);
     }
 }
