@@ -403,6 +403,7 @@ pub mod calendars {
                 opens_at: now - time::Duration::hours(1),
                 closes_at: now + time::Duration::hours(1),
                 invitation_required: false,
+                registration_required: false,
                 slots: slots
                     .iter()
                     .map(|(id, capacity)| Slot {

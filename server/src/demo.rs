@@ -102,6 +102,7 @@ pub fn calendar(now: OffsetDateTime) -> Calendar {
         opens_at: hour - Duration::hours(1),
         closes_at: hour + Duration::days(30),
         invitation_required: false,
+        registration_required: false,
         slots: slots("01", 1, 5, &["AZ", "Moderna"], 30),
     };
     let upcoming = Phase {
@@ -111,6 +112,7 @@ pub fn calendar(now: OffsetDateTime) -> Calendar {
         opens_at: hour + Duration::days(7),
         closes_at: hour + Duration::days(9) + Duration::hours(7),
         invitation_required: true,
+        registration_required: false,
         slots: slots("02", 10, 2, &["AZ"], 40),
     };
     Calendar {

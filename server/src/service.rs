@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use crate::catalog::WindowState;
 use crate::domain::{BookingId, Channel, IdNumber, SlotId};
+use crate::store::identity::IdentityStore;
 use crate::store::{
     CancelOutcome, Change, ChangeOutcome, Idempotency, Reserve, ReserveOutcome, Store, StoreError,
 };
@@ -20,6 +21,10 @@ pub enum Refusal {
     WindowNotOpen { opens_in_secs: u64 },
     #[error("the booking window has closed")]
     WindowClosed,
+    #[error("this phase books only people with a live intent registration")]
+    NotRegistered,
+    #[error("the registration did not choose the {0} vaccine")]
+    VaccineNotChosen(String),
 }
 
 /// Why a booking operation did not complete.
@@ -70,6 +75,34 @@ pub async fn reserve<S: Store>(
         now,
     };
     Ok(store.reserve(request).await?)
+}
+
+/// For a phase with `registration_required`: the person needs a live intent
+/// registration that chose the slot's vaccine. Unknown phases and slots, and closed
+/// windows, pass here and are refused by [`reserve`] or [`change`] with their own code.
+pub async fn check_registration<S: Store>(
+    store: &S,
+    identity: &dyn IdentityStore,
+    person: IdNumber,
+    slot: &str,
+    now: OffsetDateTime,
+) -> Result<(), ServiceError> {
+    let catalog = store.catalog();
+    let Some(index) = catalog.slot_index(slot) else {
+        return Ok(());
+    };
+    let s = catalog.slot(index);
+    let p = &catalog.phases[s.phase];
+    if !p.phase.registration_required || window(p.window(now)).is_err() {
+        return Ok(());
+    }
+    match identity.registration(person).await? {
+        None => Err(Refusal::NotRegistered.into()),
+        Some(r) if !r.chose(&s.slot.vaccine) => {
+            Err(Refusal::VaccineNotChosen(s.slot.vaccine.clone()).into())
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 /// Moves `booking` of `person` to `slot`, inside the window of the slot's phase.

@@ -31,6 +31,9 @@ pub struct Phase {
     pub closes_at: OffsetDateTime,
     #[serde(default)]
     pub invitation_required: bool,
+    /// Only people with a live intent registration that chose the slot's vaccine book.
+    #[serde(default)]
+    pub registration_required: bool,
     #[serde(default)]
     pub slots: Vec<Slot>,
 }

@@ -125,6 +125,15 @@ where
     let req: SlotBody = json(&raw)?;
     let channel = channel(&claims, req.channel.as_deref())?;
     let idem = idempotency(headers, "reserve", phase, claims.person, &raw)?;
+    service::check_registration(
+        &*app.store,
+        &*app.identity.store,
+        claims.person,
+        &req.slot,
+        now,
+    )
+    .await
+    .inspect_err(|_| rejected("not-registered"))?;
     let outcome = service::reserve(
         &*app.store,
         claims.person,
@@ -212,6 +221,14 @@ where
     let raw = read_body(body, app.limits.max_body_bytes).await?;
     let req: SlotBody = json(&raw)?;
     let idem = idempotency(headers, "change", id, claims.person, &raw)?;
+    service::check_registration(
+        &*app.store,
+        &*app.identity.store,
+        claims.person,
+        &req.slot,
+        now,
+    )
+    .await?;
     let outcome =
         service::change(&*app.store, claims.person, booking, &req.slot, idem, now).await?;
     let catalog = app.store.catalog();

@@ -85,6 +85,7 @@ pub fn phases<S: Store>(app: &App<S>) -> HttpResponse {
                 "opens_at": rfc3339(p.phase.opens_at),
                 "closes_at": rfc3339(p.phase.closes_at),
                 "invitation_required": p.phase.invitation_required,
+                "registration_required": p.phase.registration_required,
                 "vaccination_dates": p.dates.map(|(a, b)| json!({ "first": a.to_string(), "last": b.to_string() })),
                 "status": status,
                 "slots": p.slots.len(),

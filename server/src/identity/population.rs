@@ -638,18 +638,4 @@ mod tests {
         let err = write_ndjson(&spec, params, &mut Vec::new()).expect_err("refused");
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     }
-
-    #[test]
-    #[ignore]
-    fn tmp_timing() {
-        let t = std::time::Instant::now();
-        let mut sink = Vec::with_capacity(400 << 20);
-        let n = write_ndjson(&PopulationSpec::new(1_000_000, DEMO_SEED), PasswordParams::default(), &mut sink).expect("w");
-        eprintln!("TIMING {n} lines {} bytes in {:?}", sink.len(), t.elapsed());
-        eprintln!("{}", String::from_utf8_lossy(&sink[..600]));
-        let c = crate::identity::captcha::Captchas::new(b"s", None, 120);
-        for k in 0..3 { let ch = c.issue(1_700_000_000 + k); std::fs::write(format!("/tmp/cap{k}_{}.png", c.answer(&ch.id)), c.image_png(&ch.id).expect("png")).expect("w"); }
-        let c = crate::identity::captcha::Captchas::new(b"s", Some(b"t"), 120);
-        let ch = c.issue(1_700_000_000); std::fs::write(format!("/tmp/capt_{}.png", c.answer(&ch.id)), c.image_png(&ch.id).expect("png")).expect("w");
-    }
 }

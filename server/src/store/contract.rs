@@ -49,6 +49,7 @@ pub fn fixture(now: OffsetDateTime) -> Calendar {
         opens_at: now - Duration::hours(1),
         closes_at: now + Duration::hours(24),
         invitation_required,
+        registration_required: false,
         slots,
     };
     Calendar {

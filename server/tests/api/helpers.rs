@@ -72,6 +72,7 @@ pub fn calendar(now: OffsetDateTime) -> Calendar {
         opens_at: opens,
         closes_at: closes,
         invitation_required: false,
+        registration_required: false,
         slots: vec![slot(s, 10)],
     };
     cal.phases.push(phase(

@@ -1,6 +1,7 @@
 //! HTTP integration tests: a real server on port 0, a real HTTP client.
 
 mod helpers;
+mod identity;
 
 use std::collections::HashMap;
 use std::sync::Arc;
