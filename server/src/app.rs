@@ -10,9 +10,9 @@ use tokio::task::JoinHandle;
 use crate::availability::Availability;
 use crate::config::{IdentityConfig, Limits};
 use crate::identity::captcha::Captchas;
-use crate::store::identity::IdentityStore;
 use crate::rate_limit::RateLimiter;
 use crate::store::Store;
+use crate::store::identity::IdentityStore;
 use crate::token::TokenKey;
 
 /// Shared state of one server.

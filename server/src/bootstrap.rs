@@ -10,11 +10,11 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::app::Identity;
 use crate::config::{
     AuditArgs, Config, ConfigError, Durability, EXIT_CONFIG, StoreKind, parse_store,
 };
 use crate::domain::Calendar;
-use crate::app::Identity;
 use crate::identity::password;
 use crate::identity::population::{self, PopulationSpec};
 use crate::store::identity::{EmbeddedIdentity, IdentityStore, RedisIdentity};

@@ -191,7 +191,10 @@ mod tests {
         let key = TokenKey::new(b"secret");
         let t = key.sign(claims(2_000));
         assert!(t.starts_with("booking.2000."));
-        assert!(!t.contains("A123456789"), "the id number is not in clear: {t}");
+        assert!(
+            !t.contains("A123456789"),
+            "the id number is not in clear: {t}"
+        );
         assert_eq!(key.verify(&t, 1_000), Ok(claims(2_000)));
         let again = key.sign(claims(2_000));
         assert_ne!(t, again, "two tokens of one person do not look alike");

@@ -30,7 +30,10 @@ async fn the_redis_identity_store_meets_the_contract() {
     let n = AtomicUsize::new(0);
     let keep = std::sync::Mutex::new(Vec::new());
     contract::run_all(|| {
-        let (url, prefix) = (redis.url(), format!("i{}", n.fetch_add(1, Ordering::Relaxed)));
+        let (url, prefix) = (
+            redis.url(),
+            format!("i{}", n.fetch_add(1, Ordering::Relaxed)),
+        );
         let keep = &keep;
         async move {
             let (store, identity) = identity(&url, &prefix).await;
@@ -86,15 +89,39 @@ async fn three_instances_share_serials_marks_and_failures() {
     assert_eq!(again.map(|r| r.form.name), Some("moved".to_string()));
     // A captcha answered on one instance cannot be answered again on another.
     let exp = now.unix_timestamp() + 60;
-    assert!(ids[0].use_once("captcha:c1".into(), exp).await.expect("mark"));
-    assert!(!ids[1].use_once("captcha:c1".into(), exp).await.expect("mark"));
-    assert!(!ids[2].use_once("captcha:c1".into(), exp).await.expect("mark"));
+    assert!(
+        ids[0]
+            .use_once("captcha:c1".into(), exp)
+            .await
+            .expect("mark")
+    );
+    assert!(
+        !ids[1]
+            .use_once("captcha:c1".into(), exp)
+            .await
+            .expect("mark")
+    );
+    assert!(
+        !ids[2]
+            .use_once("captcha:c1".into(), exp)
+            .await
+            .expect("mark")
+    );
     // Failures counted on each instance add up.
     let t = now.unix_timestamp();
     for id in &ids {
-        id.record_failure("acct:1".into(), t, 60).await.expect("record");
+        id.record_failure("acct:1".into(), t, 60)
+            .await
+            .expect("record");
     }
-    assert_eq!(ids[0].failures("acct:1".into(), t).await.expect("read").count, 3);
+    assert_eq!(
+        ids[0]
+            .failures("acct:1".into(), t)
+            .await
+            .expect("read")
+            .count,
+        3
+    );
     let audit = ids[2].audit().await.expect("audit");
     assert!(audit.ok, "{audit:?}");
     assert_eq!((audit.live, audit.last_serial), (150, 150));

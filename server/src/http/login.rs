@@ -80,7 +80,9 @@ impl Gates {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let keep = app.identity.config.login.keep_seconds();
         let store = &app.identity.store;
-        store.record_failure(self.account.clone(), now, keep).await?;
+        store
+            .record_failure(self.account.clone(), now, keep)
+            .await?;
         if let Some(a) = &self.address {
             store.record_failure(a.clone(), now, keep).await?;
         }
@@ -217,7 +219,10 @@ async fn app_otp<S: Store>(
         Some(step) => {
             app.identity
                 .store
-                .use_once(format!("otp:{}:{step}", id.packed()), (step as i64 + 2) * 30)
+                .use_once(
+                    format!("otp:{}:{step}", id.packed()),
+                    (step as i64 + 2) * 30,
+                )
                 .await?
         }
         None => false,
@@ -398,7 +403,10 @@ where
     let req: PartnerRequest = json(&raw)?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(Problem::new(Code::InvalidRequest, "name must be 1 to 100 characters"));
+        return Err(Problem::new(
+            Code::InvalidRequest,
+            "name must be 1 to 100 characters",
+        ));
     }
     if !(1..=100_000).contains(&req.rate_per_second) {
         return Err(Problem::new(
@@ -447,7 +455,9 @@ where
     let id = IdNumber::parse(&req.id_number)
         .map_err(|e| Problem::new(Code::InvalidRequest, format!("id_number: {e}")))?;
     let store = &app.identity.store;
-    store.clear_failures(format!("acct:{}", id.packed())).await?;
+    store
+        .clear_failures(format!("acct:{}", id.packed()))
+        .await?;
     if let Some(p) = store.person_by_id(id).await? {
         store
             .clear_failures(format!("card:{}", p.nhi_card.packed()))

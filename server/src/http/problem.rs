@@ -280,8 +280,9 @@ impl From<ServiceError> for Problem {
                         Problem::new(Code::WindowNotOpen, detail).retry_after(opens_in_secs)
                     }
                     Refusal::WindowClosed => Problem::new(Code::WindowClosed, detail),
-                    Refusal::NotRegistered => Problem::new(Code::NotRegistered, detail)
-                        .with_status(StatusCode::FORBIDDEN),
+                    Refusal::NotRegistered => {
+                        Problem::new(Code::NotRegistered, detail).with_status(StatusCode::FORBIDDEN)
+                    }
                     Refusal::VaccineNotChosen(_) => Problem::new(Code::VaccineNotChosen, detail),
                 }
             }

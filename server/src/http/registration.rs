@@ -95,11 +95,10 @@ pub async fn check_captcha<S: Store>(app: &App<S>, c: &CaptchaAnswer) -> Result<
         Err(CaptchaError::Expired) => return Err(failed("the captcha has expired")),
         Ok(()) | Err(CaptchaError::Wrong) => {}
     }
-    let expires = c
-        .id
-        .split_once('.')
-        .and_then(|(e, _)| e.parse::<i64>().ok())
-        .unwrap_or(now + 1);
+    let expires =
+        c.id.split_once('.')
+            .and_then(|(e, _)| e.parse::<i64>().ok())
+            .unwrap_or(now + 1);
     if !app
         .identity
         .store

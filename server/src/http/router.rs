@@ -11,8 +11,8 @@ use hyper::body::Body;
 use super::i18n::Lang;
 use super::problem::{Code, Problem};
 use super::request::HttpResponse;
-use super::telemetry::Telemetry;
 use super::server::PeerAddr;
+use super::telemetry::Telemetry;
 use super::{admin, booking, login, ops, registration, registry};
 use crate::app::App;
 use crate::metrics as m;
@@ -324,9 +324,7 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Resolved<'a> {
             Some(Route::RegistrationAudit),
             "/v1/admin/registrations/audit",
         ),
-        (_, ["v1", "admin", "registrations", "audit"]) => {
-            (None, "/v1/admin/registrations/audit")
-        }
+        (_, ["v1", "admin", "registrations", "audit"]) => (None, "/v1/admin/registrations/audit"),
         _ => return Resolved::NotFound,
     };
     match route {
@@ -466,7 +464,10 @@ mod tests {
     use super::*;
 
     fn sample(template: &str) -> String {
-        template.replace("{phase}", "02").replace("{booking}", "b1").replace("{partner}", "seven")
+        template
+            .replace("{phase}", "02")
+            .replace("{booking}", "b1")
+            .replace("{partner}", "seven")
     }
 
     #[test]

@@ -18,9 +18,13 @@ pub struct Failures {
 pub enum Gate {
     Open,
     /// Too many failures lately: try again after the pause.
-    Throttled { retry_after: u64 },
+    Throttled {
+        retry_after: u64,
+    },
     /// Locked until the lock expires or an operator unlocks it.
-    Locked { retry_after: u64 },
+    Locked {
+        retry_after: u64,
+    },
 }
 
 /// The thresholds; all configurable.
@@ -108,7 +112,10 @@ mod tests {
     #[test]
     fn a_few_failures_throttle_then_many_lock() {
         let p = LoginPolicy::default();
-        let f = |count| Failures { count, last_at: 1_000 };
+        let f = |count| Failures {
+            count,
+            last_at: 1_000,
+        };
         assert_eq!(p.account(f(4), 1_001), Gate::Open);
         assert_eq!(p.account(f(5), 1_010), Gate::Throttled { retry_after: 20 });
         assert_eq!(p.account(f(5), 1_030), Gate::Open);

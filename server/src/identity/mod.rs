@@ -19,6 +19,6 @@ pub mod registration;
 
 pub use person::{InsuredPerson, NhiCard, NhiCardError, mask_id, mask_mobile};
 pub use registration::{
-    BRANDS, FormError, RawForm, RegisterOutcome, Registration, RegistrationEvent,
-    RegistrationForm, RegistrationStatus,
+    BRANDS, FormError, RawForm, RegisterOutcome, Registration, RegistrationEvent, RegistrationForm,
+    RegistrationStatus,
 };

@@ -111,7 +111,13 @@ mod tests {
             NhiCard::parse("000012345678").map(|c| c.to_string()),
             Ok("000012345678".to_string())
         );
-        for bad in ["", "12345678901", "1234567890123", "12345678901a", "+12345678901"] {
+        for bad in [
+            "",
+            "12345678901",
+            "1234567890123",
+            "12345678901a",
+            "+12345678901",
+        ] {
             assert_eq!(NhiCard::parse(bad), Err(NhiCardError), "{bad}");
         }
     }

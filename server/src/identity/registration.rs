@@ -67,7 +67,10 @@ impl RawForm {
             || !mobile.starts_with("09")
             || !mobile.bytes().all(|c| c.is_ascii_digit())
         {
-            return Err(err("mobile", "must be a Taiwan mobile number, 09 and 8 digits"));
+            return Err(err(
+                "mobile",
+                "must be a Taiwan mobile number, 09 and 8 digits",
+            ));
         }
         let county = self.county.trim().replace('台', "臺");
         let district = self.district.trim().replace('台', "臺");
@@ -178,7 +181,9 @@ mod tests {
 
     #[test]
     fn a_valid_form_defaults_to_every_brand_and_normalises_the_county() {
-        let f = raw("  王小明 ", "0912345678", None).validate().expect("valid");
+        let f = raw("  王小明 ", "0912345678", None)
+            .validate()
+            .expect("valid");
         assert_eq!(f.name, "王小明");
         assert_eq!(f.county, "臺北市");
         assert_eq!(f.vaccines, vec!["AZ", "Moderna"]);
@@ -191,23 +196,39 @@ mod tests {
             .expect("valid");
         assert_eq!(f.vaccines, vec!["AZ", "Moderna"]);
         assert_eq!(
-            raw("a", "0912345678", Some(vec![])).validate().map_err(|e| e.field),
+            raw("a", "0912345678", Some(vec![]))
+                .validate()
+                .map_err(|e| e.field),
             Err("vaccines")
         );
         assert_eq!(
-            raw("a", "0912345678", Some(vec!["BNT"])).validate().map_err(|e| e.field),
+            raw("a", "0912345678", Some(vec!["BNT"]))
+                .validate()
+                .map_err(|e| e.field),
             Err("vaccines")
         );
     }
 
     #[test]
     fn bad_fields_are_named() {
-        assert_eq!(raw(" ", "0912345678", None).validate().map_err(|e| e.field), Err("name"));
+        assert_eq!(
+            raw(" ", "0912345678", None).validate().map_err(|e| e.field),
+            Err("name")
+        );
         let long: String = "名".repeat(51);
-        assert_eq!(raw(&long, "0912345678", None).validate().map_err(|e| e.field), Err("name"));
+        assert_eq!(
+            raw(&long, "0912345678", None)
+                .validate()
+                .map_err(|e| e.field),
+            Err("name")
+        );
         assert!(raw(&"名".repeat(50), "0912345678", None).validate().is_ok());
         for m in ["0812345678", "091234567", "09123456789", "09-2345678"] {
-            assert_eq!(raw("a", m, None).validate().map_err(|e| e.field), Err("mobile"), "{m}");
+            assert_eq!(
+                raw("a", m, None).validate().map_err(|e| e.field),
+                Err("mobile"),
+                "{m}"
+            );
         }
         let mut r = raw("a", "0912345678", None);
         r.district = "板橋區".into();

@@ -122,7 +122,11 @@ async fn a_person_registers_modifies_cancels_and_registers_again() {
     let first = post(&app, "/v1/me/registration", Some(&token), form(None)).await;
     assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
     let serial = first.body["serial"].as_u64().expect("serial");
-    assert_eq!(first.body["vaccines"], json!(["AZ", "Moderna"]), "both ticked by default");
+    assert_eq!(
+        first.body["vaccines"],
+        json!(["AZ", "Moderna"]),
+        "both ticked by default"
+    );
     assert_eq!(first.body["name"], json!("王小明"));
     assert_eq!(first.body["county"], json!("臺北市"));
     assert_eq!(first.body["mobile"], json!("0912***678"));
@@ -150,16 +154,40 @@ async fn a_person_registers_modifies_cancels_and_registers_again() {
     assert_eq!(put.body["vaccines"], json!(["Moderna"]));
 
     let del = app
-        .send(Method::DELETE, "/v1/me/registration", Some(&token), None, &[])
+        .send(
+            Method::DELETE,
+            "/v1/me/registration",
+            Some(&token),
+            None,
+            &[],
+        )
         .await;
     assert_eq!(del.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.get("/v1/me/registration", Some(&token)).await.code(), "not-registered");
+    assert_eq!(
+        app.get("/v1/me/registration", Some(&token)).await.code(),
+        "not-registered"
+    );
     let del = app
-        .send(Method::DELETE, "/v1/me/registration", Some(&token), None, &[])
+        .send(
+            Method::DELETE,
+            "/v1/me/registration",
+            Some(&token),
+            None,
+            &[],
+        )
         .await;
-    assert_eq!((del.status, del.code()), (StatusCode::NOT_FOUND, "not-registered"));
+    assert_eq!(
+        (del.status, del.code()),
+        (StatusCode::NOT_FOUND, "not-registered")
+    );
 
-    let new = post(&app, "/v1/me/registration", Some(&token), form(Some(&["AZ"]))).await;
+    let new = post(
+        &app,
+        "/v1/me/registration",
+        Some(&token),
+        form(Some(&["AZ"])),
+    )
+    .await;
     assert_eq!(new.status, StatusCode::CREATED);
     assert!(new.body["serial"].as_u64().expect("serial") > serial);
 
@@ -170,13 +198,19 @@ async fn a_person_registers_modifies_cancels_and_registers_again() {
         json!({ "name": "a", "mobile": "0812345678", "county": "臺北市", "district": "中正區" }),
     )
     .await;
-    assert_eq!((bad.status, bad.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid-request"));
+    assert_eq!(
+        (bad.status, bad.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid-request")
+    );
     assert_eq!(bad.body["field"], json!("mobile"));
     let audit = app
         .admin(Method::GET, "/v1/admin/registrations/audit", None)
         .await;
     assert_eq!(audit.body["ok"], json!(true), "{:?}", audit.body);
-    assert_eq!((audit.body["live"].clone(), audit.body["events"].clone()), (json!(1), json!(4)));
+    assert_eq!(
+        (audit.body["live"].clone(), audit.body["events"].clone()),
+        (json!(1), json!(4))
+    );
 }
 
 #[tokio::test]
@@ -189,9 +223,13 @@ async fn a_mismatched_identity_never_says_which_part_is_wrong() {
     ];
     let mut bodies = Vec::new();
     for (id, c) in attempts {
-        let body = json!({ "id_number": id.to_string(), "nhi_card": c, "captcha": captcha(&app).await });
+        let body =
+            json!({ "id_number": id.to_string(), "nhi_card": c, "captcha": captcha(&app).await });
         let a = post(&app, "/v1/registration/sessions", None, body).await;
-        assert_eq!((a.status, a.code()), (StatusCode::UNAUTHORIZED, "identity-mismatch"));
+        assert_eq!(
+            (a.status, a.code()),
+            (StatusCode::UNAUTHORIZED, "identity-mismatch")
+        );
         bodies.push(a.body["detail"].clone());
     }
     assert_eq!(bodies[0], bodies[1]);
@@ -201,9 +239,7 @@ async fn a_mismatched_identity_never_says_which_part_is_wrong() {
 async fn a_captcha_is_single_use_burnt_by_a_wrong_answer_and_expires() {
     let app = app().await;
     import(&app, &[4]).await;
-    let session = |c: Value| {
-        json!({ "id_number": synthetic_id(4).to_string(), "nhi_card": card(4), "captcha": c })
-    };
+    let session = |c: Value| json!({ "id_number": synthetic_id(4).to_string(), "nhi_card": card(4), "captcha": c });
     let c = captcha(&app).await;
     let ok = post(&app, "/v1/registration/sessions", None, session(c.clone())).await;
     assert_eq!(ok.status, StatusCode::CREATED);
@@ -214,10 +250,17 @@ async fn a_captcha_is_single_use_burnt_by_a_wrong_answer_and_expires() {
     let right = c["answer"].clone();
     c["answer"] = json!("zzzzzz");
     let wrong = post(&app, "/v1/registration/sessions", None, session(c.clone())).await;
-    assert_eq!((wrong.status, wrong.code()), (StatusCode::UNPROCESSABLE_ENTITY, "captcha-failed"));
+    assert_eq!(
+        (wrong.status, wrong.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "captcha-failed")
+    );
     c["answer"] = right;
     let burnt = post(&app, "/v1/registration/sessions", None, session(c)).await;
-    assert_eq!(burnt.code(), "captcha-failed", "a wrong answer burns the challenge");
+    assert_eq!(
+        burnt.code(),
+        "captcha-failed",
+        "a wrong answer burns the challenge"
+    );
 
     // A challenge whose expiry has passed (test-mode answers are derivable for any id).
     let past = OffsetDateTime::now_utc().unix_timestamp() - 1;
@@ -225,7 +268,11 @@ async fn a_captcha_is_single_use_burnt_by_a_wrong_answer_and_expires() {
     let expired = json!({ "id": id, "answer": answer(&id) });
     let a = post(&app, "/v1/registration/sessions", None, session(expired)).await;
     assert_eq!(a.code(), "captcha-failed");
-    assert!(a.body["detail"].as_str().is_some_and(|d| d.contains("expired")));
+    assert!(
+        a.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("expired"))
+    );
 }
 
 #[tokio::test]
@@ -236,7 +283,10 @@ async fn both_logins_give_a_booking_token_and_an_otp_code_works_once() {
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
     assert_eq!(a.body["scope"], json!("booking"));
     let token = a.body["token"].as_str().expect("token").to_string();
-    assert!(!token.contains(&synthetic_id(5).to_string()), "no id in clear");
+    assert!(
+        !token.contains(&synthetic_id(5).to_string()),
+        "no id in clear"
+    );
     let mine = app.get("/v1/me/bookings", Some(&token)).await;
     assert_eq!(mine.status, StatusCode::OK);
 
@@ -252,7 +302,10 @@ async fn both_logins_give_a_booking_token_and_an_otp_code_works_once() {
     let first = login(code.clone()).await;
     assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
     let reuse = login(code).await;
-    assert_eq!((reuse.status, reuse.code()), (StatusCode::UNAUTHORIZED, "login-failed"));
+    assert_eq!(
+        (reuse.status, reuse.code()),
+        (StatusCode::UNAUTHORIZED, "login-failed")
+    );
 }
 
 #[tokio::test]
@@ -282,7 +335,10 @@ async fn failures_lock_the_account_without_saying_which_factor_was_wrong() {
         )
         .await;
     assert_eq!(unlock.status, StatusCode::OK);
-    assert_eq!(card_login(&app, 6, PASSWORD).await.status, StatusCode::CREATED);
+    assert_eq!(
+        card_login(&app, 6, PASSWORD).await.status,
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -322,8 +378,15 @@ async fn a_kiosk_partner_logs_people_in_and_books_on_the_kiosk_channel() {
     let booked = app.book(&token, "P1", "E").await;
     assert_eq!(booked.status, StatusCode::CREATED, "{:?}", booked.body);
     assert_eq!(booked.body["channel"], json!("kiosk"));
-    assert_eq!(kiosk(key).await.code(), "rate-limited", "one login a second");
-    assert_eq!(kiosk("pk_forged".into()).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        kiosk(key).await.code(),
+        "rate-limited",
+        "one login a second"
+    );
+    assert_eq!(
+        kiosk("pk_forged".into()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -344,18 +407,28 @@ async fn a_phase_that_requires_registration_books_only_the_chosen_vaccine() {
     phase.slots = vec![az, moderna];
     cal.phases = vec![phase];
     let loaded = app
-        .admin(Method::PUT, "/v1/admin/calendar", Some(serde_json::to_value(&cal).expect("json")))
+        .admin(
+            Method::PUT,
+            "/v1/admin/calendar",
+            Some(serde_json::to_value(&cal).expect("json")),
+        )
         .await;
     assert_eq!(loaded.status, StatusCode::OK, "{:?}", loaded.body);
 
     let unregistered = app.book(&app.person(10), "PR", "PR-AZ").await;
-    assert_eq!((unregistered.status, unregistered.code()), (StatusCode::FORBIDDEN, "not-registered"));
+    assert_eq!(
+        (unregistered.status, unregistered.code()),
+        (StatusCode::FORBIDDEN, "not-registered")
+    );
     let t = registration_token(&app, 9).await;
     let r = post(&app, "/v1/me/registration", Some(&t), form(Some(&["AZ"]))).await;
     assert_eq!(r.status, StatusCode::CREATED);
     let booking = app.token(synthetic_id(9));
     let moderna = app.book(&booking, "PR", "PR-M").await;
-    assert_eq!((moderna.status, moderna.code()), (StatusCode::FORBIDDEN, "vaccine-not-chosen"));
+    assert_eq!(
+        (moderna.status, moderna.code()),
+        (StatusCode::FORBIDDEN, "vaccine-not-chosen")
+    );
     let en = app
         .send(
             Method::POST,
@@ -365,8 +438,14 @@ async fn a_phase_that_requires_registration_books_only_the_chosen_vaccine() {
             &[("accept-language", "vi")],
         )
         .await;
-    assert_eq!(en.body["title"], json!("Bạn chưa chọn loại vắc-xin này khi đăng ký"));
-    assert_eq!(app.book(&booking, "PR", "PR-AZ").await.status, StatusCode::CREATED);
+    assert_eq!(
+        en.body["title"],
+        json!("Bạn chưa chọn loại vắc-xin này khi đăng ký")
+    );
+    assert_eq!(
+        app.book(&booking, "PR", "PR-AZ").await.status,
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -384,13 +463,29 @@ async fn a_bad_registry_line_is_refused_with_its_number() {
     for bad in cases {
         let body = format!("{good}\n\n{bad}\n");
         let a = app
-            .send(Method::PUT, "/v1/admin/registry", Some(ADMIN), Some(Bytes::from(body)), &[])
+            .send(
+                Method::PUT,
+                "/v1/admin/registry",
+                Some(ADMIN),
+                Some(Bytes::from(body)),
+                &[],
+            )
             .await;
-        assert_eq!((a.status, a.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid-request"), "{bad}");
+        assert_eq!(
+            (a.status, a.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid-request"),
+            "{bad}"
+        );
         assert_eq!(a.body["line"], json!(3), "{:?}", a.body);
     }
     let none = app
-        .send(Method::PUT, "/v1/admin/registry", Some("wrong"), Some(Bytes::from(good.to_string())), &[])
+        .send(
+            Method::PUT,
+            "/v1/admin/registry",
+            Some("wrong"),
+            Some(Bytes::from(good.to_string())),
+            &[],
+        )
         .await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
 }
@@ -402,52 +497,164 @@ async fn the_authorization_matrix_allows_exactly_the_listed_cells() {
     let person: IdNumber = synthetic_id(30);
     let creds: Vec<(&str, Option<String>)> = vec![
         ("none", None),
-        ("registration", Some(app.token_with(person, Scope::Registration, 600))),
+        (
+            "registration",
+            Some(app.token_with(person, Scope::Registration, 600)),
+        ),
         ("booking", Some(app.token_with(person, Scope::Booking, 600))),
         ("kiosk", Some(app.token_with(person, Scope::Kiosk, 600))),
         ("admin", Some(ADMIN.to_string())),
-        ("forged", Some(
-            slotd::token::TokenKey::new(b"another-secret").sign(slotd::token::Claims {
-                person,
-                scope: Scope::Booking,
-                expires_at: OffsetDateTime::now_utc().unix_timestamp() + 600,
-            }),
-        )),
+        (
+            "forged",
+            Some(
+                slotd::token::TokenKey::new(b"another-secret").sign(slotd::token::Claims {
+                    person,
+                    scope: Scope::Booking,
+                    expires_at: OffsetDateTime::now_utc().unix_timestamp() + 600,
+                }),
+            ),
+        ),
         ("expired", Some(app.token_with(person, Scope::Booking, -10))),
     ];
     let reg = form(None);
     let slot = json!({ "slot": "D" });
     // (method, path, body, who may)
     let person_routes: Vec<(Method, &str, Value, &[&str])> = vec![
-        (Method::POST, "/v1/phases/P1/bookings", slot.clone(), &["booking", "kiosk"]),
-        (Method::GET, "/v1/me/bookings", Value::Null, &["booking", "kiosk"]),
-        (Method::PUT, "/v1/me/bookings/nope", slot.clone(), &["booking", "kiosk"]),
-        (Method::DELETE, "/v1/me/bookings/nope", Value::Null, &["booking", "kiosk"]),
-        (Method::GET, "/v1/me/registration", Value::Null, &["registration"]),
-        (Method::PUT, "/v1/me/registration", reg.clone(), &["registration"]),
-        (Method::DELETE, "/v1/me/registration", Value::Null, &["registration"]),
-        (Method::POST, "/v1/me/registration", reg.clone(), &["registration"]),
+        (
+            Method::POST,
+            "/v1/phases/P1/bookings",
+            slot.clone(),
+            &["booking", "kiosk"],
+        ),
+        (
+            Method::GET,
+            "/v1/me/bookings",
+            Value::Null,
+            &["booking", "kiosk"],
+        ),
+        (
+            Method::PUT,
+            "/v1/me/bookings/nope",
+            slot.clone(),
+            &["booking", "kiosk"],
+        ),
+        (
+            Method::DELETE,
+            "/v1/me/bookings/nope",
+            Value::Null,
+            &["booking", "kiosk"],
+        ),
+        (
+            Method::GET,
+            "/v1/me/registration",
+            Value::Null,
+            &["registration"],
+        ),
+        (
+            Method::PUT,
+            "/v1/me/registration",
+            reg.clone(),
+            &["registration"],
+        ),
+        (
+            Method::DELETE,
+            "/v1/me/registration",
+            Value::Null,
+            &["registration"],
+        ),
+        (
+            Method::POST,
+            "/v1/me/registration",
+            reg.clone(),
+            &["registration"],
+        ),
         (Method::PUT, "/v1/admin/calendar", json!({}), &["admin"]),
-        (Method::PUT, "/v1/admin/phases/P2/invitations", json!([]), &["admin"]),
-        (Method::POST, "/v1/admin/tokens", json!({"id_number": person.to_string(), "scope": "booking", "ttl_seconds": 60}), &["admin"]),
-        (Method::GET, "/v1/admin/phases/P1/audit", Value::Null, &["admin"]),
+        (
+            Method::PUT,
+            "/v1/admin/phases/P2/invitations",
+            json!([]),
+            &["admin"],
+        ),
+        (
+            Method::POST,
+            "/v1/admin/tokens",
+            json!({"id_number": person.to_string(), "scope": "booking", "ttl_seconds": 60}),
+            &["admin"],
+        ),
+        (
+            Method::GET,
+            "/v1/admin/phases/P1/audit",
+            Value::Null,
+            &["admin"],
+        ),
         (Method::PUT, "/v1/admin/registry", Value::Null, &["admin"]),
-        (Method::PUT, "/v1/admin/partners/p1", json!({"name": "x", "kind": "pharmacy", "rate_per_second": 5}), &["admin"]),
-        (Method::POST, "/v1/admin/unlock", json!({"id_number": person.to_string()}), &["admin"]),
-        (Method::GET, "/v1/admin/registrations/audit", Value::Null, &["admin"]),
-        (Method::GET, "/v1/phases", Value::Null, &["none", "registration", "booking", "kiosk", "admin", "forged", "expired"]),
-        (Method::GET, "/v1/captcha", Value::Null, &["none", "registration", "booking", "kiosk", "admin", "forged", "expired"]),
+        (
+            Method::PUT,
+            "/v1/admin/partners/p1",
+            json!({"name": "x", "kind": "pharmacy", "rate_per_second": 5}),
+            &["admin"],
+        ),
+        (
+            Method::POST,
+            "/v1/admin/unlock",
+            json!({"id_number": person.to_string()}),
+            &["admin"],
+        ),
+        (
+            Method::GET,
+            "/v1/admin/registrations/audit",
+            Value::Null,
+            &["admin"],
+        ),
+        (
+            Method::GET,
+            "/v1/phases",
+            Value::Null,
+            &[
+                "none",
+                "registration",
+                "booking",
+                "kiosk",
+                "admin",
+                "forged",
+                "expired",
+            ],
+        ),
+        (
+            Method::GET,
+            "/v1/captcha",
+            Value::Null,
+            &[
+                "none",
+                "registration",
+                "booking",
+                "kiosk",
+                "admin",
+                "forged",
+                "expired",
+            ],
+        ),
     ];
     for (method, path, body, allowed) in &person_routes {
         for (who, cred) in &creds {
             let body = (!body.is_null()).then(|| Bytes::from(body.to_string()));
-            let a = app.send(method.clone(), path, cred.as_deref(), body, &[]).await;
+            let a = app
+                .send(method.clone(), path, cred.as_deref(), body, &[])
+                .await;
             let refused = matches!(a.code(), "unauthenticated" | "wrong-scope");
             if allowed.contains(who) {
                 assert!(!refused, "{who} must pass {method} {path}: {:?}", a.body);
-                assert!(a.status.as_u16() < 500, "{who} {method} {path}: {:?}", a.body);
+                assert!(
+                    a.status.as_u16() < 500,
+                    "{who} {method} {path}: {:?}",
+                    a.body
+                );
             } else {
-                assert!(refused, "{who} must be refused {method} {path}: {} {:?}", a.status, a.body);
+                assert!(
+                    refused,
+                    "{who} must be refused {method} {path}: {} {:?}",
+                    a.status, a.body
+                );
                 assert!(matches!(a.status.as_u16(), 401 | 403));
             }
         }

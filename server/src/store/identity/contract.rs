@@ -96,7 +96,10 @@ pub async fn registry_finds_people_by_id_and_card(s: &impl IdentityStore) {
 
 pub async fn register_modify_cancel_and_register_again(s: &impl IdentityStore) {
     let who = synthetic_id(10);
-    let first = match s.register(who, form("王小明", &["AZ", "Moderna"]), now()).await {
+    let first = match s
+        .register(who, form("王小明", &["AZ", "Moderna"]), now())
+        .await
+    {
         Ok(RegisterOutcome::Registered(r)) => r,
         other => panic!("register: {other:?}"),
     };
@@ -110,7 +113,10 @@ pub async fn register_modify_cancel_and_register_again(s: &impl IdentityStore) {
     assert_eq!(modified.serial, first.serial, "modify keeps the serial");
     assert_eq!(modified.form.vaccines, vec!["Moderna"]);
     assert_eq!(
-        s.registration(who).await.expect("read").map(|r| r.form.vaccines),
+        s.registration(who)
+            .await
+            .expect("read")
+            .map(|r| r.form.vaccines),
         Some(vec!["Moderna".to_string()])
     );
     let cancelled = s.cancel(who, now()).await.expect("cancel").expect("live");
@@ -121,7 +127,10 @@ pub async fn register_modify_cancel_and_register_again(s: &impl IdentityStore) {
         Ok(RegisterOutcome::Registered(r)) => r,
         other => panic!("register again: {other:?}"),
     };
-    assert!(again.serial > first.serial, "a new registration gets a new serial");
+    assert!(
+        again.serial > first.serial,
+        "a new registration gets a new serial"
+    );
     let history = s.history(who).await.expect("history");
     let kinds: Vec<&str> = history
         .iter()
@@ -139,7 +148,10 @@ pub async fn register_modify_cancel_and_register_again(s: &impl IdentityStore) {
 
 pub async fn a_second_registration_gets_the_first_back(s: &impl IdentityStore) {
     let who = synthetic_id(11);
-    let first = s.register(who, form("a", &["AZ"]), now()).await.expect("register");
+    let first = s
+        .register(who, form("a", &["AZ"]), now())
+        .await
+        .expect("register");
     let RegisterOutcome::Registered(first) = first else {
         panic!("first registration: {first:?}");
     };
@@ -152,12 +164,28 @@ pub async fn a_second_registration_gets_the_first_back(s: &impl IdentityStore) {
 
 pub async fn modify_and_cancel_need_a_live_registration(s: &impl IdentityStore) {
     let who = synthetic_id(12);
-    assert_eq!(s.modify(who, form("a", &["AZ"]), now()).await.expect("modify"), None);
+    assert_eq!(
+        s.modify(who, form("a", &["AZ"]), now())
+            .await
+            .expect("modify"),
+        None
+    );
     assert_eq!(s.cancel(who, now()).await.expect("cancel"), None);
-    s.register(who, form("a", &["AZ"]), now()).await.expect("register");
+    s.register(who, form("a", &["AZ"]), now())
+        .await
+        .expect("register");
     assert!(s.cancel(who, now()).await.expect("cancel").is_some());
-    assert_eq!(s.cancel(who, now()).await.expect("cancel"), None, "cancelling twice");
-    assert_eq!(s.modify(who, form("a", &["AZ"]), now()).await.expect("modify"), None);
+    assert_eq!(
+        s.cancel(who, now()).await.expect("cancel"),
+        None,
+        "cancelling twice"
+    );
+    assert_eq!(
+        s.modify(who, form("a", &["AZ"]), now())
+            .await
+            .expect("modify"),
+        None
+    );
     assert_eq!(s.history(who).await.expect("history").len(), 2);
 }
 
@@ -177,7 +205,13 @@ pub async fn failures_count_and_clear(s: &impl IdentityStore) {
         assert_eq!((f.count, f.last_at), (n, t));
     }
     assert_eq!(s.failures(subject(), t).await.expect("read").count, 3);
-    assert_eq!(s.failures("acct:other".into(), t).await.expect("read").count, 0);
+    assert_eq!(
+        s.failures("acct:other".into(), t)
+            .await
+            .expect("read")
+            .count,
+        0
+    );
     s.clear_failures(subject()).await.expect("clear");
     assert_eq!(s.failures(subject(), t).await.expect("read").count, 0);
 }
@@ -194,8 +228,16 @@ pub async fn a_partner_key_works_until_rotated(s: &impl IdentityStore) {
     let found = s.partner_by_key(key_hash("pk_one")).await.expect("read");
     assert_eq!(found.map(|p| p.name), Some("7-ELEVEN".to_string()));
     s.put_partner(partner("pk_two")).await.expect("put");
-    assert_eq!(s.partner_by_key(key_hash("pk_one")).await.expect("read"), None);
-    assert!(s.partner_by_key(key_hash("pk_two")).await.expect("read").is_some());
+    assert_eq!(
+        s.partner_by_key(key_hash("pk_one")).await.expect("read"),
+        None
+    );
+    assert!(
+        s.partner_by_key(key_hash("pk_two"))
+            .await
+            .expect("read")
+            .is_some()
+    );
 }
 
 /// The 2021 regression: a person who cancelled a duplicate registration lost both. Here
@@ -209,7 +251,8 @@ pub async fn racing_registrations_lose_and_merge_nobody<S: IdentityStore>(s: Arc
     for i in 0..20 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            s.register(person(0), form(&format!("dup {i}"), &["AZ"]), now()).await
+            s.register(person(0), form(&format!("dup {i}"), &["AZ"]), now())
+                .await
         }));
     }
     let mut won = 0;
@@ -224,7 +267,9 @@ pub async fn racing_registrations_lose_and_merge_nobody<S: IdentityStore>(s: Arc
     for n in 1..=PEOPLE {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            s.register(person(n), form("first", &["AZ"]), now()).await.expect("register");
+            s.register(person(n), form("first", &["AZ"]), now())
+                .await
+                .expect("register");
             let (a, b, c) = tokio::join!(
                 s.modify(person(n), form("modified", &["Moderna"]), now()),
                 s.cancel(person(n), now()),
@@ -241,7 +286,10 @@ pub async fn racing_registrations_lose_and_merge_nobody<S: IdentityStore>(s: Arc
     let mut serials = std::collections::HashSet::new();
     for n in 0..=PEOPLE {
         let history = s.history(person(n)).await.expect("history");
-        assert!(!history.is_empty(), "person {n} lost their registration history");
+        assert!(
+            !history.is_empty(),
+            "person {n} lost their registration history"
+        );
         for e in &history {
             assert_eq!(e.registration().person, person(n), "histories merged");
             if matches!(e, RegistrationEvent::Registered { .. }) {

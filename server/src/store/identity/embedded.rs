@@ -98,10 +98,15 @@ impl EmbeddedIdentity {
     /// Opens `dir/identity.log`, replays it and starts its writer. Answers the store and
     /// how many bytes of a torn tail were cut off.
     pub fn open(dir: &Path, max_batch: usize) -> Result<(Self, u64), StoreError> {
-        let (journal, Replay { records, truncated_bytes }) =
-            Journal::open_file(dir, "identity.log", max_batch).map_err(|e| {
-                StoreError::Unavailable(format!("identity journal in {}: {e}", dir.display()))
-            })?;
+        let (
+            journal,
+            Replay {
+                records,
+                truncated_bytes,
+            },
+        ) = Journal::open_file(dir, "identity.log", max_batch).map_err(|e| {
+            StoreError::Unavailable(format!("identity journal in {}: {e}", dir.display()))
+        })?;
         let store = Self::with_journal(Some(journal));
         store.replay(&records)?;
         Ok((store, truncated_bytes))
@@ -146,7 +151,8 @@ impl EmbeddedIdentity {
             if let Some(old) = self.persons.insert(id, p)
                 && old.nhi_card.packed() != card
             {
-                self.cards.remove_if(&old.nhi_card.packed(), |_, owner| *owner == id);
+                self.cards
+                    .remove_if(&old.nhi_card.packed(), |_, owner| *owner == id);
             }
             self.cards.insert(card, id);
         }
@@ -189,7 +195,11 @@ impl EmbeddedIdentity {
     }
 
     fn prune_used(&self, now: i64) {
-        if self.used_since_prune.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0 {
+        if self
+            .used_since_prune
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY)
+        {
             self.used.retain(|_, exp| *exp > now);
             self.failures.retain(|_, (_, until)| *until > now);
         }
@@ -207,7 +217,10 @@ impl IdentityStore for EmbeddedIdentity {
         "embedded"
     }
 
-    fn upsert_persons(&self, persons: Vec<InsuredPerson>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn upsert_persons(
+        &self,
+        persons: Vec<InsuredPerson>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         boxed(async move {
             let n = persons.len() as u64;
             let mut last = None;
@@ -525,8 +538,18 @@ mod tests {
         assert_eq!(s.person_count().await.expect("count"), 5);
         assert_eq!(s.registration(synthetic_id(1)).await.expect("read"), None);
         assert_eq!(s.history(synthetic_id(1)).await.expect("history").len(), 2);
-        assert!(s.registration(synthetic_id(2)).await.expect("read").is_some());
-        assert!(s.partner_by_key(partner_hash).await.expect("read").is_some());
+        assert!(
+            s.registration(synthetic_id(2))
+                .await
+                .expect("read")
+                .is_some()
+        );
+        assert!(
+            s.partner_by_key(partner_hash)
+                .await
+                .expect("read")
+                .is_some()
+        );
         // Serials go on from where they were: never reused after a restart.
         let RegisterOutcome::Registered(again) = s
             .register(synthetic_id(1), contract::form("a", &["AZ"]), now)

@@ -30,8 +30,8 @@ pub mod contract;
 mod embedded;
 mod redis;
 
-pub use embedded::EmbeddedIdentity;
 pub use self::redis::RedisIdentity;
+pub use embedded::EmbeddedIdentity;
 
 /// A boxed future: the trait is used as `dyn IdentityStore`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -70,18 +70,26 @@ pub fn audit_histories<'a>(
             a.events += 1;
             let r = e.registration();
             if r.person != person {
-                a.breaches.push(format!("serial {}: event filed under another person", r.serial));
+                a.breaches.push(format!(
+                    "serial {}: event filed under another person",
+                    r.serial
+                ));
             }
             if r.serial > last_serial {
-                a.breaches.push(format!("serial {} is above the last issued {last_serial}", r.serial));
+                a.breaches.push(format!(
+                    "serial {} is above the last issued {last_serial}",
+                    r.serial
+                ));
             }
             match e {
                 RegistrationEvent::Registered { .. } => {
                     if state.is_some_and(Registration::is_live) {
-                        a.breaches.push(format!("serial {}: registered while live", r.serial));
+                        a.breaches
+                            .push(format!("serial {}: registered while live", r.serial));
                     }
                     if state.is_some_and(|s| s.serial >= r.serial) {
-                        a.breaches.push(format!("serial {}: not above the previous one", r.serial));
+                        a.breaches
+                            .push(format!("serial {}: not above the previous one", r.serial));
                     }
                     if serials.insert(r.serial, person).is_some() {
                         a.breaches.push(format!("serial {} issued twice", r.serial));
@@ -122,13 +130,16 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Inserts or replaces insured persons; answers how many were written. A card
     /// number follows its latest person.
-    fn upsert_persons(&self, persons: Vec<InsuredPerson>) -> BoxFuture<'_, Result<u64, StoreError>>;
+    fn upsert_persons(&self, persons: Vec<InsuredPerson>)
+    -> BoxFuture<'_, Result<u64, StoreError>>;
 
     /// How many insured persons the registry holds.
     fn person_count(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 
-    fn person_by_id(&self, id: IdNumber)
-    -> BoxFuture<'_, Result<Option<InsuredPerson>, StoreError>>;
+    fn person_by_id(
+        &self,
+        id: IdNumber,
+    ) -> BoxFuture<'_, Result<Option<InsuredPerson>, StoreError>>;
 
     fn person_by_card(
         &self,
@@ -192,8 +203,10 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug + 'static {
     fn put_partner(&self, partner: Partner) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// The partner holding the key with this hash.
-    fn partner_by_key(&self, key_hash: String)
-    -> BoxFuture<'_, Result<Option<Partner>, StoreError>>;
+    fn partner_by_key(
+        &self,
+        key_hash: String,
+    ) -> BoxFuture<'_, Result<Option<Partner>, StoreError>>;
 
     /// Checks the registration invariants over everything the store holds.
     fn audit(&self) -> BoxFuture<'_, Result<RegistrationAudit, StoreError>>;

@@ -161,7 +161,10 @@ impl IdentityStore for RedisIdentity {
         "redis"
     }
 
-    fn upsert_persons(&self, persons: Vec<InsuredPerson>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn upsert_persons(
+        &self,
+        persons: Vec<InsuredPerson>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         boxed(async move {
             let mut calls = Vec::new();
             for chunk in persons.chunks(PERSONS_PER_CALL) {
@@ -183,12 +186,8 @@ impl IdentityStore for RedisIdentity {
                 let results = futures_util::future::join_all(group.iter().map(|inv| {
                     let mut conn = self.conn.clone();
                     async move {
-                        bounded::<i64>(
-                            "registry",
-                            self.bulk_timeout(),
-                            inv.invoke_async(&mut conn),
-                        )
-                        .await
+                        bounded::<i64>("registry", self.bulk_timeout(), inv.invoke_async(&mut conn))
+                            .await
                     }
                 }))
                 .await;
@@ -219,7 +218,10 @@ impl IdentityStore for RedisIdentity {
         &self,
         id: IdNumber,
     ) -> BoxFuture<'_, Result<Option<InsuredPerson>, StoreError>> {
-        boxed(async move { self.get_json("registry", self.key("person", id.packed())).await })
+        boxed(async move {
+            self.get_json("registry", self.key("person", id.packed()))
+                .await
+        })
     }
 
     fn person_by_card(
