@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::app::Identity;
 use crate::config::{
-    AuditArgs, Config, ConfigError, Durability, EXIT_CONFIG, StoreKind, parse_store,
+    AuditArgs, PopulationArgs, Config, ConfigError, Durability, EXIT_CONFIG, StoreKind, parse_store,
 };
 use crate::domain::Calendar;
 use crate::identity::password;
@@ -259,6 +259,34 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     opts.open(path)?.write_all(content.as_bytes())
 }
 
+/// `slotd population`: writes a synthetic population as registry NDJSON; answers how many
+/// people it wrote. Everyone's password is [`population::DRILL_PASSWORD`], hashed once.
+pub fn population(args: &PopulationArgs) -> Result<u64, BootError> {
+    let params = password::PasswordParams {
+        memory_kib: args.argon2_memory_kib,
+        iterations: args.argon2_iterations,
+        ..password::PasswordParams::default()
+    };
+    params.validate().map_err(|e| {
+        BootError::Config(crate::config::ConfigError {
+            setting: "--argon2-memory-kib",
+            reason: e,
+        })
+    })?;
+    let spec = PopulationSpec {
+        start: args.start,
+        ..PopulationSpec::new(args.count, args.seed)
+    };
+    let io = |e: std::io::Error| BootError::Io(format!("population: {e}"));
+    match &args.out {
+        Some(path) => {
+            let mut f = std::fs::File::create(path).map_err(io)?;
+            population::write_ndjson(&spec, params, &mut f).map_err(io)
+        }
+        None => population::write_ndjson(&spec, params, &mut std::io::stdout().lock()).map_err(io),
+    }
+}
+
 /// `slotd audit`: replays a store read-only, prints the result, and answers whether
 /// every invariant holds.
 pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bool, BootError> {
@@ -275,7 +303,8 @@ pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bo
                 .or_else(|| env.get("SLOTD_DATA_DIR").cloned())
                 .unwrap_or_else(|| "data".into());
             let (store, _) = EmbeddedStore::open_read_only(Path::new(&dir))?;
-            store.audit().await?
+            let identity = EmbeddedIdentity::open_read_only(Path::new(&dir))?;
+            (store.audit().await?, identity.audit().await?)
         }
         StoreKind::Redis(url) => {
             let prefix = args
@@ -289,14 +318,23 @@ pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bo
                 RedisStore::connect(&url, &prefix, AUDIT_REDIS_TIMEOUT, Durability::Fast, false)
                     .await?;
             let report = store.audit().await;
+            let (conn, prefix, timeout) = store.shared_connection();
+            let registrations = RedisIdentity::new(conn, &prefix, timeout.max(AUDIT_REDIS_TIMEOUT))
+                .audit()
+                .await;
             store.shutdown().await;
-            report?
+            (report?, registrations?)
         }
     };
+    let (report, registrations) = report;
+    let ok = report.ok && registrations.ok;
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "ok": ok, "bookings": report, "registrations": registrations })
+            )
+            .unwrap_or_default()
         );
     } else {
         for p in &report.phases {
@@ -315,14 +353,22 @@ pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bo
         for b in &report.breaches {
             println!("BREACH {}", serde_json::to_string(b).unwrap_or_default());
         }
+        let r = &registrations;
+        println!(
+            "registrations: {} insured persons, {} events, {} live, {} cancelled, last serial {}",
+            r.persons, r.events, r.live, r.cancelled, r.last_serial
+        );
+        for b in &r.breaches {
+            println!("BREACH registration: {b}");
+        }
         println!(
             "{}",
-            if report.ok {
+            if ok {
                 "audit: ok"
             } else {
                 "audit: FAILED"
             }
         );
     }
-    Ok(report.ok)
+    Ok(ok)
 }

@@ -32,6 +32,31 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Check a store's invariants offline; exits non-zero on any breach.
     Audit(AuditArgs),
+    /// Write a synthetic national population as registry NDJSON (for `PUT /v1/admin/registry`).
+    Population(PopulationArgs),
+}
+
+/// Flags of `slotd population`.
+#[derive(Debug, Args)]
+pub struct PopulationArgs {
+    /// How many people.
+    #[arg(long, default_value_t = 1000)]
+    pub count: u64,
+    /// Different seeds give unrelated populations; 2021 is the demo's.
+    #[arg(long, default_value_t = 2021)]
+    pub seed: u64,
+    /// The first person's index, to write disjoint shards.
+    #[arg(long, default_value_t = 0)]
+    pub start: u64,
+    /// The file to write [default: standard output].
+    #[arg(long)]
+    pub out: Option<String>,
+    /// argon2id memory of the one shared password hash, KiB.
+    #[arg(long, default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+    /// argon2id passes of the shared password hash.
+    #[arg(long, default_value_t = 2)]
+    pub argon2_iterations: u32,
 }
 
 /// Flags of `slotd serve`; each also reads `SLOTD_<FLAG>`.

@@ -59,6 +59,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Population(args) => match bootstrap::population(&args) {
+            Ok(n) => {
+                eprintln!("slotd: wrote {n} people");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("slotd: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        },
         Command::Audit(args) => match runtime.block_on(bootstrap::audit(&args, &env)) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
