@@ -3,6 +3,8 @@
 //! - `inventory`: `Inventory::try_reserve` alone and with two threads on one slot.
 //! - `reserve`: `service::reserve` through the embedded store, booked and slot-full.
 //! - `snapshot`: `availability::build` and `Snapshot::page` over the demo calendar.
+//! - `identity`: argon2id password checks (logins per core), TOTP, captchas, and a
+//!   registration against a booking in the same run.
 //!
 //! Run with `cargo bench --workspace --bench NAME` (see `BENCHMARKS.md`).
 

@@ -30,17 +30,18 @@ pub struct App<S: Store> {
     pub identity: Identity,
 }
 
-/// What registration and logins share: their store, captchas, the hashing pool and the
+/// What registration and logins share: their store, captchas, the CPU pool and the
 /// kiosk partners' rate limiters.
 #[derive(Debug)]
 pub struct Identity {
     pub store: Arc<dyn IdentityStore>,
     pub captchas: Captchas,
     pub config: IdentityConfig,
-    /// Password hashes computed at once. argon2id is the opening's hidden bottleneck:
-    /// each hash holds a core and ~19 MiB, so the rest wait here instead of starving the
-    /// booking path's threads or exhausting memory.
-    pub hashing: Arc<tokio::sync::Semaphore>,
+    /// CPU-heavy identity work running at once (`--hashing-threads`): argon2id hashes
+    /// (~14 ms and 19 MiB each) and captcha drawings (~2 ms). Each runs on a blocking
+    /// thread and holds a permit, so an opening's logins queue here instead of starving
+    /// the booking path's threads or exhausting memory.
+    pub cpu_pool: Arc<tokio::sync::Semaphore>,
     /// One limiter per kiosk partner, at the partner's rate, in this instance.
     pub partner_limits: dashmap::DashMap<String, (u32, governor::DefaultDirectRateLimiter)>,
 }
@@ -56,7 +57,7 @@ impl Identity {
         Self {
             store,
             captchas,
-            hashing: Arc::new(tokio::sync::Semaphore::new(config.hashing_threads.max(1))),
+            cpu_pool: Arc::new(tokio::sync::Semaphore::new(config.hashing_threads.max(1))),
             config,
             partner_limits: dashmap::DashMap::new(),
         }

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::app::Identity;
 use crate::config::{
-    AuditArgs, PopulationArgs, Config, ConfigError, Durability, EXIT_CONFIG, StoreKind, parse_store,
+    AuditArgs, Config, ConfigError, Durability, EXIT_CONFIG, PopulationArgs, StoreKind, parse_store,
 };
 use crate::domain::Calendar;
 use crate::identity::password;
@@ -361,14 +361,7 @@ pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bo
         for b in &r.breaches {
             println!("BREACH registration: {b}");
         }
-        println!(
-            "{}",
-            if ok {
-                "audit: ok"
-            } else {
-                "audit: FAILED"
-            }
-        );
+        println!("{}", if ok { "audit: ok" } else { "audit: FAILED" });
     }
     Ok(ok)
 }

@@ -43,7 +43,11 @@ fn token(keys: &TokenKey, n: u64) -> String {
 }
 
 fn form(n: u64) -> serde_json::Value {
-    let vaccines = if n % 3 == 0 { json!(["AZ"]) } else { json!(["AZ", "Moderna"]) };
+    let vaccines = if n % 3 == 0 {
+        json!(["AZ"])
+    } else {
+        json!(["AZ", "Moderna"])
+    };
     json!({ "name": format!("person {n}"), "mobile": "0912345678",
             "county": "臺北市", "district": "大安區", "vaccines": vaccines })
 }
@@ -144,7 +148,11 @@ async fn every_acknowledged_registration_and_serial_survives_kill_9() {
             )
             .await
             .expect("restarted server answers");
-        assert_eq!(a.status, 200, "registration of {person} survived: {}", a.body);
+        assert_eq!(
+            a.status, 200,
+            "registration of {person} survived: {}",
+            a.body
+        );
         assert_eq!(a.body["serial"].as_u64(), Some(*serial), "{person}");
     }
     // Serials go on above everything acknowledged before the crash.
@@ -179,5 +187,8 @@ async fn every_acknowledged_registration_and_serial_survives_kill_9() {
         .expect("slotd audit runs");
     let out = String::from_utf8_lossy(&offline.stdout);
     assert!(offline.status.success(), "slotd audit failed: {out}");
-    assert!(out.contains("registrations:") && out.contains("audit: ok"), "{out}");
+    assert!(
+        out.contains("registrations:") && out.contains("audit: ok"),
+        "{out}"
+    );
 }

@@ -110,7 +110,7 @@ async fn password_matches<S: Store>(
     let started = Instant::now();
     let _permit = app
         .identity
-        .hashing
+        .cpu_pool
         .clone()
         .acquire_owned()
         .await

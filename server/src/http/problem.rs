@@ -112,6 +112,13 @@ impl Code {
         }
     }
 
+    /// A second status the code answers with where the route calls for it:
+    /// `not-registered` is 404 on the registration itself and 403 on a booking write,
+    /// where the registration is a precondition.
+    pub fn also_answers(self) -> Option<StatusCode> {
+        matches!(self, Code::NotRegistered).then_some(StatusCode::FORBIDDEN)
+    }
+
     /// The HTTP status of the code.
     pub fn status(self) -> StatusCode {
         match self {

@@ -100,7 +100,7 @@ async fn flush<S: Store>(app: &App<S>, batch: &mut Vec<Parsed>) -> Result<u64, P
         let params = app.identity.config.password;
         let _permit = app
             .identity
-            .hashing
+            .cpu_pool
             .clone()
             .acquire_owned()
             .await

