@@ -43,7 +43,7 @@ fn token(keys: &TokenKey, n: u64) -> String {
 }
 
 fn form(n: u64) -> serde_json::Value {
-    let vaccines = if n % 3 == 0 {
+    let vaccines = if n.is_multiple_of(3) {
         json!(["AZ"])
     } else {
         json!(["AZ", "Moderna"])
@@ -92,7 +92,7 @@ async fn every_acknowledged_registration_and_serial_survives_kill_9() {
                         continue;
                     }
                     let mut serial = a.body["serial"].as_u64().expect("serial");
-                    if i % 4 == 0 {
+                    if i.is_multiple_of(4) {
                         in_flight.fetch_add(1, Ordering::SeqCst);
                         let c = http.call("DELETE", &url, Some(&t), None).await;
                         let again = match c {
