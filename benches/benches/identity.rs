@@ -107,6 +107,7 @@ fn registration(c: &mut Criterion) {
                         slot,
                         Channel::Web,
                         None,
+                        None,
                         now,
                     )
                     .await;

@@ -46,8 +46,17 @@ fn ephemeral(c: &mut Criterion) {
                 let mut booked = 0u64;
                 for (i, p) in people.iter().enumerate() {
                     let slot = &slots[i % slots.len()];
-                    let r = service::reserve(&store, *p, OPEN_PHASE, slot, Channel::Web, None, now)
-                        .await;
+                    let r = service::reserve(
+                        &store,
+                        *p,
+                        OPEN_PHASE,
+                        slot,
+                        Channel::Web,
+                        None,
+                        None,
+                        now,
+                    )
+                    .await;
                     booked += u64::from(is_booked(&r));
                     black_box(r).ok();
                 }
@@ -70,8 +79,17 @@ fn ephemeral(c: &mut Criterion) {
             rt.block_on(async {
                 for (i, p) in people.iter().enumerate() {
                     let slot = &full_slots[i % full_slots.len()];
-                    let r = service::reserve(&store, *p, OPEN_PHASE, slot, Channel::Web, None, now)
-                        .await;
+                    let r = service::reserve(
+                        &store,
+                        *p,
+                        OPEN_PHASE,
+                        slot,
+                        Channel::Web,
+                        None,
+                        None,
+                        now,
+                    )
+                    .await;
                     debug_assert!(matches!(r, Ok(ReserveOutcome::SlotFull)));
                     black_box(r).ok();
                 }
@@ -123,6 +141,7 @@ fn journal(c: &mut Criterion) {
                                 slot,
                                 Channel::Web,
                                 None,
+                                None,
                                 now,
                             )
                             .await;
@@ -151,9 +170,17 @@ fn journal(c: &mut Criterion) {
             rt.block_on(async {
                 for (i, p) in people.iter().enumerate() {
                     let slot = &slots[i % slots.len()];
-                    let r =
-                        service::reserve(&*store, *p, OPEN_PHASE, slot, Channel::Web, None, now)
-                            .await;
+                    let r = service::reserve(
+                        &*store,
+                        *p,
+                        OPEN_PHASE,
+                        slot,
+                        Channel::Web,
+                        None,
+                        None,
+                        now,
+                    )
+                    .await;
                     assert!(is_booked(&r), "every request books a seat");
                 }
             });

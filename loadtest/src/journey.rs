@@ -211,6 +211,7 @@ async fn journey(
         person: p.id,
         scope: if kiosk { Scope::Kiosk } else { Scope::Booking },
         expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + 3600,
+        partner: None,
     });
     let book_url = format!("{base}/v1/phases/{}/bookings", d.scenario.phase);
     if rng.chance(params.bad_token_share) {

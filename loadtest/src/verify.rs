@@ -69,6 +69,7 @@ pub async fn verify(
                     person: d.scenario.people[a.person].id,
                     scope: Scope::Booking,
                     expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + 600,
+                    partner: None,
                 });
                 let found = match client
                     .get(format!("{base}/v1/me/bookings"))

@@ -51,6 +51,7 @@ pub async fn reserve<S: Store>(
     phase: &str,
     slot: &str,
     channel: Channel,
+    partner: Option<&str>,
     idempotency: Option<Idempotency>,
     now: OffsetDateTime,
 ) -> Result<ReserveOutcome, ServiceError> {
@@ -71,6 +72,7 @@ pub async fn reserve<S: Store>(
         invitation_required: p.phase.invitation_required,
         person,
         channel,
+        partner: partner.map(str::to_owned),
         idempotency,
         now,
     };

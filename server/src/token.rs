@@ -1,6 +1,7 @@
 //! Person tokens: HMAC-SHA256 signed `scope.expiry.sealed-id`, verifiable by any instance.
 //!
-//! Form: `booking.1626141600.<sealed id>.<base64url signature>`. The id number is not in
+//! Form: `booking.1626141600.<sealed id>.<base64url signature>`; a kiosk token also names
+//! its partner before the signature (`kiosk.1626141600.<sealed id>.family-mart.<sig>`). The id number is not in
 //! clear: the sealed id is a random 8-byte nonce and the packed id XORed with a keystream
 //! of HMAC-SHA256 (under a key derived from the shared secret) over that nonce, so a
 //! token in a log, a proxy or a browser's storage does not tell whose it is, and two
@@ -46,12 +47,15 @@ impl Scope {
 }
 
 /// A verified token's claims.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     pub person: IdNumber,
     pub scope: Scope,
     /// Unix seconds.
     pub expires_at: i64,
+    /// The kiosk partner whose terminal logged the person in (kiosk tokens only; an id
+    /// of `A-Z a-z 0-9 - _`, so it never holds the `.` separator).
+    pub partner: Option<String>,
 }
 
 /// Why a token was refused.
@@ -114,12 +118,16 @@ impl TokenKey {
         let mut raw = [0u8; 16];
         raw[..8].copy_from_slice(&nonce);
         raw[8..].copy_from_slice(&sealed.to_le_bytes());
-        let payload = format!(
+        let mut payload = format!(
             "{}.{}.{}",
             claims.scope.as_str(),
             claims.expires_at,
             URL_SAFE_NO_PAD.encode(raw)
         );
+        if let Some(p) = &claims.partner {
+            payload.push('.');
+            payload.push_str(p);
+        }
         let mut mac = self.mac.clone();
         mac.update(payload.as_bytes());
         let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
@@ -138,9 +146,13 @@ impl TokenKey {
         mac.verify_slice(&sig)
             .map_err(|_| TokenError::BadSignature)?;
         let mut parts = payload.split('.');
-        let (Some(scope), Some(exp), Some(sealed), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(scope), Some(exp), Some(sealed), partner, None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(TokenError::Malformed);
         };
         let raw = URL_SAFE_NO_PAD
@@ -157,7 +169,11 @@ impl TokenKey {
             person: IdNumber::from_packed(packed).ok_or(TokenError::Malformed)?,
             scope: Scope::parse(scope).ok_or(TokenError::Malformed)?,
             expires_at: exp.parse().map_err(|_| TokenError::Malformed)?,
+            partner: partner.map(str::to_owned),
         };
+        if claims.partner.is_some() && claims.scope != Scope::Kiosk {
+            return Err(TokenError::Malformed);
+        }
         if claims.expires_at <= now {
             return Err(TokenError::Expired);
         }
@@ -183,6 +199,7 @@ mod tests {
             person: IdNumber::parse("A123456789").expect("valid"),
             scope: Scope::Booking,
             expires_at: exp,
+            partner: None,
         }
     }
 
@@ -249,9 +266,16 @@ mod tests {
         let key = TokenKey::new(b"secret");
         let t = key.sign(Claims {
             scope: Scope::Kiosk,
+            partner: Some("family-mart".into()),
             ..claims(5)
         });
-        assert_eq!(key.verify(&t, 0).map(|c| c.scope), Ok(Scope::Kiosk));
+        let c = key.verify(&t, 0).expect("valid");
+        assert_eq!(
+            (c.scope, c.partner.as_deref()),
+            (Scope::Kiosk, Some("family-mart"))
+        );
+        let other = t.replacen("family-mart", "seven-eleven", 1);
+        assert_eq!(key.verify(&other, 0), Err(TokenError::BadSignature));
     }
 
     #[test]

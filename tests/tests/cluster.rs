@@ -90,6 +90,7 @@ impl Cluster {
             person: synthetic_id(n),
             scope: Scope::Booking,
             expires_at: OffsetDateTime::now_utc().unix_timestamp() + 3600,
+            partner: None,
         })
     }
 

@@ -54,6 +54,7 @@ fn token(keys: &TokenKey, n: u64) -> String {
         person: synthetic_id(n),
         scope: Scope::Booking,
         expires_at: OffsetDateTime::now_utc().unix_timestamp() + 3600,
+        partner: None,
     })
 }
 

@@ -39,6 +39,7 @@ fn token(keys: &TokenKey, n: u64) -> String {
         person: synthetic_id(n),
         scope: Scope::Registration,
         expires_at: OffsetDateTime::now_utc().unix_timestamp() + 3600,
+        partner: None,
     })
 }
 

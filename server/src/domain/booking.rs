@@ -52,6 +52,9 @@ pub struct Booking {
     pub slot: SlotId,
     pub person: IdNumber,
     pub channel: Channel,
+    /// The kiosk partner whose terminal made the booking (channel `kiosk` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<String>,
     pub status: BookingStatus,
     #[serde(with = "time::serde::rfc3339")]
     pub booked_at: OffsetDateTime,

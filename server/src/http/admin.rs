@@ -113,6 +113,9 @@ struct TokenRequest {
     scope: Scope,
     #[serde(default = "default_ttl")]
     ttl_seconds: i64,
+    /// A kiosk token's partner (drills that replay kiosk bookings).
+    #[serde(default)]
+    partner: Option<String>,
 }
 
 fn default_ttl() -> i64 {
@@ -141,11 +144,20 @@ where
             format!("ttl_seconds must be 1 to {MAX_TTL_SECONDS}"),
         ));
     }
+    if let Some(p) = &req.partner
+        && (req.scope != Scope::Kiosk || !crate::identity::partner::valid_partner_id(p))
+    {
+        return Err(Problem::new(
+            Code::InvalidRequest,
+            "partner is for kiosk tokens: 1 to 64 of A-Z a-z 0-9 - _",
+        ));
+    }
     let expires = OffsetDateTime::now_utc().unix_timestamp() + req.ttl_seconds;
     let token = app.tokens.sign(Claims {
         person,
         scope: req.scope,
         expires_at: expires,
+        partner: req.partner,
     });
     let expires_at = OffsetDateTime::from_unix_timestamp(expires)
         .map(crate::domain::rfc3339)

@@ -35,6 +35,8 @@ pub struct BookingView<'a> {
     period: &'a str,
     vaccine: &'a str,
     channel: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partner: Option<&'a str>,
     status: crate::domain::BookingStatus,
     booked_at: String,
 }
@@ -61,6 +63,7 @@ pub fn view<'a>(catalog: &'a Catalog, b: &'a Booking) -> BookingView<'a> {
         period: slot.map_or("", |s| s.slot.period.as_str()),
         vaccine: slot.map_or("", |s| s.slot.vaccine.as_str()),
         channel: b.channel.as_str(),
+        partner: b.partner.as_deref(),
         status: b.status,
         booked_at: crate::domain::rfc3339(b.booked_at),
     }
@@ -140,6 +143,7 @@ where
         phase,
         &req.slot,
         channel,
+        claims.partner.as_deref(),
         idem,
         now,
     )

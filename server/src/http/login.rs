@@ -284,6 +284,7 @@ where
         app,
         person.id_number,
         Scope::Booking,
+        None,
         app.identity.config.booking_token_ttl,
     ))
 }
@@ -367,6 +368,7 @@ where
         app,
         person.id_number,
         Scope::Kiosk,
+        Some(partner.partner),
         app.identity.config.kiosk_token_ttl,
     ))
 }

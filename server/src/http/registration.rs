@@ -132,6 +132,7 @@ pub fn token_response<S: Store>(
     app: &App<S>,
     person: IdNumber,
     scope: Scope,
+    partner: Option<String>,
     ttl: std::time::Duration,
 ) -> HttpResponse {
     let expires = OffsetDateTime::now_utc().unix_timestamp() + ttl.as_secs() as i64;
@@ -139,6 +140,7 @@ pub fn token_response<S: Store>(
         person,
         scope,
         expires_at: expires,
+        partner,
     });
     let expires_at = OffsetDateTime::from_unix_timestamp(expires)
         .map(rfc3339)
@@ -187,6 +189,7 @@ where
         app,
         id,
         Scope::Registration,
+        None,
         app.identity.config.registration_token_ttl,
     ))
 }

@@ -83,6 +83,7 @@ pub fn reserve<S: Store>(store: &S, person: IdNumber, slot: &str) -> Reserve {
         invitation_required: phase.invitation_required,
         person,
         channel: Channel::Web,
+        partner: None,
         idempotency: None,
         now: OffsetDateTime::now_utc(),
     }
@@ -148,6 +149,30 @@ where
     calendar_loads_are_idempotent_and_guard_booked_seats(loaded(make().await).await).await;
     concurrent_people_never_overbook(Arc::new(loaded(make().await).await)).await;
     one_person_racing_for_many_slots_gets_one(Arc::new(loaded(make().await).await)).await;
+    a_kiosk_booking_keeps_its_partner(loaded(make().await).await).await;
+}
+
+/// A booking made at a kiosk records the channel and the partner, and keeps both.
+pub async fn a_kiosk_booking_keeps_its_partner<S: Store>(store: S) {
+    let person = synthetic_id(3);
+    let mut r = reserve(&store, person, "D");
+    r.channel = Channel::Kiosk;
+    r.partner = Some("family-mart".into());
+    let ReserveOutcome::Booked(b) = store.reserve(r).await.expect("store up") else {
+        panic!("expected a booking");
+    };
+    assert_eq!(
+        (b.channel, b.partner.as_deref()),
+        (Channel::Kiosk, Some("family-mart"))
+    );
+    let kept = store.bookings_of(person).await.expect("store up");
+    assert_eq!(kept, vec![b], "the partner is kept with the booking");
+    let web = store
+        .reserve(reserve(&store, synthetic_id(4), "D"))
+        .await
+        .expect("store up");
+    assert!(matches!(web, ReserveOutcome::Booked(b) if b.partner.is_none()));
+    assert!(store.audit().await.expect("audit").ok);
 }
 
 /// A seat is taken, the booking is the person's, and the audit agrees.

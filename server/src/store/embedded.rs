@@ -350,6 +350,7 @@ impl EmbeddedStore {
                 slot: r.slot.clone(),
                 person: r.person,
                 channel: r.channel,
+                partner: r.partner.clone(),
                 status: BookingStatus::Booked,
                 booked_at: r.now,
             },

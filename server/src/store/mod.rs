@@ -51,6 +51,8 @@ pub struct Reserve {
     pub invitation_required: bool,
     pub person: IdNumber,
     pub channel: Channel,
+    /// The kiosk partner, for bookings made at a kiosk.
+    pub partner: Option<String>,
     pub idempotency: Option<Idempotency>,
     pub now: OffsetDateTime,
 }

@@ -1042,7 +1042,8 @@ impl Store for RedisStore {
             .arg(if r.invitation_required { "1" } else { "0" })
             .arg(key)
             .arg(fingerprint)
-            .arg(KEYS_PER_PERSON);
+            .arg(KEYS_PER_PERSON)
+            .arg(r.partner.as_deref().unwrap_or(""));
         let mut conn = inner.conn.clone();
         let (outcome, remaining, rev, fields): (String, i64, u64, Vec<String>) = inner
             .call("reserve", invocation.invoke_async(&mut conn))

@@ -167,6 +167,7 @@ impl TestApp {
             person,
             scope,
             expires_at: OffsetDateTime::now_utc().unix_timestamp() + ttl,
+            partner: None,
         })
     }
 

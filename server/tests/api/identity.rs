@@ -379,6 +379,13 @@ async fn a_kiosk_partner_logs_people_in_and_books_on_the_kiosk_channel() {
     assert_eq!(booked.status, StatusCode::CREATED, "{:?}", booked.body);
     assert_eq!(booked.body["channel"], json!("kiosk"));
     assert_eq!(
+        booked.body["partner"],
+        json!("family-mart"),
+        "the booking names the partner"
+    );
+    let mine = app.get("/v1/me/bookings", Some(&token)).await;
+    assert_eq!(mine.body["bookings"][0]["partner"], json!("family-mart"));
+    assert_eq!(
         kiosk(key).await.code(),
         "rate-limited",
         "one login a second"
@@ -511,6 +518,7 @@ async fn the_authorization_matrix_allows_exactly_the_listed_cells() {
                     person,
                     scope: Scope::Booking,
                     expires_at: OffsetDateTime::now_utc().unix_timestamp() + 600,
+                    partner: None,
                 }),
             ),
         ),

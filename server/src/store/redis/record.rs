@@ -1,10 +1,10 @@
 //! Booking records and ledger entries as Redis holds them, and their decoding.
 //!
 //! A booking record is a hash of strings: `booking`, `seq`, `phase`, `slot`, `person`,
-//! `channel`, `status`, `booked_at` (RFC 3339). The human code is not stored: it is
+//! `channel`, `status`, `booked_at` (RFC 3339), and `partner` for kiosk bookings. The human code is not stored: it is
 //! [`human_code`] of `seq`, a pure function. A ledger entry has `e` (`booked`,
 //! `changed` or `cancelled`), `b` (booking) and `p` (person); `booked` adds `seq`, `s`
-//! (slot), `c` (channel) and `t` (booked at); `changed` adds `s` (new slot) and `f`
+//! (slot), `c` (channel), `t` (booked at) and `k` (kiosk partner, if any); `changed` adds `s` (new slot) and `f`
 //! (old slot); `cancelled` adds `s`.
 
 use serde::de::DeserializeOwned;
@@ -82,6 +82,7 @@ pub(super) fn booking(fields: &[String]) -> Result<Booking, StoreError> {
         slot,
         person,
         channel,
+        partner: field(fields, "partner").map(str::to_owned),
         status: wire(WHAT, get("status")?)?,
         booked_at,
     })
@@ -117,6 +118,7 @@ pub(super) fn event(phase: &PhaseId, fields: &[String]) -> Result<Event, StoreEr
                 slot,
                 person,
                 channel,
+                partner: field(fields, "k").map(str::to_owned),
                 status: BookingStatus::Booked,
                 booked_at,
             }))

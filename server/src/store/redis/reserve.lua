@@ -15,12 +15,14 @@
 -- KEYS[8] booking sequence           STRING integer
 -- KEYS[9] counter revision           STRING integer, bumped by every change of a seat counter
 -- ARGV: prefix, phase, slot, person, channel, booked_at, invitation_required (1/0),
---       idempotency key ('' for none), fingerprint, keys kept per person
+--       idempotency key ('' for none), fingerprint, keys kept per person,
+--       kiosk partner ('' for none)
 --
 -- Reply: {outcome, remaining seats of the slot (-1: unknown slot), revision, booking fields}
 local prefix, phase, slot, person = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local channel, booked_at, invitation_required = ARGV[5], ARGV[6], ARGV[7]
 local key, fingerprint, keep = ARGV[8], ARGV[9], tonumber(ARGV[10])
+local partner = ARGV[11] or ''
 
 local function booking_key(id)
   return prefix .. ':booking:' .. id
@@ -72,6 +74,12 @@ local fields = {
   'booking', id, 'seq', string.format('%d', seq), 'phase', phase, 'slot', slot,
   'person', person, 'channel', channel, 'status', 'booked', 'booked_at', booked_at,
 }
+local entry = {'e', 'booked', 'b', id, 'seq', string.format('%d', seq),
+  'p', person, 's', slot, 'c', channel, 't', booked_at}
+if partner ~= '' then
+  table.insert(fields, 'partner'); table.insert(fields, partner)
+  table.insert(entry, 'k'); table.insert(entry, partner)
+end
 redis.call('HSET', booking_key(id), unpack(fields))
 redis.call('HSET', KEYS[3], phase, id)
 redis.call('RPUSH', KEYS[4], id)
@@ -82,6 +90,5 @@ if key ~= '' then
     redis.call('HDEL', KEYS[1], redis.call('LPOP', KEYS[2]))
   end
 end
-redis.call('XADD', KEYS[7], '*', 'e', 'booked', 'b', id, 'seq', string.format('%d', seq),
-  'p', person, 's', slot, 'c', channel, 't', booked_at)
+redis.call('XADD', KEYS[7], '*', unpack(entry))
 return {'booked', remaining, rev, fields}
