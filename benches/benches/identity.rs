@@ -7,11 +7,11 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use slotd::domain::{Channel, synthetic_id};
+use slotd::domain::synthetic_id;
 use slotd::identity::captcha::Captchas;
 use slotd::identity::password::{self, PasswordParams};
 use slotd::identity::{RegistrationForm, otp};
-use slotd::service;
+use slotd::service::{self, Booker};
 use slotd::store::identity::{EmbeddedIdentity, IdentityStore};
 use slotd_benches::{OPEN_PHASE, ephemeral_store, one_site_calendar, open_slots, runtime};
 use time::OffsetDateTime;
@@ -102,11 +102,9 @@ fn registration(c: &mut Criterion) {
                     let slot = &slots[n as usize % slots.len()];
                     let r = service::reserve(
                         &store,
-                        synthetic_id(n),
+                        Booker::web(synthetic_id(n)),
                         OPEN_PHASE,
                         slot,
-                        Channel::Web,
-                        None,
                         None,
                         now,
                     )

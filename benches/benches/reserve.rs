@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use slotd::domain::{Channel, IdNumber, MAX_SLOT_CAPACITY, synthetic_id};
-use slotd::service;
+use slotd::domain::{IdNumber, MAX_SLOT_CAPACITY, synthetic_id};
+use slotd::service::{self, Booker};
 use slotd::store::{EmbeddedStore, ReserveOutcome, Store};
 use slotd_benches::{OPEN_PHASE, ephemeral_store, one_site_calendar, open_slots, runtime};
 use time::OffsetDateTime;
@@ -46,17 +46,8 @@ fn ephemeral(c: &mut Criterion) {
                 let mut booked = 0u64;
                 for (i, p) in people.iter().enumerate() {
                     let slot = &slots[i % slots.len()];
-                    let r = service::reserve(
-                        &store,
-                        *p,
-                        OPEN_PHASE,
-                        slot,
-                        Channel::Web,
-                        None,
-                        None,
-                        now,
-                    )
-                    .await;
+                    let r = service::reserve(&store, Booker::web(*p), OPEN_PHASE, slot, None, now)
+                        .await;
                     booked += u64::from(is_booked(&r));
                     black_box(r).ok();
                 }
@@ -79,17 +70,8 @@ fn ephemeral(c: &mut Criterion) {
             rt.block_on(async {
                 for (i, p) in people.iter().enumerate() {
                     let slot = &full_slots[i % full_slots.len()];
-                    let r = service::reserve(
-                        &store,
-                        *p,
-                        OPEN_PHASE,
-                        slot,
-                        Channel::Web,
-                        None,
-                        None,
-                        now,
-                    )
-                    .await;
+                    let r = service::reserve(&store, Booker::web(*p), OPEN_PHASE, slot, None, now)
+                        .await;
                     debug_assert!(matches!(r, Ok(ReserveOutcome::SlotFull)));
                     black_box(r).ok();
                 }
@@ -136,11 +118,9 @@ fn journal(c: &mut Criterion) {
                             let p = people[i as usize];
                             let r = service::reserve(
                                 &*store,
-                                p,
+                                Booker::web(p),
                                 OPEN_PHASE,
                                 slot,
-                                Channel::Web,
-                                None,
                                 None,
                                 now,
                             )
@@ -170,17 +150,8 @@ fn journal(c: &mut Criterion) {
             rt.block_on(async {
                 for (i, p) in people.iter().enumerate() {
                     let slot = &slots[i % slots.len()];
-                    let r = service::reserve(
-                        &*store,
-                        *p,
-                        OPEN_PHASE,
-                        slot,
-                        Channel::Web,
-                        None,
-                        None,
-                        now,
-                    )
-                    .await;
+                    let r = service::reserve(&*store, Booker::web(*p), OPEN_PHASE, slot, None, now)
+                        .await;
                     assert!(is_booked(&r), "every request books a seat");
                 }
             });

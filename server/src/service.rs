@@ -44,14 +44,31 @@ fn window(state: WindowState) -> Result<(), Refusal> {
     }
 }
 
-/// Books `slot` of `phase` for `person`.
+/// Who books, and through what: the channel and, at a kiosk, the partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Booker<'a> {
+    pub person: IdNumber,
+    pub channel: Channel,
+    pub partner: Option<&'a str>,
+}
+
+impl Booker<'static> {
+    /// A person booking on the web.
+    pub fn web(person: IdNumber) -> Self {
+        Booker {
+            person,
+            channel: Channel::Web,
+            partner: None,
+        }
+    }
+}
+
+/// Books `slot` of `phase` for the booker.
 pub async fn reserve<S: Store>(
     store: &S,
-    person: IdNumber,
+    by: Booker<'_>,
     phase: &str,
     slot: &str,
-    channel: Channel,
-    partner: Option<&str>,
     idempotency: Option<Idempotency>,
     now: OffsetDateTime,
 ) -> Result<ReserveOutcome, ServiceError> {
@@ -70,9 +87,9 @@ pub async fn reserve<S: Store>(
         slot: catalog.slot(index).slot.id.clone(),
         slot_index: index,
         invitation_required: p.phase.invitation_required,
-        person,
-        channel,
-        partner: partner.map(str::to_owned),
+        person: by.person,
+        channel: by.channel,
+        partner: by.partner.map(str::to_owned),
         idempotency,
         now,
     };

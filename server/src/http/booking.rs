@@ -137,17 +137,12 @@ where
     )
     .await
     .inspect_err(|_| rejected("not-registered"))?;
-    let outcome = service::reserve(
-        &*app.store,
-        claims.person,
-        phase,
-        &req.slot,
+    let by = service::Booker {
+        person: claims.person,
         channel,
-        claims.partner.as_deref(),
-        idem,
-        now,
-    )
-    .await?;
+        partner: claims.partner.as_deref(),
+    };
+    let outcome = service::reserve(&*app.store, by, phase, &req.slot, idem, now).await?;
     let catalog = app.store.catalog();
     Ok(match outcome {
         ReserveOutcome::Booked(b) => {

@@ -77,12 +77,20 @@ pub async fn registry_finds_people_by_id_and_card(s: &impl IdentityStore) {
             .expect("read"),
         None
     );
+    // Card numbers keep their leading zeros.
+    let mut zero = insured(4);
+    zero.nhi_card = NhiCard::parse("000012345678").expect("card");
+    s.upsert_persons(vec![zero.clone()]).await.expect("upsert");
+    assert_eq!(
+        s.person_by_card(zero.nhi_card).await.expect("read"),
+        Some(zero)
+    );
     // A new card replaces the old one; the person is not duplicated.
     let mut moved = insured(2);
     moved.nhi_card = NhiCard::from_u64(555_555_555_555).expect("card");
     moved.categories = vec![3];
     s.upsert_persons(vec![moved.clone()]).await.expect("upsert");
-    assert_eq!(s.person_count().await.expect("count"), 3);
+    assert_eq!(s.person_count().await.expect("count"), 4);
     assert_eq!(
         s.person_by_card(moved.nhi_card).await.expect("read"),
         Some(moved)

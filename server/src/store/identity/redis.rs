@@ -6,7 +6,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `P:id:person:ID` | string | the insured person (json) |
-//! | `P:id:card:CARD` | string | the packed id of the card's person |
+//! | `P:id:card:CARD` | string | the packed id of the card's person (CARD: all 12 digits) |
 //! | `P:id:persons` | string | how many persons |
 //! | `P:id:reg:ID` | string | the person's registration (json, live or cancelled) |
 //! | `P:id:hist:ID` | list | the person's registration events (json) |
@@ -234,7 +234,7 @@ impl IdentityStore for RedisIdentity {
                 "registry",
                 self.timeout,
                 ::redis::cmd("GET")
-                    .arg(self.key("card", card.packed()))
+                    .arg(self.key("card", card))
                     .query_async(&mut conn),
             )
             .await?;
