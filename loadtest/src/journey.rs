@@ -1,7 +1,9 @@
-//! One person's journey, as a goose transaction: wait for their arrival, poll
+//! One person's journey, as a goose transaction. Before the opening, the registration
+//! wave: people identify with ID and NHI card and a captcha, and register their intent.
+//! Then each arrival: log in (card + password and a captcha, or at a kiosk), poll
 //! availability, pick a slot they want that has seats, book, retry elsewhere on
-//! `slot-full`, honour `Retry-After`; sometimes double-click, change, cancel, use a
-//! kiosk, or send something broken.
+//! `slot-full`, honour `Retry-After`; sometimes double-click, change, cancel, or send
+//! something broken.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use goose::goose::{GooseMethod, GooseRequest, GooseUser, TransactionResult};
 use serde_json::Value;
-use slotd::token::{Claims, Scope};
+
+use crate::provision::PASSWORD;
 
 use crate::model::{Person, Rng, zipf};
 use crate::state::{Acked, Drill, Route, Sample, drill};
@@ -171,12 +174,167 @@ async fn back_off(reply: &Reply) {
     tokio::time::sleep(Duration::from_secs(secs)).await;
 }
 
-/// The goose transaction: each simulated user works through the arrival queue.
+/// Registers person `person`'s intent: identify (ID, card, captcha), then the form.
+/// Answers whether they hold a registration now.
+async fn register(
+    user: &mut GooseUser,
+    d: &Drill,
+    base: &str,
+    person: usize,
+) -> Result<bool, Box<goose::goose::TransactionError>> {
+    let p = &d.scenario.people[person];
+    let body = serde_json::json!({
+        "id_number": p.id.to_string(),
+        "nhi_card": Drill::card(person),
+        "captcha": d.captcha(),
+    });
+    let r = send(
+        user,
+        d,
+        Route::RegistrationSession,
+        GooseMethod::Post,
+        &format!("{base}/v1/registration/sessions"),
+        None,
+        Some(body.to_string()),
+        None,
+        &[201],
+    )
+    .await?;
+    let Some(token) = r.body["token"].as_str().filter(|_| r.status == 201) else {
+        return Ok(false);
+    };
+    let form = serde_json::json!({
+        "name": format!("drill person {person}"),
+        "mobile": format!("09{:08}", person % 100_000_000),
+        "county": p.county,
+        "district": p.district,
+    });
+    let r = send(
+        user,
+        d,
+        Route::Register,
+        GooseMethod::Post,
+        &format!("{base}/v1/me/registration"),
+        Some(token),
+        Some(form.to_string()),
+        None,
+        &[201, 409],
+    )
+    .await?;
+    Ok(matches!(r.status, 201 | 409))
+}
+
+/// Registers `person` unless done; counts it as early (the wave) or late (at arrival).
+async fn ensure_registered(
+    user: &mut GooseUser,
+    d: &Drill,
+    base: &str,
+    person: usize,
+    early: bool,
+) -> Result<bool, Box<goose::goose::TransactionError>> {
+    if d.registered[person].load(Ordering::Acquire) {
+        return Ok(true);
+    }
+    let ok = register(user, d, base, person).await?;
+    if ok {
+        d.registered[person].store(true, Ordering::Release);
+        let counter = if early {
+            &d.registered_early
+        } else {
+            &d.registered_late
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    } else {
+        d.registration_failures.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(ok)
+}
+
+/// Logs `person` in, on the web (card + password + captcha) or at a kiosk (the partner's
+/// key, a terminal, card + password); answers the token.
+async fn login(
+    user: &mut GooseUser,
+    d: &Drill,
+    base: &str,
+    person: usize,
+    kiosk: bool,
+) -> Result<Option<String>, Box<goose::goose::TransactionError>> {
+    let card = Drill::card(person);
+    let (route, url, body) = if kiosk {
+        let body = serde_json::json!({
+            "terminal": format!("T{:04}", person % 10_000),
+            "nhi_card": card,
+            "password": PASSWORD,
+        });
+        (Route::KioskLogin, format!("{base}/v1/kiosk/sessions"), body)
+    } else {
+        let body = serde_json::json!({
+            "method": "card-password",
+            "nhi_card": card,
+            "password": PASSWORD,
+            "captcha": d.captcha(),
+        });
+        (Route::Login, format!("{base}/v1/sessions"), body)
+    };
+    let mut rb = user.get_request_builder(&GooseMethod::Post, &url)?;
+    if kiosk {
+        rb = rb.header("authorization", format!("Partner {}", d.partner_key));
+    }
+    let rb = rb
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    let request = GooseRequest::builder()
+        .method(GooseMethod::Post)
+        .path(url.as_str())
+        .name(route.name())
+        .set_request_builder(rb)
+        .build();
+    let started = Instant::now();
+    let mut goose = user.request(request).await?;
+    let (status, body) = match goose.response {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            (
+                status,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+            )
+        }
+        Err(_) => (0, Value::Null),
+    };
+    if status == 201 {
+        user.set_success(&mut goose.request)?;
+    }
+    d.record(Sample {
+        at_ms: d.since_open_ms(started),
+        route,
+        status,
+        latency_us: started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32,
+        code: (status >= 400).then(|| body["code"].as_str().unwrap_or("").to_string()),
+    });
+    let token = body["token"].as_str().filter(|_| status == 201);
+    if token.is_some() {
+        d.logins.fetch_add(1, Ordering::Relaxed);
+    } else {
+        d.login_failures.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(token.map(str::to_owned))
+}
+
+/// The goose transaction: each simulated user first works through the registration wave
+/// until the opening, then through the arrival queue.
 pub async fn surge(user: &mut GooseUser) -> TransactionResult {
     let d = drill();
     let base = d.targets[user.weighted_users_index % d.targets.len()].clone();
     let mut rng =
         Rng::new(d.scenario.params.seed ^ (user.weighted_users_index as u64).wrapping_mul(0x9E37));
+    while Instant::now() < d.opening {
+        let person = d.next_registration.fetch_add(1, Ordering::Relaxed);
+        if person >= d.scenario.people.len() {
+            break;
+        }
+        ensure_registered(user, &d, &base, person, true).await?;
+    }
     loop {
         let next = d.next.fetch_add(1, Ordering::Relaxed);
         let Some(&person) = d.arrivals.get(next) else {
@@ -207,12 +365,14 @@ async fn journey(
     let p = &d.scenario.people[person];
     let params = &d.scenario.params;
     let kiosk = rng.chance(params.kiosk_share);
-    let token = d.keys.sign(Claims {
-        person: p.id,
-        scope: if kiosk { Scope::Kiosk } else { Scope::Booking },
-        expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + 3600,
-        partner: None,
-    });
+    if !ensure_registered(user, d, base, person, false).await? {
+        d.gave_up.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
+    let Some(token) = login(user, d, base, person, kiosk).await? else {
+        d.gave_up.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    };
     let book_url = format!("{base}/v1/phases/{}/bookings", d.scenario.phase);
     if rng.chance(params.bad_token_share) {
         let forged = format!("{}x", &token[..token.len() - 1]);

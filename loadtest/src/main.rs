@@ -16,13 +16,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use goose::prelude::*;
 use slotd::domain::PhaseId;
+use slotd::identity::captcha::Captchas;
 use slotd::token::TokenKey;
 
 use crate::journey::surge;
@@ -33,9 +34,13 @@ const MODEL_HELP: &str = "model options:
   --targets URL[,URL...]   slotd instances (required); goose users are spread over them
   --admin-token SECRET     admin bearer secret of the instances (required)
   --token-secret SECRET    token signing secret shared by the instances (required)
+  --captcha-secret SECRET  the instances' --captcha-test-secret (required): people solve
+                           captchas to register and log in
   --scale F                fraction of phase 2 of 2021 (1,109,747 invited) [0.01]
   --window-seconds S       drill seconds the 55-hour window is compressed into [60]
-  --lead-seconds S         seconds from the end of provisioning to the opening [2]
+  --lead-seconds S         seconds from the end of provisioning to the opening: the
+                           registration wave runs in them, and who it has not reached
+                           registers on arrival [5]
   --seed N                 seed of the model [20210713]
   --phase ID               phase id [drill-<unix time>]
   --out DIR                report folder [drill-out]";
@@ -45,6 +50,7 @@ struct Options {
     targets: Vec<String>,
     admin: String,
     secret: String,
+    captcha_secret: String,
     params: Params,
     lead: f64,
     phase: String,
@@ -57,8 +63,9 @@ fn parse(args: Vec<String>) -> anyhow::Result<Options> {
         targets: Vec::new(),
         admin: String::new(),
         secret: String::new(),
+        captcha_secret: String::new(),
         params: Params::default(),
-        lead: 2.0,
+        lead: 5.0,
         phase: format!("drill-{}", time::OffsetDateTime::now_utc().unix_timestamp()),
         out: PathBuf::from("drill-out"),
         goose_args: Vec::new(),
@@ -76,6 +83,7 @@ fn parse(args: Vec<String>) -> anyhow::Result<Options> {
             }
             "--admin-token" => o.admin = value("--admin-token")?,
             "--token-secret" => o.secret = value("--token-secret")?,
+            "--captcha-secret" => o.captcha_secret = value("--captcha-secret")?,
             "--scale" => o.params.scale = value("--scale")?.parse().context("--scale")?,
             "--window-seconds" => {
                 o.params.window_seconds = value("--window-seconds")?
@@ -91,8 +99,14 @@ fn parse(args: Vec<String>) -> anyhow::Result<Options> {
             _ => o.goose_args.push(arg),
         }
     }
-    if o.targets.is_empty() || o.admin.is_empty() || o.secret.is_empty() {
-        bail!("--targets, --admin-token and --token-secret are required\n{MODEL_HELP}");
+    if o.targets.is_empty()
+        || o.admin.is_empty()
+        || o.secret.is_empty()
+        || o.captcha_secret.is_empty()
+    {
+        bail!(
+            "--targets, --admin-token, --token-secret and --captcha-secret are required\n{MODEL_HELP}"
+        );
     }
     if !(o.params.scale > 0.0 && o.params.scale <= 2.0) {
         bail!("--scale must be in (0, 2]");
@@ -143,11 +157,21 @@ async fn run() -> anyhow::Result<bool> {
         .iter()
         .map(|s| (s.site.id.to_string(), s.popularity))
         .collect::<HashMap<_, _>>();
+    let people = scenario.people.len();
     let drill = install(Drill {
         scenario,
         arrivals,
         targets: o.targets.clone(),
         keys: TokenKey::new(o.secret.as_bytes()),
+        captchas: Captchas::new(b"unused", Some(o.captcha_secret.as_bytes()), 120),
+        partner_key: provisioning.partner_key.clone(),
+        next_registration: AtomicUsize::new(0),
+        registered: (0..people).map(|_| AtomicBool::new(false)).collect(),
+        registered_early: AtomicU64::new(0),
+        registered_late: AtomicU64::new(0),
+        registration_failures: AtomicU64::new(0),
+        logins: AtomicU64::new(0),
+        login_failures: AtomicU64::new(0),
         popularity,
         opening,
         deadline: opening + window + Duration::from_secs(60),

@@ -295,7 +295,8 @@ impl Scenario {
                 // The compressed window, plus slack so that the last arrivals finish.
                 closes_at: opens_at + window + Duration::minutes(10),
                 invitation_required: true,
-                registration_required: false,
+                // Only registrants book: the drill registers everyone first.
+                registration_required: true,
                 slots,
             }],
         };

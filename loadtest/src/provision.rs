@@ -1,4 +1,5 @@
-//! Provisioning: the drill's calendar and invitations, loaded through the admin API.
+//! Provisioning: the drill's calendar, insured persons, kiosk partner and invitations,
+//! loaded through the admin API.
 
 use std::time::Instant;
 
@@ -10,11 +11,23 @@ use crate::model::Scenario;
 /// Invitations per request: NDJSON of 250,000 ids is about 3.5 MB.
 const INVITATION_CHUNK: usize = 250_000;
 
+/// Registry lines per request.
+const REGISTRY_CHUNK: usize = 200_000;
+/// The drill's kiosk partner.
+pub const PARTNER: &str = "drill-kiosk";
+/// Every drill person's card password.
+pub const PASSWORD: &str = slotd::identity::population::DRILL_PASSWORD;
+
 /// How long provisioning took.
 #[derive(Debug, Clone, Serialize)]
 pub struct Provisioning {
     pub slots: usize,
     pub calendar_seconds: f64,
+    pub persons: usize,
+    pub registry_seconds: f64,
+    /// The kiosk partner's key.
+    #[serde(skip)]
+    pub partner_key: String,
     pub invitations: usize,
     pub invitation_seconds: f64,
 }
@@ -25,7 +38,7 @@ async fn put(
     admin: &str,
     content_type: &str,
     body: Vec<u8>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<serde_json::Value> {
     let r = client
         .put(&url)
         .header("authorization", format!("Bearer {admin}"))
@@ -38,7 +51,7 @@ async fn put(
         let status = r.status();
         bail!("PUT {url}: {status} {}", r.text().await.unwrap_or_default());
     }
-    Ok(())
+    Ok(r.json().await.unwrap_or_default())
 }
 
 /// Loads the calendar, then invites everyone, on `target`.
@@ -59,6 +72,52 @@ pub async fn provision(
     )
     .await?;
     let calendar_seconds = started.elapsed().as_secs_f64();
+    // The insured persons: everyone's card password hashed once, with the least argon2id
+    // cost, so that the drill's logins load the booking path, not the hashing (logins at
+    // production cost are measured by scripts/bench-identity).
+    let started = Instant::now();
+    let cheap = slotd::identity::password::PasswordParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let hash = slotd::identity::password::hash(PASSWORD, cheap)
+        .map_err(|e| anyhow::anyhow!("drill password hash: {e}"))?;
+    for (c, chunk) in s.people.chunks(REGISTRY_CHUNK).enumerate() {
+        let mut body = String::with_capacity(chunk.len() * 180);
+        for (i, p) in chunk.iter().enumerate() {
+            let line = serde_json::json!({
+                "id_number": p.id.to_string(),
+                "nhi_card": crate::state::Drill::card(c * REGISTRY_CHUNK + i),
+                "birth_date": "1970-01-01",
+                "password_hash": hash,
+            });
+            body.push_str(&line.to_string());
+            body.push('\n');
+        }
+        put(
+            client,
+            format!("{target}/v1/admin/registry"),
+            admin,
+            "application/x-ndjson",
+            body.into_bytes(),
+        )
+        .await?;
+    }
+    let registry_seconds = started.elapsed().as_secs_f64();
+    let partner = put(
+        client,
+        format!("{target}/v1/admin/partners/{PARTNER}"),
+        admin,
+        "application/json",
+        br#"{"name": "drill kiosks", "kind": "convenience-store", "rate_per_second": 100000}"#
+            .to_vec(),
+    )
+    .await?;
+    let partner_key = partner["key"]
+        .as_str()
+        .context("the partner answer has a key")?
+        .to_string();
     let started = Instant::now();
     for chunk in s.people.chunks(INVITATION_CHUNK) {
         let mut body = String::with_capacity(chunk.len() * 13);
@@ -79,6 +138,9 @@ pub async fn provision(
     Ok(Provisioning {
         slots: s.calendar.phases[0].slots.len(),
         calendar_seconds,
+        persons: s.people.len(),
+        registry_seconds,
+        partner_key,
         invitations: s.people.len(),
         invitation_seconds: started.elapsed().as_secs_f64(),
     })

@@ -266,13 +266,44 @@ pub fn write(
     );
     let _ = writeln!(
         md,
+        "| acknowledged bookings not looked up (a checker failed) | {} |",
+        checks.lookups_not_done
+    );
+    let _ = writeln!(
+        md,
         "| seat counters disagreeing with bookings | {} |",
         checks.counter_mismatches
     );
     let _ = writeln!(
         md,
+        "| registration audit breaches (histories, serials) | {} |",
+        checks.registrations["breaches"]
+            .as_array()
+            .map_or(usize::from(!checks.registrations_ok), Vec::len)
+    );
+    let _ = writeln!(
+        md,
         "| double-clicks answered with another booking | {} |\n",
         checks.idempotency_mismatches
+    );
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(md, "## Registration and login\n");
+    let _ = writeln!(
+        md,
+        "- {} insured persons imported in {:.1} s; registrations: {} in the wave before the opening, {} at arrival, {} failed; the store holds {} live (last serial {})",
+        prov.persons,
+        prov.registry_seconds,
+        load(&d.registered_early),
+        load(&d.registered_late),
+        load(&d.registration_failures),
+        checks.registrations["live"],
+        checks.registrations["last_serial"],
+    );
+    let _ = writeln!(
+        md,
+        "- logins before booking (web with a captcha, or at a kiosk): {} succeeded, {} failed\n",
+        load(&d.logins),
+        load(&d.login_failures),
     );
     let p = &d.scenario.params;
     let _ = writeln!(md, "## Demand and supply\n");

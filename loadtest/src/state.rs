@@ -1,10 +1,11 @@
 //! The drill's shared state: the scenario, the arrival queue, and what was observed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use slotd::identity::captcha::Captchas;
 use slotd::token::TokenKey;
 
 use crate::model::Scenario;
@@ -17,10 +18,18 @@ pub enum Route {
     MyBookings,
     Change,
     Cancel,
+    RegistrationSession,
+    Register,
+    Login,
+    KioskLogin,
 }
 
 impl Route {
-    pub const ALL: [Route; 5] = [
+    pub const ALL: [Route; 9] = [
+        Route::RegistrationSession,
+        Route::Register,
+        Route::Login,
+        Route::KioskLogin,
         Route::Availability,
         Route::Book,
         Route::MyBookings,
@@ -30,6 +39,10 @@ impl Route {
 
     pub fn name(self) -> &'static str {
         match self {
+            Route::RegistrationSession => "POST /v1/registration/sessions",
+            Route::Register => "POST /v1/me/registration",
+            Route::Login => "POST /v1/sessions",
+            Route::KioskLogin => "POST /v1/kiosk/sessions",
             Route::Availability => "GET /v1/phases/{phase}/availability",
             Route::Book => "POST /v1/phases/{phase}/bookings",
             Route::MyBookings => "GET /v1/me/bookings",
@@ -67,6 +80,21 @@ pub struct Drill {
     pub arrivals: Vec<usize>,
     pub targets: Vec<String>,
     pub keys: TokenKey,
+    /// Makes test-mode captcha challenges (the instances run with the same
+    /// `--captcha-test-secret`), as a frontend would get them from `GET /v1/captcha`.
+    pub captchas: Captchas,
+    /// The drill's kiosk partner key (from provisioning).
+    pub partner_key: String,
+    /// The next person of the registration wave.
+    pub next_registration: AtomicUsize,
+    /// Whether each person (by index) holds a registration.
+    pub registered: Vec<AtomicBool>,
+    /// Registrations made before the opening, and at arrival (the wave had not reached them).
+    pub registered_early: AtomicU64,
+    pub registered_late: AtomicU64,
+    pub registration_failures: AtomicU64,
+    pub logins: AtomicU64,
+    pub login_failures: AtomicU64,
     pub popularity: HashMap<String, f64>,
     /// The instant the phase opens; arrivals are scheduled from it.
     pub opening: Instant,
@@ -83,6 +111,19 @@ pub struct Drill {
 }
 
 impl Drill {
+    /// The NHI card number of person `index` (provisioning imports it).
+    pub fn card(index: usize) -> String {
+        format!("{:012}", 100_000_000_000u64 + index as u64)
+    }
+
+    /// A solved test-mode captcha, as requests carry it.
+    pub fn captcha(&self) -> serde_json::Value {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let c = self.captchas.issue(now);
+        let answer = self.captchas.answer(&c.id);
+        serde_json::json!({ "id": c.id, "answer": answer })
+    }
+
     pub fn since_open_ms(&self, at: Instant) -> i64 {
         if at >= self.opening {
             at.duration_since(self.opening).as_millis() as i64

@@ -1,4 +1,5 @@
-//! After the surge: the store's audit, and every acknowledged booking looked up again.
+//! After the surge: the store's audits (bookings and registrations), and every
+//! acknowledged booking looked up again.
 
 use std::sync::Arc;
 
@@ -18,6 +19,12 @@ pub struct Checks {
     pub counter_mismatches: usize,
     pub acknowledged: usize,
     pub acknowledged_missing: usize,
+    /// Lookups of acknowledged bookings that never finished (a checker that failed): any
+    /// of them fails the drill, since their bookings were not looked up.
+    pub lookups_not_done: usize,
+    /// The registration audit: histories replay, serials unique.
+    pub registrations_ok: bool,
+    pub registrations: Value,
     pub idempotency_mismatches: u64,
     pub totals: Value,
 }
@@ -29,6 +36,8 @@ impl Checks {
             && self.double_booked_people == 0
             && self.counter_mismatches == 0
             && self.acknowledged_missing == 0
+            && self.lookups_not_done == 0
+            && self.registrations_ok
             && self.idempotency_mismatches == 0
     }
 }
@@ -59,10 +68,13 @@ pub async fn verify(
     let acked = d.acked.lock().map(|a| a.clone()).unwrap_or_default();
     let mut missing = 0;
     let mut tasks = tokio::task::JoinSet::new();
+    let mut lookups_not_done = 0;
+    let mut sizes = std::collections::HashMap::new();
     for (n, chunk) in acked.chunks(acked.len().div_ceil(32).max(1)).enumerate() {
         let (client, d, chunk) = (client.clone(), d.clone(), chunk.to_vec());
+        let size = chunk.len();
         let base = targets[n % targets.len()].clone();
-        tasks.spawn(async move {
+        let handle = tasks.spawn(async move {
             let mut missing = 0;
             for a in chunk {
                 let token = d.keys.sign(Claims {
@@ -93,10 +105,24 @@ pub async fn verify(
             }
             missing
         });
+        sizes.insert(handle.id(), size);
     }
-    while let Some(r) = tasks.join_next().await {
-        missing += r.unwrap_or(0);
+    while let Some(r) = tasks.join_next_with_id().await {
+        match r {
+            Ok((_, m)) => missing += m,
+            Err(e) => lookups_not_done += sizes.remove(&e.id()).unwrap_or(1),
+        }
     }
+    let url = format!("{}/v1/admin/registrations/audit", targets[0]);
+    let registrations: Value = client
+        .get(&url)
+        .header("authorization", format!("Bearer {admin}"))
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?
+        .json()
+        .await
+        .context("registration audit answer")?;
     Ok(Checks {
         audit_ok: audit["ok"] == true,
         overbooked_slots: kinds("overbooked"),
@@ -104,6 +130,9 @@ pub async fn verify(
         counter_mismatches: kinds("counter-mismatch"),
         acknowledged: acked.len(),
         acknowledged_missing: missing,
+        lookups_not_done,
+        registrations_ok: registrations["ok"] == true,
+        registrations,
         idempotency_mismatches: d
             .idempotency_mismatches
             .load(std::sync::atomic::Ordering::Relaxed),

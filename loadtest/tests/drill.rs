@@ -43,9 +43,19 @@ fn a_tiny_drill_books_seats_runs_every_route_and_keeps_every_invariant() {
         "double_booked_people",
         "acknowledged_missing",
         "counter_mismatches",
+        "lookups_not_done",
     ] {
         assert_eq!(summary["invariants"][k], 0, "{k}");
     }
+    assert_eq!(summary["invariants"]["registrations_ok"], true);
+    assert!(
+        summary["invariants"]["registrations"]["live"]
+            .as_u64()
+            .unwrap_or(0)
+            > 500,
+        "the registration wave registered people: {}",
+        summary["invariants"]["registrations"]
+    );
     assert!(
         summary["bookings_made"].as_u64().unwrap_or(0) > 500,
         "{}",
@@ -63,6 +73,10 @@ fn a_tiny_drill_books_seats_runs_every_route_and_keeps_every_invariant() {
         "PUT /v1/me/bookings/{booking}",
         "DELETE /v1/me/bookings/{booking}",
         "GET /v1/me/bookings",
+        "POST /v1/registration/sessions",
+        "POST /v1/me/registration",
+        "POST /v1/sessions",
+        "POST /v1/kiosk/sessions",
     ] {
         assert!(routes.contains(&r), "{r} ran: {routes:?}");
     }
