@@ -108,9 +108,9 @@ pub async fn serve_on(
                     cut_bytes = report.truncated_bytes,
                     "journal replayed"
                 );
-                let (identity, cut) =
+                let (identity, records, cut) =
                     EmbeddedIdentity::open(&config.data_dir, config.journal_max_batch)?;
-                tracing::info!(cut_bytes = cut, "identity journal replayed");
+                tracing::info!(records, cut_bytes = cut, "identity journal replayed");
                 (store, report.has_calendar, identity)
             };
             start(
@@ -328,8 +328,12 @@ pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bo
     };
     let (report, registrations) = report;
     let ok = report.ok && registrations.ok;
+    // Written to a locked stdout, ignoring a closed pipe (`slotd audit --json | head`).
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!(
+        let _ = writeln!(
+            out,
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({ "ok": ok, "bookings": report, "registrations": registrations })
@@ -339,7 +343,8 @@ pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bo
     } else {
         for p in &report.phases {
             let t = &p.totals;
-            println!(
+            let _ = writeln!(
+                out,
                 "phase {}: {} slots, capacity {}, booked {}, live bookings {}, remaining {}, cancelled {}",
                 p.phase,
                 p.slots.len(),
@@ -351,17 +356,22 @@ pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bo
             );
         }
         for b in &report.breaches {
-            println!("BREACH {}", serde_json::to_string(b).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "BREACH {}",
+                serde_json::to_string(b).unwrap_or_default()
+            );
         }
         let r = &registrations;
-        println!(
+        let _ = writeln!(
+            out,
             "registrations: {} insured persons, {} events, {} live, {} cancelled, last serial {}",
             r.persons, r.events, r.live, r.cancelled, r.last_serial
         );
         for b in &r.breaches {
-            println!("BREACH registration: {b}");
+            let _ = writeln!(out, "BREACH registration: {b}");
         }
-        println!("{}", if ok { "audit: ok" } else { "audit: FAILED" });
+        let _ = writeln!(out, "{}", if ok { "audit: ok" } else { "audit: FAILED" });
     }
     Ok(ok)
 }

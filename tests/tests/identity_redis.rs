@@ -126,3 +126,161 @@ async fn three_instances_share_serials_marks_and_failures() {
     assert!(audit.ok, "{audit:?}");
     assert_eq!((audit.live, audit.last_serial), (150, 150));
 }
+
+/// Two real `slotd` processes on one Redis: a captcha issued by one is answered at the
+/// other and then refused everywhere; a registration made through one is read through
+/// the other; failed logins counted on both lock the account on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captchas_registrations_and_lockouts_hold_across_instances() {
+    use serde_json::json;
+    use slotd_system_tests::calendars;
+    use slotd_system_tests::slotd_process::{Http, Slotd};
+
+    let redis = RedisServer::fast();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("calendar.json");
+    let cal = calendars::open_phase(&[("X00".to_string(), 10)]);
+    std::fs::write(&file, serde_json::to_vec(&cal).expect("json")).expect("calendar");
+    let secret = "cross-captcha-secret";
+    let start = |i: usize| {
+        let args: Vec<String> = [
+            "--store",
+            &redis.url(),
+            "--admin-token",
+            "cross-admin-secret",
+            "--token-secret",
+            "cross-token-secret",
+            "--captcha-test-secret",
+            secret,
+            "--login-throttle-after",
+            "3",
+            "--login-lock-after",
+            "3",
+            "--calendar",
+            &file.to_string_lossy(),
+            "--data-dir",
+            &dir.path().join(format!("i{i}")).to_string_lossy(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Slotd::start(&args)
+    };
+    let (a, b) = (start(0), start(1));
+    let http = Http::new(Duration::from_secs(10));
+    let admin = Some("cross-admin-secret");
+    let person = synthetic_id(77);
+    let hash = slotd::identity::password::hash(
+        "pw-77",
+        slotd::identity::password::PasswordParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+    )
+    .expect("hash");
+    let line = json!({ "id_number": person.to_string(), "nhi_card": "077700000077",
+                       "birth_date": "1950-01-01", "password_hash": hash });
+    let imported = http
+        .call(
+            "PUT",
+            &format!("{}/v1/admin/registry", a.base),
+            admin,
+            Some(&line),
+        )
+        .await
+        .expect("answers");
+    assert_eq!(imported.status, 200, "{}", imported.body);
+
+    let answer = |id: &str| {
+        use hmac::{Hmac, Mac};
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+        m.update(id.as_bytes());
+        m.finalize().into_bytes()[..3]
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let c = http
+        .call("GET", &format!("{}/v1/captcha", a.base), None, None)
+        .await
+        .expect("answers");
+    let id = c.body["captcha"].as_str().expect("id").to_string();
+    let session = json!({ "id_number": person.to_string(), "nhi_card": "077700000077",
+                          "captcha": { "id": id, "answer": answer(&id) } });
+    let on_b = http
+        .call(
+            "POST",
+            &format!("{}/v1/registration/sessions", b.base),
+            None,
+            Some(&session),
+        )
+        .await
+        .expect("answers");
+    assert_eq!(
+        on_b.status, 201,
+        "a captcha of A is answered at B: {}",
+        on_b.body
+    );
+    for base in [&a.base, &b.base] {
+        let again = http
+            .call(
+                "POST",
+                &format!("{base}/v1/registration/sessions"),
+                None,
+                Some(&session),
+            )
+            .await
+            .expect("answers");
+        assert_eq!(again.body["code"], "captcha-failed", "reused at {base}");
+    }
+    let token = on_b.body["token"].as_str().expect("token").to_string();
+    let form = json!({ "name": "跨實例", "mobile": "0911111111", "county": "臺北市", "district": "中正區" });
+    let made = http
+        .call(
+            "POST",
+            &format!("{}/v1/me/registration", b.base),
+            Some(&token),
+            Some(&form),
+        )
+        .await
+        .expect("answers");
+    assert_eq!(made.status, 201);
+    let read = http
+        .call(
+            "GET",
+            &format!("{}/v1/me/registration", a.base),
+            Some(&token),
+            None,
+        )
+        .await
+        .expect("answers");
+    assert_eq!(read.body["serial"], made.body["serial"]);
+
+    // Failures on A and on B add up: the third locks the account on both.
+    let mut codes = Vec::new();
+    for base in [&a.base, &b.base, &a.base, &b.base, &a.base] {
+        let c = http
+            .call("GET", &format!("{base}/v1/captcha"), None, None)
+            .await
+            .expect("answers");
+        let id = c.body["captcha"].as_str().expect("id").to_string();
+        let login = json!({ "method": "card-password", "nhi_card": "077700000077",
+                            "password": "wrong", "captcha": { "id": id, "answer": answer(&id) } });
+        let r = http
+            .call("POST", &format!("{base}/v1/sessions"), None, Some(&login))
+            .await
+            .expect("answers");
+        codes.push(r.body["code"].as_str().unwrap_or("").to_string());
+    }
+    assert_eq!(
+        codes,
+        [
+            "login-failed",
+            "login-failed",
+            "login-failed",
+            "account-locked",
+            "account-locked"
+        ]
+    );
+}

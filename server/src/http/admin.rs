@@ -164,7 +164,7 @@ where
         .unwrap_or_default();
     Ok(respond(
         StatusCode::OK,
-        &json!({ "token": token, "expires_at": expires_at }),
+        &json!({ "token": token, "expires_at": expires_at, "scope": req.scope.as_str() }),
     ))
 }
 

@@ -53,7 +53,14 @@ struct Parsed {
 }
 
 fn parse_line(raw: &[u8]) -> Result<Parsed, String> {
-    let l: Line = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
+    // serde's own position ("at line 1 column 25") would read as a second line number.
+    let l: Line = serde_json::from_slice(raw).map_err(|e| {
+        let m = e.to_string();
+        match m.rsplit_once(" at line ") {
+            Some((what, _)) => format!("{what} (column {})", e.column()),
+            None => m,
+        }
+    })?;
     let date = time::format_description::well_known::Iso8601::DATE;
     let born = time::Date::parse(&l.birth_date, &date)
         .map_err(|_| "birth_date must be YYYY-MM-DD".to_string())?;
@@ -140,7 +147,11 @@ where
     let bad = |line: usize, written: u64, e: String| {
         Problem::new(
             Code::InvalidRequest,
-            format!("line {line}: {e} ({written} persons before it were written)"),
+            format!(
+                "line {line}: {e}. {written} persons were written before it; lines after the \
+                 last batch of {BATCH} were not: fix the line and send the file again (an \
+                 import is an upsert)"
+            ),
         )
         .with("line", json!(line))
     };

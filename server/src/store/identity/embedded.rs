@@ -95,9 +95,9 @@ impl EmbeddedIdentity {
         }
     }
 
-    /// Opens `dir/identity.log`, replays it and starts its writer. Answers the store and
-    /// how many bytes of a torn tail were cut off.
-    pub fn open(dir: &Path, max_batch: usize) -> Result<(Self, u64), StoreError> {
+    /// Opens `dir/identity.log`, replays it and starts its writer. Answers the store, how
+    /// many records it replayed and how many bytes of a torn tail were cut off.
+    pub fn open(dir: &Path, max_batch: usize) -> Result<(Self, usize, u64), StoreError> {
         let (
             journal,
             Replay {
@@ -109,7 +109,7 @@ impl EmbeddedIdentity {
         })?;
         let store = Self::with_journal(Some(journal));
         store.replay(&records)?;
-        Ok((store, truncated_bytes))
+        Ok((store, records.len(), truncated_bytes))
     }
 
     /// Replays `dir/identity.log` without touching it (the offline audit).
@@ -505,7 +505,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let now = OffsetDateTime::now_utc();
         let (serial, partner_hash) = {
-            let (s, _) = EmbeddedIdentity::open(dir.path(), 64).expect("open");
+            let (s, _, _) = EmbeddedIdentity::open(dir.path(), 64).expect("open");
             s.upsert_persons((1..=5).map(contract::insured).collect())
                 .await
                 .expect("upsert");
@@ -533,7 +533,7 @@ mod tests {
             s.shutdown().await;
             (r.serial, hash)
         };
-        let (s, cut) = EmbeddedIdentity::open(dir.path(), 64).expect("reopen");
+        let (s, _, cut) = EmbeddedIdentity::open(dir.path(), 64).expect("reopen");
         assert_eq!(cut, 0);
         assert_eq!(s.person_count().await.expect("count"), 5);
         assert_eq!(s.registration(synthetic_id(1)).await.expect("read"), None);
