@@ -163,7 +163,8 @@ async fn run() -> anyhow::Result<bool> {
         arrivals,
         targets: o.targets.clone(),
         keys: TokenKey::new(o.secret.as_bytes()),
-        captchas: Captchas::new(b"unused", Some(o.captcha_secret.as_bytes()), 120),
+        // Issued under the instances' token secret, as their own are: the ids carry its tag.
+        captchas: Captchas::new(o.secret.as_bytes(), Some(o.captcha_secret.as_bytes()), 120),
         partner_key: provisioning.partner_key.clone(),
         next_registration: AtomicUsize::new(0),
         registered: (0..people).map(|_| AtomicBool::new(false)).collect(),

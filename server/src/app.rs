@@ -42,6 +42,9 @@ pub struct Identity {
     /// thread and holds a permit, so an opening's logins queue here instead of starving
     /// the booking path's threads or exhausting memory.
     pub cpu_pool: Arc<tokio::sync::Semaphore>,
+    /// Admission to `cpu_pool`: `--hashing-threads` + `--hashing-queue` permits. Taken
+    /// without waiting; when none is left the request is shed with 503.
+    pub cpu_admission: Arc<tokio::sync::Semaphore>,
     /// One limiter per kiosk partner, at the partner's rate, in this instance.
     pub partner_limits: dashmap::DashMap<String, (u32, governor::DefaultDirectRateLimiter)>,
 }
@@ -58,6 +61,9 @@ impl Identity {
             store,
             captchas,
             cpu_pool: Arc::new(tokio::sync::Semaphore::new(config.hashing_threads.max(1))),
+            cpu_admission: Arc::new(tokio::sync::Semaphore::new(
+                config.hashing_threads.max(1) + config.hashing_queue,
+            )),
             config,
             partner_limits: dashmap::DashMap::new(),
         }

@@ -17,7 +17,7 @@ use crate::config::{
 use crate::domain::Calendar;
 use crate::identity::password;
 use crate::identity::population::{self, PopulationSpec};
-use crate::store::identity::{EmbeddedIdentity, IdentityStore, RedisIdentity};
+use crate::store::identity::{EmbeddedIdentity, IdentityStore, RedisIdentity, Upsert};
 use crate::store::{EmbeddedStore, RedisStore, Store, StoreError};
 use crate::token::TokenKey;
 
@@ -168,8 +168,14 @@ async fn load_demo_population(
     let people = (0..DEMO_PEOPLE)
         .map(|i| population::person(&spec, i, &hash).person)
         .collect();
-    let n = identity.upsert_persons(people).await?;
-    tracing::info!(persons = n, "demo population loaded");
+    match identity.upsert_persons(people).await? {
+        Upsert::Written(n) => tracing::info!(persons = n, "demo population loaded"),
+        Upsert::CardTaken { .. } => {
+            return Err(BootError::Io(
+                "the demo population's cards belong to other persons in this store".into(),
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -143,6 +143,9 @@ pub struct ServeArgs {
     /// Password hashes computed at once; the rest wait [default: the number of cores].
     #[arg(long)]
     pub hashing_threads: Option<String>,
+    /// Logins and captchas waiting for a hashing thread at most; beyond, 503 [default: 256].
+    #[arg(long)]
+    pub hashing_queue: Option<String>,
     /// Login failures after which an account waits --login-throttle-seconds between tries [default: 5].
     #[arg(long)]
     pub login_throttle_after: Option<String>,
@@ -215,6 +218,9 @@ pub struct IdentityConfig {
     pub password: PasswordParams,
     /// Default: the number of cores. Each hash holds one thread and `memory_kib`.
     pub hashing_threads: usize,
+    /// Default 256: requests waiting for a hashing thread; beyond, `503 overloaded` at
+    /// once, so a login or captcha flood cannot hold the in-flight budget bookings share.
+    pub hashing_queue: usize,
     /// Default: see [`LoginPolicy`].
     pub login: LoginPolicy,
     /// Default 20 minutes: long enough to fill in the form.
@@ -233,6 +239,7 @@ impl Default for IdentityConfig {
             captcha_ttl: Duration::from_secs(120),
             password: PasswordParams::default(),
             hashing_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            hashing_queue: 256,
             login: LoginPolicy::default(),
             registration_token_ttl: Duration::from_secs(1200),
             booking_token_ttl: Duration::from_secs(86_400),
@@ -515,6 +522,12 @@ impl Config {
                 &args.hashing_threads,
                 "SLOTD_HASHING_THREADS",
                 di.hashing_threads,
+                1,
+            )?,
+            hashing_queue: src.number(
+                &args.hashing_queue,
+                "SLOTD_HASHING_QUEUE",
+                di.hashing_queue,
                 1,
             )?,
             login: LoginPolicy {

@@ -37,14 +37,16 @@ pub struct Gates {
 }
 
 impl Gates {
-    /// Refuses the attempt while the address is throttled or the account throttled or
-    /// locked: before any password is hashed, so a locked account costs nothing.
+    /// Begins an attempt: refused while the address is throttled, or while the account is
+    /// throttled or locked, before any password is hashed, so a locked account costs
+    /// nothing. Otherwise the attempt is counted against the account at once (a success
+    /// clears it), so parallel attempts cannot slip past the lock.
     pub async fn check<S: Store>(
         app: &App<S>,
         peer: Option<IpAddr>,
         account: &str,
     ) -> Result<Gates, Problem> {
-        let policy = &app.identity.config.login;
+        let policy = app.identity.config.login;
         let store = &app.identity.store;
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let address = peer.map(|ip| format!("addr:{ip}"));
@@ -59,7 +61,7 @@ impl Gates {
             )
             .retry_after(retry_after));
         }
-        match policy.account(store.failures(account.to_string(), now).await?, now) {
+        match store.attempt(account.to_string(), now, policy).await? {
             Gate::Open => Ok(Gates {
                 account: account.to_string(),
                 address,
@@ -75,16 +77,16 @@ impl Gates {
         }
     }
 
-    /// Counts a failure against the account and the address.
+    /// The attempt failed: it is already counted against the account; count it against
+    /// the address too.
     pub async fn failed<S: Store>(&self, app: &App<S>) -> Result<(), Problem> {
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        let keep = app.identity.config.login.keep_seconds();
-        let store = &app.identity.store;
-        store
-            .record_failure(self.account.clone(), now, keep)
-            .await?;
         if let Some(a) = &self.address {
-            store.record_failure(a.clone(), now, keep).await?;
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let keep = app.identity.config.login.keep_seconds();
+            app.identity
+                .store
+                .record_failure(a.clone(), now, keep)
+                .await?;
         }
         Ok(())
     }
@@ -100,6 +102,41 @@ impl Gates {
     }
 }
 
+/// A turn on the identity CPU pool: admitted at once or refused with `503 overloaded`
+/// when `--hashing-queue` requests already wait, then at most `--hashing-threads` run.
+/// Both permits are held until the work is done.
+pub async fn cpu_turn<S: Store>(
+    app: &App<S>,
+) -> Result<
+    (
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
+    Problem,
+> {
+    let admitted = app
+        .identity
+        .cpu_admission
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            metrics::counter!(m::LOGIN_LOCKOUTS, "subject" => "queue").increment(1);
+            Problem::new(
+                Code::Overloaded,
+                "too many logins and captchas waiting; retry shortly",
+            )
+            .retry_after(1)
+        })?;
+    let running = app
+        .identity
+        .cpu_pool
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| Problem::new(Code::Overloaded, "shutting down").retry_after(1))?;
+    Ok((admitted, running))
+}
+
 /// Verifies a card password on the hashing pool: at most `--hashing-threads` at once,
 /// off the request threads. `None` hash: an unknown card, which costs the same.
 async fn password_matches<S: Store>(
@@ -108,13 +145,7 @@ async fn password_matches<S: Store>(
     given: String,
 ) -> Result<bool, Problem> {
     let started = Instant::now();
-    let _permit = app
-        .identity
-        .cpu_pool
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| Problem::new(Code::Overloaded, "shutting down").retry_after(1))?;
+    let _turn = cpu_turn(app).await?;
     let params = app.identity.config.password;
     let ok = tokio::task::spawn_blocking(move || match hash {
         Some(h) => password::verify(&h, &given),

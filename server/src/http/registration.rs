@@ -70,13 +70,7 @@ fn counted(op: &'static str, outcome: &'static str) {
 pub async fn captcha<S: Store>(app: &App<S>) -> Result<HttpResponse, Problem> {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let c = app.identity.captchas.issue(now);
-    let _permit = app
-        .identity
-        .cpu_pool
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| Problem::new(Code::Overloaded, "shutting down").retry_after(1))?;
+    let _turn = super::login::cpu_turn(app).await?;
     let captchas = app.identity.captchas.clone();
     let id = c.id.clone();
     let image = tokio::task::spawn_blocking(move || captchas.data_url(&id))
@@ -172,7 +166,10 @@ where
     let card = NhiCard::parse(&req.nhi_card)
         .map_err(|e| Problem::new(Code::InvalidRequest, format!("nhi_card: {e}")))?;
     check_captcha(app, &req.captcha).await?;
-    let gate = super::login::Gates::check(app, peer, &format!("acct:{}", id.packed())).await?;
+    // Counted apart from the login failures: the ID and the card number are printed on
+    // the card and prove no secret, so mismatches here must neither unlock a login
+    // lockout (a success clears only this count) nor lock the person's logins.
+    let gate = super::login::Gates::check(app, peer, &format!("regid:{}", id.packed())).await?;
     let person = app.identity.store.person_by_id(id).await?;
     if person.is_none_or(|p| p.nhi_card != card) {
         gate.failed(app).await?;
@@ -206,6 +203,21 @@ fn registrant<S: Store>(app: &App<S>, headers: &HeaderMap) -> Result<IdNumber, P
     Ok(authenticate(app, headers, &[Scope::Registration], now)?.person)
 }
 
+/// A registration write: the token, then the per-person write rate (the booking rate:
+/// a person registers, modifies or cancels a few times, a script thousands).
+fn registrant_writing<S: Store>(app: &App<S>, headers: &HeaderMap) -> Result<IdNumber, Problem> {
+    let person = registrant(app, headers)?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    if !app.rate.allow(person.packed(), now) {
+        return Err(Problem::new(
+            Code::RateLimited,
+            "too many registration changes from this person",
+        )
+        .retry_after(1));
+    }
+    Ok(person)
+}
+
 fn not_registered() -> Problem {
     Problem::new(Code::NotRegistered, "there is no live registration")
 }
@@ -221,7 +233,7 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let person = registrant(app, headers)?;
+    let person = registrant_writing(app, headers)?;
     let raw = read_body(body, app.limits.max_body_bytes).await?;
     let form = form(&raw)?;
     match app
@@ -268,7 +280,7 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let person = registrant(app, headers)?;
+    let person = registrant_writing(app, headers)?;
     let raw = read_body(body, app.limits.max_body_bytes).await?;
     let form = form(&raw)?;
     match app
@@ -290,7 +302,7 @@ where
 
 /// `DELETE /v1/me/registration`: kept in the history, never erased.
 pub async fn cancel<S: Store>(app: &App<S>, headers: &HeaderMap) -> Result<HttpResponse, Problem> {
-    let person = registrant(app, headers)?;
+    let person = registrant_writing(app, headers)?;
     match app
         .identity
         .store

@@ -1,6 +1,8 @@
 //! Registry handlers (the health-insurance authority's side): the streamed NDJSON import
 //! of insured persons, and the registration audit.
 
+use std::collections::HashMap;
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
@@ -15,6 +17,7 @@ use crate::domain::IdNumber;
 use crate::identity::{InsuredPerson, NhiCard, otp, password};
 use crate::metrics as m;
 use crate::store::Store;
+use crate::store::identity::Upsert;
 
 /// Persons written per store call while the body streams in.
 const BATCH: usize = 20_000;
@@ -50,9 +53,14 @@ struct Line {
 struct Parsed {
     person: InsuredPerson,
     plain: Option<String>,
+    /// Its line in the body, for a refusal the store finds.
+    line: usize,
 }
 
-fn parse_line(raw: &[u8]) -> Result<Parsed, String> {
+/// Refused lines: where, and why.
+struct Bad(usize, String);
+
+fn parse_line(raw: &[u8], line: usize, today: time::Date) -> Result<Parsed, String> {
     // serde's own position ("at line 1 column 25") would read as a second line number.
     let l: Line = serde_json::from_slice(raw).map_err(|e| {
         let m = e.to_string();
@@ -64,8 +72,8 @@ fn parse_line(raw: &[u8]) -> Result<Parsed, String> {
     let date = time::format_description::well_known::Iso8601::DATE;
     let born = time::Date::parse(&l.birth_date, &date)
         .map_err(|_| "birth_date must be YYYY-MM-DD".to_string())?;
-    if l.birth_date.len() != 10 || born.year() < 1880 {
-        return Err("birth_date must be YYYY-MM-DD, after 1880".into());
+    if l.birth_date.len() != 10 || born.year() < 1880 || born > today {
+        return Err("birth_date must be YYYY-MM-DD, after 1880 and not in the future".into());
     }
     if l.categories.len() > MAX_CATEGORIES {
         return Err(format!("at most {MAX_CATEGORIES} categories"));
@@ -97,11 +105,16 @@ fn parse_line(raw: &[u8]) -> Result<Parsed, String> {
             otp_secret: l.otp_secret,
         },
         plain: l.password,
+        line,
     })
 }
 
-/// Hashes the plain passwords of a batch on the hashing pool, then writes it.
-async fn flush<S: Store>(app: &App<S>, batch: &mut Vec<Parsed>) -> Result<u64, Problem> {
+/// Hashes the plain passwords of a batch on the hashing pool, then writes it; a card of
+/// another person refuses the batch with that line.
+async fn flush<S: Store>(
+    app: &App<S>,
+    batch: &mut Vec<Parsed>,
+) -> Result<Result<u64, Bad>, Problem> {
     let mut parsed = std::mem::take(batch);
     if parsed.iter().any(|p| p.plain.is_some()) {
         let params = app.identity.config.password;
@@ -123,10 +136,18 @@ async fn flush<S: Store>(app: &App<S>, batch: &mut Vec<Parsed>) -> Result<u64, P
         .await
         .map_err(|_| Problem::new(Code::Internal, "password hashing failed"))?;
     }
+    let lines: Vec<usize> = parsed.iter().map(|p| p.line).collect();
     let persons: Vec<InsuredPerson> = parsed.into_iter().map(|p| p.person).collect();
-    let n = app.identity.store.upsert_persons(persons).await?;
-    metrics::counter!(m::REGISTRY_PERSONS_IMPORTED).increment(n);
-    Ok(n)
+    match app.identity.store.upsert_persons(persons).await? {
+        Upsert::Written(n) => {
+            metrics::counter!(m::REGISTRY_PERSONS_IMPORTED).increment(n);
+            Ok(Ok(n))
+        }
+        Upsert::CardTaken { index } => Ok(Err(Bad(
+            lines.get(index).copied().unwrap_or(0),
+            "nhi_card belongs to another person in the registry".into(),
+        ))),
+    }
 }
 
 /// `PUT /v1/admin/registry`: NDJSON, one insured person a line, upserted in batches as
@@ -155,6 +176,11 @@ where
         )
         .with("line", json!(line))
     };
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(crate::domain::TAIWAN)
+        .date();
+    // One card, one person, within the file too: card → the id of its first line.
+    let mut cards: HashMap<u64, u64> = HashMap::new();
     let mut done = false;
     while !done {
         match body.frame().await {
@@ -194,21 +220,43 @@ where
                 pending.advance(1);
             }
             line_no += 1;
-            let text = raw.trim_ascii();
+            let mut text = raw.trim_ascii();
+            if line_no == 1 {
+                // A byte-order mark some editors write at the start of a file.
+                text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+            }
             if text.is_empty() {
                 continue;
             }
             if text.len() > MAX_LINE {
                 return Err(bad(line_no, written, "the line is too long".into()));
             }
-            batch.push(parse_line(text).map_err(|e| bad(line_no, written, e))?);
+            let parsed = parse_line(text, line_no, today).map_err(|e| bad(line_no, written, e))?;
+            let (card, id) = (
+                parsed.person.nhi_card.packed(),
+                parsed.person.id_number.packed(),
+            );
+            if *cards.entry(card).or_insert(id) != id {
+                return Err(bad(
+                    line_no,
+                    written,
+                    "nhi_card is another person's card earlier in this file".into(),
+                ));
+            }
+            batch.push(parsed);
             if batch.len() == BATCH {
-                written += flush(app, &mut batch).await?;
+                match flush(app, &mut batch).await? {
+                    Ok(n) => written += n,
+                    Err(Bad(line, e)) => return Err(bad(line, written, e)),
+                }
             }
         }
     }
     if !batch.is_empty() {
-        written += flush(app, &mut batch).await?;
+        match flush(app, &mut batch).await? {
+            Ok(n) => written += n,
+            Err(Bad(line, e)) => return Err(bad(line, written, e)),
+        }
     }
     Ok(respond(StatusCode::OK, &json!({ "persons": written })))
 }

@@ -1,13 +1,14 @@
 //! `Captchas`: stateless captcha challenges that any instance can check.
 //!
-//! A challenge id is `"{expires_at}.{16 random bytes, base64url}"` and its answer is an
-//! HMAC of the whole id under a key every instance shares. So no instance stores the
-//! answer, any instance can check it, and the expiry cannot be altered without the
-//! answer changing with it.
+//! A challenge id is `"{expires_at}.{16 random bytes}.{tag}"` (base64url), where the tag
+//! is an HMAC of the rest under a key every instance shares, and its answer is an HMAC of
+//! the whole id. So no instance stores the answer, any instance can check it, the expiry
+//! cannot be altered, and an id we did not issue is refused before anything is stored.
 //!
 //! Single use is *not* this module's job: the caller marks an id used (a wrong answer
-//! burns it too) in a store shared by every instance, until the id's expiry. The bound
-//! on how far in the future an accepted expiry may lie keeps that store bounded.
+//! burns it too) in a store shared by every instance, until the id's expiry. Only issued
+//! ids get that far (the tag), and their expiry is at most the time to live away, which
+//! keeps that store bounded by the rate of `GET /v1/captcha`.
 
 use std::fmt;
 
@@ -23,13 +24,17 @@ type HmacSha256 = Hmac<Sha256>;
 const ALPHABET: &[u8; 31] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 /// Characters in an answer, in both modes.
 const ANSWER_LEN: usize = 6;
-/// Longer ids are not ours: `i64` expiry (at most 20 bytes), a dot, 22 base64 bytes.
+/// Longer ids are not ours: `i64` expiry (at most 20 bytes), a dot, 22 base64 bytes, a
+/// dot, a 16-character tag.
 const MAX_ID_LEN: usize = 64;
+/// Bytes of the id's tag: 96 bits.
+const TAG_BYTES: usize = 12;
 /// How far past `now + ttl` an expiry may lie and still be accepted, for clocks that
 /// differ between instances. Anything further was not issued by us.
 const CLOCK_SKEW_SECONDS: i64 = 30;
-/// Domain separation for the production answer key.
+/// Domain separation for the production answer key and the id key.
 const ANSWER_KEY_LABEL: &[u8] = b"slotd-captcha-v1";
+const ID_KEY_LABEL: &[u8] = b"slotd-captcha-id-v1";
 
 /// The captcha crate draws on a fixed 400 x 300 canvas, text starting at x = 100.
 const CANVAS_WIDTH: u32 = 400;
@@ -65,6 +70,8 @@ pub struct Captchas {
     /// Production answer key, `HMAC-SHA256(secret, "slotd-captcha-v1")`. Also keys the
     /// constant-time comparison of answers in both modes.
     answer_key: [u8; 32],
+    /// Tags the ids we issue, `HMAC-SHA256(secret, "slotd-captcha-id-v1")`.
+    id_key: [u8; 32],
     /// Test mode: the published key over which drills compute answers themselves.
     test_key: Option<Vec<u8>>,
     ttl_seconds: i64,
@@ -78,6 +85,7 @@ impl Captchas {
         let answer_key = hmac(secret, ANSWER_KEY_LABEL);
         Captchas {
             answer_key,
+            id_key: hmac(secret, ID_KEY_LABEL),
             test_key: test_secret.map(<[u8]>::to_vec),
             ttl_seconds: ttl_seconds.max(1),
         }
@@ -94,10 +102,29 @@ impl Captchas {
         getrandom::fill(&mut nonce)
             .expect("the operating system's random source is available to the server");
         let expires_at = now_unix.saturating_add(self.ttl_seconds);
+        let head = format!("{expires_at}.{}", URL_SAFE_NO_PAD.encode(nonce));
+        let tag = self.tag(&head);
         Challenge {
-            id: format!("{expires_at}.{}", URL_SAFE_NO_PAD.encode(nonce)),
+            id: format!("{head}.{tag}"),
             expires_at,
         }
+    }
+
+    fn tag(&self, head: &str) -> String {
+        URL_SAFE_NO_PAD.encode(&hmac(&self.id_key, head.as_bytes())[..TAG_BYTES])
+    }
+
+    /// Whether `id` carries our tag (constant time).
+    fn issued(&self, id: &str) -> bool {
+        let Some((head, tag)) = id.rsplit_once('.') else {
+            return false;
+        };
+        let Ok(given) = URL_SAFE_NO_PAD.decode(tag) else {
+            return false;
+        };
+        let mut mac = new_mac(&self.id_key);
+        mac.update(head.as_bytes());
+        given.len() == TAG_BYTES && mac.verify_truncated_left(&given).is_ok()
     }
 
     /// The answer to challenge `id`. Production: six characters of [`ALPHABET`] drawn
@@ -137,6 +164,9 @@ impl Captchas {
     /// [`CaptchaError::Malformed`]: we never issue one, so the id was forged.
     pub fn check(&self, id: &str, answer: &str, now_unix: i64) -> Result<(), CaptchaError> {
         let expires_at = parse_expiry(id)?;
+        if !self.issued(id) {
+            return Err(CaptchaError::Malformed);
+        }
         if expires_at
             > now_unix
                 .saturating_add(self.ttl_seconds)
@@ -270,7 +300,7 @@ mod tests {
         let ch = production().issue(NOW);
         assert_eq!(ch.expires_at, NOW + 120);
         assert!(ch.id.starts_with(&format!("{}.", NOW + 120)));
-        assert_eq!(ch.id.len(), 10 + 1 + 22);
+        assert_eq!(ch.id.len(), 10 + 1 + 22 + 1 + 16);
     }
 
     #[test]
@@ -286,7 +316,8 @@ mod tests {
     fn test_mode_answer_is_the_published_hmac_hex_prefix() {
         let c = Captchas::new(b"ignored", Some(b"drill-key"), 120);
         assert!(c.test_mode());
-        let id = "1625097720.AAAAAAAAAAAAAAAAAAAAAA";
+        let issued = c.issue(NOW);
+        let id = issued.id.as_str();
         // Computed independently of `Captchas::answer`.
         let mut mac = HmacSha256::new_from_slice(b"drill-key").expect("any key");
         mac.update(id.as_bytes());
@@ -338,12 +369,36 @@ mod tests {
     fn altering_the_expiry_changes_the_answer() {
         let c = production();
         let ch = c.issue(NOW);
-        let (_, nonce) = ch.id.split_once('.').expect("issued ids have a dot");
-        let later = format!("{}.{nonce}", ch.expires_at + 10);
+        let (_, rest) = ch.id.split_once('.').expect("issued ids have a dot");
+        let later = format!("{}.{rest}", ch.expires_at + 10);
         assert_ne!(c.answer(&later), c.answer(&ch.id));
+        // The tag no longer matches: refused before any answer is compared or stored.
+        for answer in [c.answer(&ch.id), c.answer(&later)] {
+            assert_eq!(c.check(&later, &answer, NOW), Err(CaptchaError::Malformed));
+        }
+    }
+
+    #[test]
+    fn ids_we_did_not_issue_are_refused_even_with_their_answer() {
+        let c = production();
+        let forged = format!("{}.AAAAAAAAAAAAAAAAAAAAAA", NOW + 60);
         assert_eq!(
-            c.check(&later, &c.answer(&ch.id), NOW),
-            Err(CaptchaError::Wrong)
+            c.check(&forged, &c.answer(&forged), NOW),
+            Err(CaptchaError::Malformed)
+        );
+        let other = Captchas::new(b"another deployment", None, 120).issue(NOW);
+        assert_eq!(
+            c.check(&other.id, &c.answer(&other.id), NOW),
+            Err(CaptchaError::Malformed)
+        );
+        let test_mode = Captchas::new(b"secret", Some(b"k"), 120);
+        let mine = test_mode.issue(NOW);
+        let answer = test_mode.answer(&mine.id);
+        assert_eq!(test_mode.check(&mine.id, &answer, NOW), Ok(()));
+        let untagged = mine.id.rsplit_once('.').expect("tag").0.to_string();
+        assert_eq!(
+            test_mode.check(&untagged, &test_mode.answer(&untagged), NOW),
+            Err(CaptchaError::Malformed)
         );
     }
 

@@ -15,19 +15,20 @@ pub const STEP_SECONDS: u64 = 30;
 pub const SKEW_STEPS: u64 = 1;
 /// Longest secret accepted, in decoded bytes (RFC 4226 recommends 20).
 pub const MAX_SECRET_BYTES: usize = 64;
+/// Shortest secret accepted: RFC 4226 §4 requires at least 128 bits.
+pub const MIN_SECRET_BYTES: usize = 16;
 
 /// Why a base32 secret is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum OtpError {
     #[error("an OTP secret is base32 (RFC 4648)")]
     Base32,
-    #[error("an OTP secret is 1 to 64 bytes")]
+    #[error("an OTP secret is 16 to 64 bytes (RFC 4226: at least 128 bits)")]
     Length,
 }
 
 /// Decodes a base32 secret as apps and registries write it: either case, with or
-/// without `=` padding. Secrets shorter than RFC 4226's 128 bits are accepted (the
-/// registry's data decides), empty or over 64 bytes are not.
+/// without `=` padding, 16 to 64 bytes decoded.
 pub fn parse_secret(base32: &str) -> Result<Vec<u8>, OtpError> {
     let trimmed = base32.trim_end_matches('=');
     if trimmed.is_empty() {
@@ -46,7 +47,7 @@ pub fn parse_secret(base32: &str) -> Result<Vec<u8>, OtpError> {
     let bytes = Secret::Encoded(trimmed.to_ascii_uppercase())
         .to_bytes()
         .map_err(|_| OtpError::Base32)?;
-    if bytes.is_empty() || bytes.len() > MAX_SECRET_BYTES {
+    if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&bytes.len()) {
         return Err(OtpError::Length);
     }
     Ok(bytes)
@@ -174,8 +175,15 @@ mod tests {
             parse_secret(&upper.to_lowercase()).as_deref(),
             Ok(RFC_SECRET)
         );
-        assert_eq!(parse_secret("MZXW6===").as_deref(), Ok(&b"foo"[..]));
-        assert_eq!(parse_secret("MZXW6").as_deref(), Ok(&b"foo"[..]));
+        let sixteen = &b"1234567890123456"[..];
+        assert_eq!(
+            parse_secret("GEZDGNBVGY3TQOJQGEZDGNBVGY======").as_deref(),
+            Ok(sixteen)
+        );
+        assert_eq!(
+            parse_secret("GEZDGNBVGY3TQOJQGEZDGNBVGY").as_deref(),
+            Ok(sixteen)
+        );
     }
 
     #[test]
@@ -183,6 +191,12 @@ mod tests {
         assert_eq!(parse_secret(""), Err(OtpError::Length));
         assert_eq!(parse_secret("===="), Err(OtpError::Length));
         assert_eq!(parse_secret("MZXW1"), Err(OtpError::Base32));
+        assert_eq!(
+            parse_secret("MZXW6==="),
+            Err(OtpError::Length),
+            "3 bytes: too short"
+        );
+        assert_eq!(parse_secret("AA"), Err(OtpError::Length));
         assert_eq!(parse_secret("MZ W6"), Err(OtpError::Base32));
         assert_eq!(parse_secret(&"A".repeat(104)), Err(OtpError::Length));
         assert_eq!(parse_secret(&"A".repeat(103)).map(|s| s.len()), Ok(64));

@@ -18,8 +18,13 @@ use argon2::{Algorithm, Argon2, Params, Version};
 pub const MIN_PASSWORD_BYTES: usize = 1;
 /// Longest password accepted, in bytes.
 pub const MAX_PASSWORD_BYTES: usize = 128;
-/// Largest memory cost accepted from configuration or a PHC string: 1 GiB.
-pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+/// Largest memory cost accepted from configuration or a PHC string: 64 MiB. A hash
+/// from an import decides what one login costs, so the bounds are a few times OWASP's
+/// settings, not argon2's own limits: a planted `m=1 GiB, t=10` hash would stall logins.
+pub const MAX_MEMORY_KIB: u32 = 64 * 1024;
+/// Largest work (memory × passes) accepted: 128 MiB-passes, 3.4× the default's 38 MiB-passes,
+/// about 50 ms of one core here.
+pub const MAX_WORK_KIB: u64 = 128 * 1024;
 /// Largest iteration count accepted.
 pub const MAX_ITERATIONS: u32 = 10;
 /// Most lanes accepted.
@@ -56,7 +61,7 @@ impl Default for PasswordParams {
 
 impl PasswordParams {
     /// Checks the bounds: parallelism 1..=8, iterations 1..=10, memory from argon2's
-    /// floor of 8 KiB per lane up to 1 GiB.
+    /// floor of 8 KiB per lane up to 64 MiB, memory × iterations at most 128 MiB.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=MAX_PARALLELISM).contains(&self.parallelism) {
             return Err(format!(
@@ -75,6 +80,12 @@ impl PasswordParams {
             return Err(format!(
                 "argon2 memory must be {floor} to {MAX_MEMORY_KIB} KiB, not {}",
                 self.memory_kib
+            ));
+        }
+        let work = u64::from(self.memory_kib) * u64::from(self.iterations);
+        if work > MAX_WORK_KIB {
+            return Err(format!(
+                "argon2 memory x iterations must be at most {MAX_WORK_KIB} KiB, not {work}"
             ));
         }
         Ok(())

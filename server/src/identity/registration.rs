@@ -59,8 +59,17 @@ impl RawForm {
         if chars == 0 || chars > 50 {
             return Err(err("name", "must be 1 to 50 characters"));
         }
-        if name.chars().any(char::is_control) {
-            return Err(err("name", "must not contain control characters"));
+        // Control characters, and the bidirectional overrides and isolates that make a
+        // name display as something else (U+202A..U+202E, U+2066..U+2069).
+        if name.chars().any(|c| {
+            c.is_control()
+                || ('\u{202A}'..='\u{202E}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c)
+        }) {
+            return Err(err(
+                "name",
+                "must not contain control or direction-override characters",
+            ));
         }
         let mobile = self.mobile.trim().to_string();
         if mobile.len() != 10
@@ -230,6 +239,12 @@ mod tests {
                 "{m}"
             );
         }
+        assert_eq!(
+            raw("a\u{202E}b", "0912345678", None)
+                .validate()
+                .map_err(|e| e.field),
+            Err("name")
+        );
         let mut r = raw("a", "0912345678", None);
         r.district = "板橋區".into();
         assert_eq!(r.validate().map_err(|e| e.field), Err("district"));

@@ -262,10 +262,14 @@ async fn a_captcha_is_single_use_burnt_by_a_wrong_answer_and_expires() {
         "a wrong answer burns the challenge"
     );
 
-    // A challenge whose expiry has passed (test-mode answers are derivable for any id).
-    let past = OffsetDateTime::now_utc().unix_timestamp() - 1;
-    let id = format!("{past}.AAAAAAAAAAAAAAAAAAAAAA");
-    let expired = json!({ "id": id, "answer": answer(&id) });
+    // A challenge issued (under the server's secret) 200 s ago: it expired 80 s ago.
+    let issuer = slotd::identity::captcha::Captchas::new(
+        crate::helpers::SECRET.as_bytes(),
+        Some(CAPTCHA_SECRET.as_bytes()),
+        120,
+    );
+    let old = issuer.issue(OffsetDateTime::now_utc().unix_timestamp() - 200);
+    let expired = json!({ "id": old.id, "answer": answer(&old.id) });
     let a = post(&app, "/v1/registration/sessions", None, session(expired)).await;
     assert_eq!(a.code(), "captcha-failed");
     assert!(
@@ -667,4 +671,145 @@ async fn the_authorization_matrix_allows_exactly_the_listed_cells() {
             }
         }
     }
+}
+
+/// A login flood sheds itself: beyond `--hashing-threads` + `--hashing-queue` waiting
+/// logins the rest get `503 overloaded` at once, and a booking still goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_flood_is_shed_and_bookings_go_on() {
+    let app = spawn_app_with(|c| {
+        c.identity.captcha_test_secret = Some(CAPTCHA_SECRET.into());
+        c.identity.hashing_threads = 1;
+        c.identity.hashing_queue = 2;
+    })
+    .await;
+    // One deliberately slow hash shared by 40 people: every login costs real time.
+    let heavy = slotd::identity::password::PasswordParams {
+        memory_kib: 16_384,
+        iterations: 2,
+        parallelism: 1,
+    };
+    let hash = slotd::identity::password::hash(PASSWORD, heavy).expect("hash");
+    let body: String = (100..140u64)
+        .map(|n| {
+            json!({ "id_number": synthetic_id(n).to_string(), "nhi_card": card(n),
+                    "birth_date": "1950-03-01", "password_hash": hash })
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let imported = app
+        .send(
+            Method::PUT,
+            "/v1/admin/registry",
+            Some(ADMIN),
+            Some(Bytes::from(body)),
+            &[],
+        )
+        .await;
+    assert_eq!(imported.status, StatusCode::OK, "{:?}", imported.body);
+    let issuer = slotd::identity::captcha::Captchas::new(
+        crate::helpers::SECRET.as_bytes(),
+        Some(CAPTCHA_SECRET.as_bytes()),
+        120,
+    );
+    let app = std::sync::Arc::new(app);
+    let logins: Vec<_> = (100..140u64)
+        .map(|n| {
+            let c = issuer.issue(OffsetDateTime::now_utc().unix_timestamp());
+            let body = json!({ "method": "card-password", "nhi_card": card(n), "password": PASSWORD,
+                               "captcha": { "id": c.id, "answer": answer(&c.id) } });
+            let app = app.clone();
+            tokio::spawn(async move { post(&app, "/v1/sessions", None, body).await })
+        })
+        .collect();
+    let booked = app.book(&app.person(500), "P1", "E").await;
+    assert_eq!(booked.status, StatusCode::CREATED, "{:?}", booked.body);
+    let (mut ok, mut shed) = (0, 0);
+    for l in logins {
+        let a = l.await.expect("task");
+        match (a.status, a.code()) {
+            (StatusCode::CREATED, _) => ok += 1,
+            (StatusCode::SERVICE_UNAVAILABLE, "overloaded") => {
+                assert!(a.headers.contains_key("retry-after"));
+                shed += 1;
+            }
+            other => panic!("unexpected {other:?}: {:?}", a.body),
+        }
+    }
+    assert!(ok >= 3, "the admitted logins succeed: {ok}");
+    assert!(shed > 0, "the rest are shed at once: {ok} ok, {shed} shed");
+}
+
+/// The ID and card number are printed on the card and prove no secret: identifying for
+/// a registration neither clears a login lockout nor counts toward one.
+#[tokio::test]
+async fn a_registration_session_neither_unlocks_nor_locks_logins() {
+    let app = app().await;
+    import(&app, &[40, 41]).await;
+    for _ in 0..2 {
+        assert_eq!(card_login(&app, 40, "not-it").await.code(), "login-failed");
+    }
+    registration_token(&app, 40).await;
+    assert_eq!(card_login(&app, 40, "not-it").await.code(), "login-failed");
+    assert_eq!(
+        card_login(&app, 40, PASSWORD).await.code(),
+        "account-locked",
+        "three failures lock, whatever happened in between"
+    );
+    // Someone with person 41's ID but a wrong card: their registration attempts are
+    // throttled, their logins are not.
+    for _ in 0..5 {
+        let body = json!({ "id_number": synthetic_id(41).to_string(), "nhi_card": card(40), "captcha": captcha(&app).await });
+        post(&app, "/v1/registration/sessions", None, body).await;
+    }
+    assert_eq!(
+        card_login(&app, 41, PASSWORD).await.status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn a_card_belongs_to_one_person() {
+    let app = app().await;
+    import(&app, &[50]).await;
+    let line = |n: u64, c: u64| {
+        json!({ "id_number": synthetic_id(n).to_string(), "nhi_card": card(c), "birth_date": "1970-01-01" })
+            .to_string()
+    };
+    let in_file = format!("{}\n{}\n", line(51, 51), line(52, 51));
+    let a = app
+        .send(
+            Method::PUT,
+            "/v1/admin/registry",
+            Some(ADMIN),
+            Some(Bytes::from(in_file)),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (a.code(), a.body["line"].clone()),
+        ("invalid-request", json!(2))
+    );
+    let taken = format!("{}\n{}\n", line(53, 53), line(54, 50));
+    let a = app
+        .send(
+            Method::PUT,
+            "/v1/admin/registry",
+            Some(ADMIN),
+            Some(Bytes::from(taken)),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (a.code(), a.body["line"].clone()),
+        ("invalid-request", json!(2)),
+        "{:?}",
+        a.body
+    );
+    assert_eq!(
+        card_login(&app, 50, PASSWORD).await.status,
+        StatusCode::CREATED,
+        "50 keeps the card"
+    );
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::IdentityStore;
+use super::{IdentityStore, Upsert};
 use crate::domain::synthetic_id;
 use crate::identity::partner::{Partner, PartnerKind, key_hash};
 use crate::identity::{
@@ -58,6 +58,71 @@ where
     failures_count_and_clear(&make().await).await;
     a_partner_key_works_until_rotated(&make().await).await;
     racing_registrations_lose_and_merge_nobody(Arc::new(make().await)).await;
+    attempts_are_counted_before_they_are_checked(Arc::new(make().await)).await;
+}
+
+/// Login attempts: each counts at once; past the thresholds the gate closes without
+/// counting; a clear opens it. Fifty attempts in parallel get exactly `lock_after` tries.
+pub async fn attempts_are_counted_before_they_are_checked<S: IdentityStore>(s: Arc<S>) {
+    use crate::identity::login::{Gate, LoginPolicy};
+    let policy = LoginPolicy {
+        throttle_after: 3,
+        throttle_seconds: 30,
+        lock_after: 5,
+        lock_seconds: 600,
+        address_throttle_after: 100,
+    };
+    let t = now().unix_timestamp();
+    let subject = || "acct:attempts".to_string();
+    for _ in 0..3 {
+        assert_eq!(
+            s.attempt(subject(), t, policy).await.expect("attempt"),
+            Gate::Open
+        );
+    }
+    assert_eq!(
+        s.attempt(subject(), t + 10, policy).await.expect("attempt"),
+        Gate::Throttled { retry_after: 20 }
+    );
+    assert_eq!(
+        s.failures(subject(), t).await.expect("read").count,
+        3,
+        "a refusal is not counted"
+    );
+    assert_eq!(
+        s.attempt(subject(), t + 30, policy).await.expect("attempt"),
+        Gate::Open
+    );
+    assert_eq!(
+        s.attempt(subject(), t + 60, policy).await.expect("attempt"),
+        Gate::Open
+    );
+    assert_eq!(
+        s.attempt(subject(), t + 61, policy).await.expect("attempt"),
+        Gate::Locked { retry_after: 599 }
+    );
+    s.clear_failures(subject()).await.expect("clear");
+    assert_eq!(
+        s.attempt(subject(), t + 62, policy).await.expect("attempt"),
+        Gate::Open
+    );
+
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.attempt("acct:race".into(), t, policy).await })
+        })
+        .collect();
+    let mut open = 0;
+    for task in tasks {
+        if task.await.expect("task").expect("attempt") == Gate::Open {
+            open += 1;
+        }
+    }
+    assert_eq!(
+        open, policy.throttle_after,
+        "parallel attempts cannot pass the gate"
+    );
 }
 
 pub async fn registry_finds_people_by_id_and_card(s: &impl IdentityStore) {
@@ -65,7 +130,7 @@ pub async fn registry_finds_people_by_id_and_card(s: &impl IdentityStore) {
         .upsert_persons((1..=3).map(insured).collect())
         .await
         .expect("upsert");
-    assert_eq!(n, 3);
+    assert_eq!(n, Upsert::Written(3));
     assert_eq!(s.person_count().await.expect("count"), 3);
     let p = s.person_by_id(synthetic_id(2)).await.expect("read");
     assert_eq!(p, Some(insured(2)));
@@ -91,6 +156,27 @@ pub async fn registry_finds_people_by_id_and_card(s: &impl IdentityStore) {
     moved.categories = vec![3];
     s.upsert_persons(vec![moved.clone()]).await.expect("upsert");
     assert_eq!(s.person_count().await.expect("count"), 4);
+    // Another person's card refuses the whole batch.
+    let mut thief = insured(9);
+    thief.nhi_card = moved.nhi_card;
+    assert_eq!(
+        s.upsert_persons(vec![insured(8), thief])
+            .await
+            .expect("upsert"),
+        Upsert::CardTaken { index: 1 }
+    );
+    assert_eq!(
+        s.person_by_id(synthetic_id(8)).await.expect("read"),
+        None,
+        "nothing written"
+    );
+    assert_eq!(
+        s.person_by_card(moved.nhi_card)
+            .await
+            .expect("read")
+            .map(|p| p.id_number),
+        Some(synthetic_id(2))
+    );
     assert_eq!(
         s.person_by_card(moved.nhi_card).await.expect("read"),
         Some(moved)

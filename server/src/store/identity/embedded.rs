@@ -15,9 +15,9 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{BoxFuture, IdentityStore, RegistrationAudit, audit_histories};
+use super::{BoxFuture, IdentityStore, RegistrationAudit, Upsert, audit_histories};
 use crate::domain::IdNumber;
-use crate::identity::login::Failures;
+use crate::identity::login::{Failures, Gate, LoginPolicy};
 use crate::identity::partner::Partner;
 use crate::identity::{
     InsuredPerson, NhiCard, RegisterOutcome, Registration, RegistrationEvent, RegistrationForm,
@@ -220,9 +220,18 @@ impl IdentityStore for EmbeddedIdentity {
     fn upsert_persons(
         &self,
         persons: Vec<InsuredPerson>,
-    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+    ) -> BoxFuture<'_, Result<Upsert, StoreError>> {
         boxed(async move {
             let n = persons.len() as u64;
+            // Imports are an operator's bulk job: two at once could each pass this check
+            // for the same new card.
+            if let Some(index) = persons.iter().position(|p| {
+                self.cards
+                    .get(&p.nhi_card.packed())
+                    .is_some_and(|owner| *owner != p.id_number.packed())
+            }) {
+                return Ok(Upsert::CardTaken { index });
+            }
             let mut last = None;
             for chunk in persons.chunks(PERSONS_PER_RECORD) {
                 last = self.queue(&Record::Persons {
@@ -233,7 +242,7 @@ impl IdentityStore for EmbeddedIdentity {
             // answer still waits until every chunk is durable.
             self.insert_persons(persons);
             durable(last).await?;
-            Ok(n)
+            Ok(Upsert::Written(n))
         })
     }
 
@@ -413,6 +422,29 @@ impl IdentityStore for EmbeddedIdentity {
             entry.0.last_at = now;
             entry.1 = now + keep_seconds;
             Ok(entry.0)
+        })
+    }
+
+    fn attempt(
+        &self,
+        subject: String,
+        now: i64,
+        policy: LoginPolicy,
+    ) -> BoxFuture<'_, Result<Gate, StoreError>> {
+        boxed(async move {
+            self.prune_used(now);
+            // The entry's lock makes read, decide and count one step.
+            let mut entry = self.failures.entry(subject).or_default();
+            if entry.1 <= now {
+                entry.0 = Failures::default();
+            }
+            let gate = policy.account(entry.0, now);
+            if gate == Gate::Open {
+                entry.0.count += 1;
+                entry.0.last_at = now;
+                entry.1 = now + policy.keep_seconds();
+            }
+            Ok(gate)
         })
     }
 

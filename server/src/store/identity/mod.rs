@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use super::StoreError;
 use crate::domain::IdNumber;
-use crate::identity::login::Failures;
+use crate::identity::login::{Failures, Gate, LoginPolicy};
 use crate::identity::partner::Partner;
 use crate::identity::{
     InsuredPerson, NhiCard, RegisterOutcome, Registration, RegistrationEvent, RegistrationForm,
@@ -35,6 +35,16 @@ pub use embedded::EmbeddedIdentity;
 
 /// A boxed future: the trait is used as `dyn IdentityStore`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How an upsert of insured persons ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    /// Every person was written.
+    Written(u64),
+    /// The person at this index of the batch carries a card number that belongs to
+    /// another person; nothing of the batch was written.
+    CardTaken { index: usize },
+}
 
 /// What the registration audit found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -128,10 +138,12 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug + 'static {
     /// `embedded` or `redis`.
     fn backend(&self) -> &'static str;
 
-    /// Inserts or replaces insured persons; answers how many were written. A card
-    /// number follows its latest person.
-    fn upsert_persons(&self, persons: Vec<InsuredPerson>)
-    -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Inserts or replaces insured persons. A person's new card replaces their old one;
+    /// a card number that belongs to another person refuses the whole batch.
+    fn upsert_persons(
+        &self,
+        persons: Vec<InsuredPerson>,
+    ) -> BoxFuture<'_, Result<Upsert, StoreError>>;
 
     /// How many insured persons the registry holds.
     fn person_count(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
@@ -187,6 +199,18 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// The failures recorded against `subject` (kept `keep_seconds` after the latest).
     fn failures(&self, subject: String, now: i64) -> BoxFuture<'_, Result<Failures, StoreError>>;
+
+    /// Begins a login attempt against an account, atomically: when the account's gate
+    /// (by `policy`) is open, the attempt is counted as a failure at once and `Open` is
+    /// answered; a success then clears the count. Otherwise nothing is counted and the
+    /// gate is answered. Counting before the password is checked is what makes parallel
+    /// attempts unable to slip past the lock: each one takes a count of its own.
+    fn attempt(
+        &self,
+        subject: String,
+        now: i64,
+        policy: LoginPolicy,
+    ) -> BoxFuture<'_, Result<Gate, StoreError>>;
 
     /// Records one more failure; answers the new count.
     fn record_failure(

@@ -26,9 +26,9 @@ use ::redis::Script;
 use ::redis::aio::ConnectionManager;
 use time::OffsetDateTime;
 
-use super::{BoxFuture, IdentityStore, RegistrationAudit, audit_histories};
+use super::{BoxFuture, IdentityStore, RegistrationAudit, Upsert, audit_histories};
 use crate::domain::{IdNumber, rfc3339};
-use crate::identity::login::Failures;
+use crate::identity::login::{Failures, Gate, LoginPolicy};
 use crate::identity::partner::Partner;
 use crate::identity::{
     InsuredPerson, NhiCard, RegisterOutcome, Registration, RegistrationEvent, RegistrationForm,
@@ -52,6 +52,7 @@ struct Scripts {
     persons: Script,
     partner: Script,
     failure: Script,
+    attempt: Script,
 }
 
 /// The Redis identity store.
@@ -85,6 +86,7 @@ impl RedisIdentity {
                 persons: Script::new(include_str!("persons.lua")),
                 partner: Script::new(include_str!("partner.lua")),
                 failure: Script::new(include_str!("failure.lua")),
+                attempt: Script::new(include_str!("attempt.lua")),
             },
         }
     }
@@ -164,7 +166,7 @@ impl IdentityStore for RedisIdentity {
     fn upsert_persons(
         &self,
         persons: Vec<InsuredPerson>,
-    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+    ) -> BoxFuture<'_, Result<Upsert, StoreError>> {
         boxed(async move {
             let mut calls = Vec::new();
             for chunk in persons.chunks(PERSONS_PER_CALL) {
@@ -182,20 +184,30 @@ impl IdentityStore for RedisIdentity {
             }
             // A few calls in flight keep the pipeline full without one import holding
             // the shared connection's queue for long.
-            for group in calls.chunks(IMPORT_CONCURRENCY) {
+            for (g, group) in calls.chunks(IMPORT_CONCURRENCY).enumerate() {
                 let results = futures_util::future::join_all(group.iter().map(|inv| {
                     let mut conn = self.conn.clone();
                     async move {
-                        bounded::<i64>("registry", self.bulk_timeout(), inv.invoke_async(&mut conn))
-                            .await
+                        bounded::<(i64, i64)>(
+                            "registry",
+                            self.bulk_timeout(),
+                            inv.invoke_async(&mut conn),
+                        )
+                        .await
                     }
                 }))
                 .await;
-                for r in results {
-                    r?;
+                for (c, r) in results.into_iter().enumerate() {
+                    let (_, taken) = r?;
+                    if taken >= 0 {
+                        let call = g * IMPORT_CONCURRENCY + c;
+                        return Ok(Upsert::CardTaken {
+                            index: call * PERSONS_PER_CALL + taken as usize,
+                        });
+                    }
                 }
             }
-            Ok(persons.len() as u64)
+            Ok(Upsert::Written(persons.len() as u64))
         })
     }
 
@@ -372,6 +384,38 @@ impl IdentityStore for RedisIdentity {
             )
             .await?;
             Ok(Failures { count, last_at })
+        })
+    }
+
+    fn attempt(
+        &self,
+        subject: String,
+        now: i64,
+        policy: LoginPolicy,
+    ) -> BoxFuture<'_, Result<Gate, StoreError>> {
+        boxed(async move {
+            let mut conn = self.conn.clone();
+            let (kind, retry_after): (String, u64) = bounded(
+                "login",
+                self.timeout,
+                self.scripts
+                    .attempt
+                    .key(self.key("fail", &subject))
+                    .arg(now)
+                    .arg(policy.keep_seconds())
+                    .arg(policy.throttle_after)
+                    .arg(policy.throttle_seconds)
+                    .arg(policy.lock_after)
+                    .arg(policy.lock_seconds)
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+            match kind.as_str() {
+                "open" => Ok(Gate::Open),
+                "throttled" => Ok(Gate::Throttled { retry_after }),
+                "locked" => Ok(Gate::Locked { retry_after }),
+                other => Err(parse_error("an attempt", other)),
+            }
         })
     }
 
