@@ -12,7 +12,8 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::app::Identity;
 use crate::config::{
-    AuditArgs, Config, ConfigError, Durability, EXIT_CONFIG, PopulationArgs, StoreKind, parse_store,
+    AuditArgs, Config, ConfigError, Durability, EXIT_CONFIG, PopulationArgs, RepairArgs, StoreKind,
+    parse_store,
 };
 use crate::domain::Calendar;
 use crate::identity::password;
@@ -263,6 +264,87 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     opts.open(path)?.write_all(content.as_bytes())
+}
+
+/// `slotd repair`: reads each journal of the data directory, salvaging every valid
+/// record around damaged ones, and says what the damage took (acknowledged bookings and
+/// registration serials, from the gaps the survivors leave). With `--drop-damaged` it
+/// saves each damaged file aside and rewrites it with the survivors. Answers whether the
+/// directory is now free of damage.
+pub fn repair(args: &RepairArgs, env: &HashMap<String, String>) -> Result<bool, BootError> {
+    use crate::store::journal;
+    let dir = args
+        .data_dir
+        .clone()
+        .or_else(|| env.get("SLOTD_DATA_DIR").cloned())
+        .unwrap_or_else(|| "data".into());
+    let dir = Path::new(&dir);
+    let io = |e: std::io::Error| BootError::Io(format!("repair: {e}"));
+    let mut clean = true;
+    for name in ["journal.log", "identity.log"] {
+        let path = dir.join(name);
+        if !path.is_file() {
+            continue;
+        }
+        let (records, damaged) = journal::salvage(&path).map_err(io)?;
+        if damaged.is_empty() {
+            println!("{name}: {} records, no damage", records.len());
+            continue;
+        }
+        println!("{name}: DAMAGED, {} valid records survive", records.len());
+        for d in &damaged {
+            println!(
+                "  bytes {}..{} unreadable ({}): {} bytes dropped",
+                d.offset,
+                d.resumes_at,
+                d.reason,
+                d.resumes_at - d.offset
+            );
+        }
+        if name == "journal.log" {
+            let lost = crate::store::lost_in(&records);
+            println!(
+                "  acknowledged bookings lost ({}): {}",
+                lost.bookings.len(),
+                lost.bookings.join(" ")
+            );
+            if !lost.orphans.is_empty() {
+                println!(
+                    "  changes or cancellations of lost bookings: {}",
+                    lost.orphans.join(" ")
+                );
+            }
+            if !lost.has_calendar {
+                println!("  the calendar record is lost: load the calendar again (--calendar)");
+            }
+        } else {
+            let lost = crate::store::identity::lost_serials(&records);
+            let list: Vec<String> = lost.iter().map(u64::to_string).collect();
+            println!(
+                "  registrations lost (serials, {}): {}",
+                lost.len(),
+                list.join(" ")
+            );
+        }
+        if args.drop_damaged {
+            let aside = dir.join(format!(
+                "{name}.damaged-{}",
+                OffsetDateTime::now_utc().unix_timestamp()
+            ));
+            journal::rewrite(&path, &records, &aside).map_err(io)?;
+            println!(
+                "  saved the damaged file as {}; {name} now holds the {} valid records",
+                aside.display(),
+                records.len()
+            );
+        } else {
+            clean = false;
+            println!(
+                "  nothing changed: run again with --drop-damaged to drop the damaged records"
+            );
+        }
+    }
+    Ok(clean)
 }
 
 /// `slotd population`: writes a synthetic population as registry NDJSON; answers how many

@@ -34,6 +34,20 @@ pub enum Command {
     Audit(AuditArgs),
     /// Write a synthetic national population as registry NDJSON (for `PUT /v1/admin/registry`).
     Population(PopulationArgs),
+    /// Show what a damaged journal holds; with --drop-damaged, keep every valid record.
+    Repair(RepairArgs),
+}
+
+/// Flags of `slotd repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// The embedded store's directory (its `journal.log` and `identity.log`) [default: ./data].
+    #[arg(long)]
+    pub data_dir: Option<String>,
+    /// Save each damaged journal aside (`NAME.damaged-UNIXTIME`) and rewrite it with every
+    /// valid record, dropping the damaged ones. Without it nothing is changed.
+    #[arg(long)]
+    pub drop_damaged: bool,
 }
 
 /// Flags of `slotd population`.

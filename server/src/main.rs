@@ -69,6 +69,14 @@ fn main() -> ExitCode {
                 ExitCode::from(e.exit_code())
             }
         },
+        Command::Repair(args) => match bootstrap::repair(&args, &env) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("slotd: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        },
         Command::Audit(args) => match runtime.block_on(bootstrap::audit(&args, &env)) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),

@@ -358,6 +358,51 @@ impl EmbeddedStore {
     }
 }
 
+/// What a journal's surviving records say was lost with its damaged ones.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Lost {
+    /// Bookings whose `booked` record is gone: their sequence numbers are missing between
+    /// the ones that survive. These were acknowledged; their seats are free again.
+    pub bookings: Vec<String>,
+    /// Changes and cancellations of bookings whose `booked` record is gone.
+    pub orphans: Vec<String>,
+    /// Whether a calendar record survives (a journal without one starts empty).
+    pub has_calendar: bool,
+}
+
+/// Reads surviving journal records and names what the damaged ones took with them.
+pub fn lost_in(records: &[Vec<u8>]) -> Lost {
+    let mut seqs = std::collections::BTreeSet::new();
+    let mut booked = std::collections::HashSet::new();
+    let mut touched = Vec::new();
+    let mut lost = Lost::default();
+    for raw in records {
+        match serde_json::from_slice::<Record>(raw) {
+            Ok(Record::Calendar { .. }) => lost.has_calendar = true,
+            Ok(Record::Booked { seq, booking, .. }) => {
+                seqs.insert(seq);
+                booked.insert(booking.booking);
+            }
+            Ok(Record::Changed { booking, .. } | Record::Cancelled { booking, .. }) => {
+                touched.push(booking)
+            }
+            Ok(Record::Invited { .. }) | Err(_) => {}
+        }
+    }
+    let last = seqs.iter().next_back().copied().unwrap_or(0);
+    lost.bookings = (1..=last)
+        .filter(|s| !seqs.contains(s))
+        .map(|s| booking_id(s).to_string())
+        .collect();
+    lost.orphans = touched
+        .into_iter()
+        .filter(|b| !booked.contains(b))
+        .map(|b| b.to_string())
+        .collect();
+    lost.orphans.dedup();
+    lost
+}
+
 /// Booking ids of the embedded store: `b` and the sequence number in hex.
 fn booking_id(seq: u64) -> BookingId {
     // Hex digits and a letter are always a valid id.
@@ -393,7 +438,18 @@ impl Store for EmbeddedStore {
         let ack = if changes.is_empty() && self.catalog.load().to_calendar() == next.to_calendar() {
             None
         } else {
-            self.log(&Record::Calendar { calendar })
+            let record = Record::Calendar { calendar };
+            if self.journal.is_some() {
+                // One calendar is one record, and replay reads records up to MAX_RECORD.
+                let size = serde_json::to_vec(&record).map_or(0, |b| b.len());
+                if size > super::journal::MAX_RECORD {
+                    return Err(StoreError::Calendar(crate::domain::CalendarError(format!(
+                        "the calendar is {size} bytes as a journal record; at most {} fit",
+                        super::journal::MAX_RECORD
+                    ))));
+                }
+            }
+            self.log(&record)
         };
         apply_raises(&self.inventory, &raises);
         // Counters first, then the catalog: a slot is never visible without its seats.
@@ -448,7 +504,11 @@ impl Store for EmbeddedStore {
         };
         match outcome {
             ReserveOutcome::Booked(_) => Self::durable(ack).await?,
-            ReserveOutcome::Replayed(_) | ReserveOutcome::AlreadyHeld(_) => self.barrier().await?,
+            // Answers that show a booking wait until it is durable: another request's
+            // booking may still be in its group commit.
+            ReserveOutcome::Replayed(_)
+            | ReserveOutcome::AlreadyHeld(_)
+            | ReserveOutcome::AlreadyBooked(_) => self.barrier().await?,
             _ => {}
         }
         Ok(outcome)
@@ -540,11 +600,16 @@ impl Store for EmbeddedStore {
     }
 
     async fn bookings_of(&self, person: IdNumber) -> Result<Vec<Booking>, StoreError> {
-        Ok(self
+        let bookings = self
             .people
             .get(&person.packed())
             .map(|p| p.bookings.clone())
-            .unwrap_or_default())
+            .unwrap_or_default();
+        // Shown only once durable: a booking read here may still be in its group commit.
+        if !bookings.is_empty() {
+            self.barrier().await?;
+        }
+        Ok(bookings)
     }
 
     async fn audit(&self) -> Result<AuditReport, StoreError> {

@@ -6,10 +6,14 @@
 //! with one `fdatasync`, then acknowledges the whole batch. Under load one fsync covers
 //! thousands of bookings; when idle a lone booking is synced at once.
 //!
-//! On open, the log is replayed; the first frame that is incomplete or fails its
-//! checksum marks a torn tail (a crash mid-write): it and everything after it are cut
-//! off, never misread. A record is acknowledged only after it is on disk, so a cut-off
-//! record was never acknowledged to anyone.
+//! On open, the log is replayed. A frame that is incomplete or fails its checksum is a
+//! **torn tail** (a crash mid-write) only when no valid frame follows it: it is cut off,
+//! never misread, and since a record is acknowledged only after it is on disk, it was
+//! never acknowledged to anyone. A bad frame *followed by valid frames* is **damage** (a
+//! flipped bit, a bad sector): the journal refuses to open, names the offset and changes
+//! nothing, because cutting there would silently drop acknowledged records. `slotd
+//! repair` shows what the damaged file holds and, when told to, drops the damaged frames
+//! and keeps every valid one after them.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -25,8 +29,12 @@ use tokio::sync::oneshot;
 use crate::metrics as m;
 
 const HEADER: usize = 8;
-/// No record is larger: a frame header claiming more is corruption, not a record.
-const MAX_RECORD: usize = 256 << 20;
+/// No record is larger: a frame header claiming more is corruption, not a record. The
+/// writer refuses larger records, so every record written can be read back.
+pub const MAX_RECORD: usize = 256 << 20;
+/// The smallest payload a store writes (`{}`): a shorter frame is not a record (a
+/// zero-filled tail would otherwise read as empty frames with a valid checksum).
+const MIN_RECORD: usize = 2;
 
 /// The journal failed to write or sync; the store stops acknowledging writes.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -73,9 +81,64 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Reads every whole, valid frame of `path`; returns them and the offset where the valid
-/// prefix ends.
-pub fn read_frames(path: &Path) -> io::Result<(Vec<Vec<u8>>, u64, u64)> {
+/// Where a journal is damaged: a frame that fails before the end of the file, with valid
+/// frames after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// Byte offset of the first bad frame.
+    pub offset: u64,
+    /// Byte offset of the next valid frame.
+    pub resumes_at: u64,
+    pub reason: &'static str,
+}
+
+/// What reading a journal found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// The whole, valid frames before any damage (all of them when there is none).
+    pub records: Vec<Vec<u8>>,
+    /// Where those frames end.
+    pub valid: u64,
+    pub total: u64,
+    /// `Some` when a bad frame is followed by valid ones.
+    pub damage: Option<Damage>,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "damaged at byte {} ({}); valid records resume at byte {}",
+            self.offset, self.reason, self.resumes_at
+        )
+    }
+}
+
+/// The frame at `at`: `Ok(length)` when whole and valid, else why not.
+fn frame_at(buf: &[u8], at: usize) -> Result<usize, &'static str> {
+    if buf.len() - at < HEADER {
+        return Err("an incomplete frame header");
+    }
+    let len = u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize;
+    let crc = u32::from_le_bytes([buf[at + 4], buf[at + 5], buf[at + 6], buf[at + 7]]);
+    if !(MIN_RECORD..=MAX_RECORD).contains(&len) {
+        return Err("a frame length no record has");
+    }
+    if buf.len() - at - HEADER < len {
+        return Err("a frame longer than the file");
+    }
+    if crc32fast::hash(&buf[at + HEADER..at + HEADER + len]) != crc {
+        return Err("a checksum mismatch");
+    }
+    Ok(HEADER + len)
+}
+
+/// The first offset after `from` where a whole, valid frame starts.
+fn resync(buf: &[u8], from: usize) -> Option<usize> {
+    (from..buf.len().saturating_sub(HEADER)).find(|&at| frame_at(buf, at).is_ok())
+}
+
+fn read_all(path: &Path) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     match File::open(path) {
         Ok(mut f) => {
@@ -84,22 +147,112 @@ pub fn read_frames(path: &Path) -> io::Result<(Vec<Vec<u8>>, u64, u64)> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
+    Ok(buf)
+}
+
+/// Reads the valid frames of `path` up to its end, a torn tail, or damage.
+pub fn scan(path: &Path) -> io::Result<Scan> {
+    let buf = read_all(path)?;
     let mut records = Vec::new();
     let mut at = 0usize;
-    while buf.len() - at >= HEADER {
-        let len = u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize;
-        let crc = u32::from_le_bytes([buf[at + 4], buf[at + 5], buf[at + 6], buf[at + 7]]);
-        if len > MAX_RECORD || buf.len() - at - HEADER < len {
-            break;
+    while at < buf.len() {
+        match frame_at(&buf, at) {
+            Ok(n) => {
+                records.push(buf[at + HEADER..at + n].to_vec());
+                at += n;
+            }
+            Err(reason) => {
+                let damage = resync(&buf, at + 1).map(|next| Damage {
+                    offset: at as u64,
+                    resumes_at: next as u64,
+                    reason,
+                });
+                return Ok(Scan {
+                    records,
+                    valid: at as u64,
+                    total: buf.len() as u64,
+                    damage,
+                });
+            }
         }
-        let payload = &buf[at + HEADER..at + HEADER + len];
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
-        records.push(payload.to_vec());
-        at += HEADER + len;
     }
-    Ok((records, at as u64, buf.len() as u64))
+    Ok(Scan {
+        records,
+        valid: at as u64,
+        total: buf.len() as u64,
+        damage: None,
+    })
+}
+
+/// Every valid frame of `path`, skipping damaged stretches, and the stretches skipped
+/// (`slotd repair`). A torn tail is neither kept nor listed.
+pub fn salvage(path: &Path) -> io::Result<(Vec<Vec<u8>>, Vec<Damage>)> {
+    let buf = read_all(path)?;
+    let (mut records, mut damaged) = (Vec::new(), Vec::new());
+    let mut at = 0usize;
+    while at < buf.len() {
+        match frame_at(&buf, at) {
+            Ok(n) => {
+                records.push(buf[at + HEADER..at + n].to_vec());
+                at += n;
+            }
+            Err(reason) => match resync(&buf, at + 1) {
+                Some(next) => {
+                    damaged.push(Damage {
+                        offset: at as u64,
+                        resumes_at: next as u64,
+                        reason,
+                    });
+                    at = next;
+                }
+                None => break,
+            },
+        }
+    }
+    Ok((records, damaged))
+}
+
+/// Reads every whole, valid frame of `path` before a torn tail; returns them, where the
+/// valid prefix ends, and the file's length. Damage is an error naming its offset.
+pub fn read_frames(path: &Path) -> io::Result<(Vec<Vec<u8>>, u64, u64)> {
+    let s = scan(path)?;
+    if let Some(d) = s.damage {
+        return Err(damaged(path, &d));
+    }
+    Ok((s.records, s.valid, s.total))
+}
+
+fn damaged(path: &Path, d: &Damage) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "{} is {d}. Nothing was changed. `slotd repair --data-dir {}` shows what it holds; \
+             `--drop-damaged` saves it aside and drops the damaged records",
+            path.display(),
+            path.parent()
+                .map_or_else(|| ".".into(), |p| p.display().to_string())
+        ),
+    )
+}
+
+/// Writes `records` as a fresh journal at `path` (through a temporary file, fsynced and
+/// renamed over it, and the directory fsynced), after saving the old file as `aside`.
+pub fn rewrite(path: &Path, records: &[Vec<u8>], aside: &Path) -> io::Result<()> {
+    std::fs::copy(path, aside)?;
+    File::open(aside)?.sync_all()?;
+    let tmp = path.with_extension("rewrite");
+    {
+        let mut f = File::create(&tmp)?;
+        for r in records {
+            f.write_all(&frame(r))?;
+        }
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 impl Journal {
@@ -166,8 +319,18 @@ impl Journal {
         self.failed.load(Ordering::Acquire)
     }
 
-    /// Queues one record. The order of `append` calls is the order on disk.
+    /// Queues one record. The order of `append` calls is the order on disk. A record
+    /// larger than [`MAX_RECORD`] is refused (replay could not read it back); that
+    /// refusal fails this record only, not the journal.
     pub fn append(&self, payload: &[u8]) -> Ack {
+        if !(MIN_RECORD..=MAX_RECORD).contains(&payload.len()) {
+            let (done, ack) = oneshot::channel();
+            let _receiver_kept = done.send(Err(JournalError(format!(
+                "a record of {} bytes is outside {MIN_RECORD}..={MAX_RECORD}",
+                payload.len()
+            ))));
+            return ack;
+        }
         self.send(frame(payload))
     }
 
@@ -355,5 +518,82 @@ mod tests {
         j.close();
         let r = rt().block_on(j.append(b"late"));
         assert!(matches!(r, Ok(Err(_)) | Err(_)));
+    }
+
+    #[test]
+    fn a_damaged_record_before_valid_ones_refuses_to_open_and_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal.log");
+        let mut bytes = frame(b"first");
+        let second_at = bytes.len();
+        bytes.extend(frame(b"second"));
+        bytes.extend(frame(b"third"));
+        // A flipped bit inside the second record's payload.
+        bytes[second_at + HEADER + 2] ^= 0x01;
+        std::fs::write(&path, &bytes).expect("write");
+        let err = Journal::open(dir.path(), 16).expect_err("damage is fatal");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            err.to_string()
+                .contains(&format!("damaged at byte {second_at}")),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            bytes,
+            "nothing changed"
+        );
+        assert!(
+            read_frames(&path).is_err(),
+            "the offline reader refuses it too"
+        );
+        // Salvage keeps what is valid on both sides and names the stretch it skips.
+        let (kept, damaged) = salvage(&path).expect("salvage");
+        assert_eq!(kept, vec![b"first".to_vec(), b"third".to_vec()]);
+        assert_eq!(damaged.len(), 1);
+        assert_eq!(damaged[0].offset, second_at as u64);
+        assert_eq!(damaged[0].resumes_at, (second_at + HEADER + 6) as u64);
+        let aside = dir.path().join("journal.log.damaged");
+        rewrite(&path, &kept, &aside).expect("rewrite");
+        assert_eq!(
+            std::fs::read(&aside).expect("aside"),
+            bytes,
+            "the damaged file is kept"
+        );
+        let (_j, replay) = Journal::open(dir.path(), 16).expect("opens after repair");
+        assert_eq!(replay.records, kept);
+    }
+
+    #[test]
+    fn a_zero_filled_tail_is_torn_not_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal.log");
+        let mut bytes = frame(b"first");
+        let whole = bytes.len();
+        bytes.extend([0u8; 64]);
+        std::fs::write(&path, &bytes).expect("write");
+        let (_j, replay) = Journal::open(dir.path(), 16).expect("open");
+        assert_eq!(replay.records, vec![b"first".to_vec()]);
+        assert_eq!(replay.truncated_bytes, 64);
+        assert_eq!(std::fs::metadata(&path).expect("meta").len(), whole as u64);
+    }
+
+    #[test]
+    fn a_record_too_large_to_read_back_is_refused_without_failing_the_journal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (j, _) = Journal::open(dir.path(), 16).expect("open");
+        rt().block_on(async {
+            let huge = vec![b'x'; MAX_RECORD + 1];
+            assert!(j.append(&huge).await.expect("ack").is_err());
+            assert!(
+                j.append(b"y").await.expect("ack").is_err(),
+                "nor one below a record"
+            );
+            assert!(!j.has_failed());
+            j.append(b"fine").await.expect("ack").expect("written");
+        });
+        j.close();
+        let (frames, _, _) = read_frames(&dir.path().join("journal.log")).expect("read");
+        assert_eq!(frames, vec![b"fine".to_vec()]);
     }
 }

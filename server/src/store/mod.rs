@@ -29,7 +29,7 @@ pub mod identity;
 pub mod journal;
 mod redis;
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedStore, Lost, lost_in};
 // `self::`: a bare `redis::` here would be ambiguous with the `redis` crate.
 pub use self::redis::RedisStore;
 pub(crate) use self::redis::bounded as redis_bounded;

@@ -39,6 +39,22 @@ enum Record {
     Partner { partner: Partner },
 }
 
+/// Registrations whose first record is gone with a journal's damaged records: serials
+/// missing between the ones that survive.
+pub fn lost_serials(records: &[Vec<u8>]) -> Vec<u64> {
+    let mut serials = std::collections::BTreeSet::new();
+    for raw in records {
+        if let Ok(Record::Registration {
+            event: RegistrationEvent::Registered { registration },
+        }) = serde_json::from_slice::<Record>(raw)
+        {
+            serials.insert(registration.serial);
+        }
+    }
+    let last = serials.iter().next_back().copied().unwrap_or(0);
+    (1..=last).filter(|s| !serials.contains(s)).collect()
+}
+
 #[derive(Debug, Default)]
 struct Registrant {
     current: Option<Registration>,

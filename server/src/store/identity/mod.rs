@@ -31,7 +31,7 @@ mod embedded;
 mod redis;
 
 pub use self::redis::RedisIdentity;
-pub use embedded::EmbeddedIdentity;
+pub use embedded::{EmbeddedIdentity, lost_serials};
 
 /// A boxed future: the trait is used as `dyn IdentityStore`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
