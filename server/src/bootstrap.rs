@@ -192,12 +192,17 @@ async fn start<S: Store>(
         let calendar = read_calendar(path)?;
         let report = store.load_calendar(calendar).await?;
         tracing::info!(file = %path.display(), ?report, "calendar loaded");
-    } else if !has_calendar {
+    } else if !has_calendar && (config.demo || config.store == StoreKind::Embedded) {
         let report = store
             .load_calendar(crate::demo::calendar(OffsetDateTime::now_utc()))
             .await?;
         tracing::info!(?report, "demo national calendar loaded");
         load_demo_population(&*identity, config.identity.password).await?;
+    } else if !has_calendar {
+        tracing::warn!(
+            "the store holds no calendar and none was given: no phase is served until one is \
+             loaded (PUT /v1/admin/calendar, --calendar FILE, or --demo for the demo)"
+        );
     }
     if config.identity.captcha_test_secret.is_some() {
         tracing::warn!(
@@ -357,7 +362,7 @@ pub fn population(args: &PopulationArgs) -> Result<u64, BootError> {
     };
     params.validate().map_err(|e| {
         BootError::Config(crate::config::ConfigError {
-            setting: "--argon2-memory-kib",
+            setting: "--argon2-memory-kib".into(),
             reason: e,
         })
     })?;

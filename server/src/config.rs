@@ -36,6 +36,9 @@ pub enum Command {
     Population(PopulationArgs),
     /// Show what a damaged journal holds; with --drop-damaged, keep every valid record.
     Repair(RepairArgs),
+    /// Print the configuration `slotd serve` would run with (secrets masked); exits 64
+    /// when it is invalid.
+    CheckConfig(Box<ServeArgs>),
 }
 
 /// Flags of `slotd repair`.
@@ -88,9 +91,13 @@ pub struct ServeArgs {
     /// Embedded store without a journal: nothing survives a restart.
     #[arg(long)]
     pub ephemeral: bool,
-    /// Calendar JSON file [default: the built-in demo national calendar].
+    /// Calendar JSON file [default: none; an empty embedded store gets the demo calendar].
     #[arg(long)]
     pub calendar: Option<String>,
+    /// Load the built-in demo national calendar and population into an empty store, also
+    /// a Redis one (an empty embedded store gets them without this flag).
+    #[arg(long)]
+    pub demo: bool,
     /// Admin bearer secret [default: generated and written to DATA_DIR/admin-token].
     #[arg(long)]
     pub admin_token: Option<String>,
@@ -311,6 +318,10 @@ pub struct Config {
     pub ephemeral: bool,
     /// Default none: the demo national calendar, unless the store already has one.
     pub calendar: Option<PathBuf>,
+    /// Default off: the demo calendar and population go only into an empty *embedded*
+    /// store; a Redis store gets them only with `--demo` (a wrong prefix or a flushed
+    /// Redis must not open a phase to everyone).
+    pub demo: bool,
     /// Default none: generated (see [`ServeArgs::admin_token`]).
     pub admin_token: Option<String>,
     /// Default none: generated (see [`ServeArgs::token_secret`]).
@@ -339,6 +350,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             ephemeral: false,
             calendar: None,
+            demo: false,
             admin_token: None,
             token_secret: None,
             limits: Limits::default(),
@@ -357,13 +369,15 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{setting}: {reason}")]
 pub struct ConfigError {
-    pub setting: &'static str,
+    /// The flag (`--max-body-bytes`) or the variable (`SLOTD_MAX_BODY_BYTES`) the value
+    /// came from.
+    pub setting: String,
     pub reason: String,
 }
 
-fn bad(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+fn bad(setting: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError {
-        setting,
+        setting: setting.into(),
         reason: reason.into(),
     }
 }
@@ -376,6 +390,15 @@ impl Source<'_> {
     /// The flag's value, else `SLOTD_<NAME>`.
     fn get(&self, flag: &Option<String>, var: &str) -> Option<String> {
         flag.clone().or_else(|| self.env.get(var).cloned())
+    }
+
+    /// What an error names: the flag when it was given, else the variable.
+    fn origin(&self, flag: &Option<String>, var: &str) -> String {
+        if flag.is_some() {
+            flag_name(var)
+        } else {
+            var.to_string()
+        }
     }
 
     fn number<T>(
@@ -392,13 +415,20 @@ impl Source<'_> {
             None => Ok(default),
             Some(raw) => match raw.trim().parse::<T>() {
                 Ok(v) if v >= min => Ok(v),
-                Ok(_) => Err(bad(var, format!("must be at least {min}, got {raw}"))),
-                Err(_) => Err(bad(var, format!("not a number: {raw:?}"))),
+                Ok(_) => Err(bad(
+                    self.origin(flag, var),
+                    format!("must be at least {min}, got {raw}"),
+                )),
+                Err(_) => Err(bad(
+                    self.origin(flag, var),
+                    format!("not a number: {raw:?}"),
+                )),
             },
         }
     }
 
     fn flag(&self, flag: bool, var: &'static str) -> Result<bool, ConfigError> {
+        // A flag given on the command line cannot be invalid: it is present or absent.
         if flag {
             return Ok(true);
         }
@@ -406,7 +436,17 @@ impl Source<'_> {
     }
 }
 
-fn parse_bool(raw: Option<&str>, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+/// `SLOTD_MAX_BODY_BYTES` → `--max-body-bytes`.
+fn flag_name(var: &str) -> String {
+    format!(
+        "--{}",
+        var.trim_start_matches("SLOTD_")
+            .to_ascii_lowercase()
+            .replace('_', "-")
+    )
+}
+
+fn parse_bool(raw: Option<&str>, var: &str, default: bool) -> Result<bool, ConfigError> {
     match raw.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
         None => Ok(default),
         Some("1" | "true" | "yes" | "on") => Ok(true),
@@ -430,6 +470,100 @@ pub fn parse_store(raw: Option<String>) -> Result<StoreKind, ConfigError> {
 }
 
 impl Config {
+    /// The effective configuration, one `name = value` a line, secrets masked: what
+    /// `slotd check-config` prints.
+    pub fn describe(&self) -> String {
+        let secret = |s: &Option<String>, generated: &str| match s {
+            Some(v) => format!("set ({} characters, masked)", v.chars().count()),
+            None => generated.to_string(),
+        };
+        let store = match &self.store {
+            StoreKind::Embedded => "embedded".to_string(),
+            StoreKind::Redis(url) => match url.split_once('@') {
+                // A password in the URL is a secret too.
+                Some((_, host)) => format!("redis://***@{host}"),
+                None => url.clone(),
+            },
+        };
+        let l = &self.limits;
+        let i = &self.identity;
+        let lines = [
+            ("listen", self.listen.to_string()),
+            ("store", store),
+            ("data-dir", self.data_dir.display().to_string()),
+            ("ephemeral", self.ephemeral.to_string()),
+            (
+                "calendar",
+                self.calendar.as_ref().map_or_else(
+                    || "none (the store's; the demo into an empty embedded store)".into(),
+                    |c| c.display().to_string(),
+                ),
+            ),
+            ("demo", self.demo.to_string()),
+            (
+                "admin-token",
+                secret(&self.admin_token, "generated into DATA_DIR/admin-token"),
+            ),
+            (
+                "token-secret",
+                secret(&self.token_secret, "generated into DATA_DIR/token-secret"),
+            ),
+            ("max-body-bytes", l.max_body_bytes.to_string()),
+            ("max-admin-body-bytes", l.max_admin_body_bytes.to_string()),
+            (
+                "header-read-timeout",
+                format!("{:?}", l.header_read_timeout),
+            ),
+            ("idle-timeout", format!("{:?}", l.idle_timeout)),
+            ("max-connections", l.max_connections.to_string()),
+            ("max-in-flight", l.max_in_flight.to_string()),
+            ("person-write-rate", l.person_write_rate.to_string()),
+            ("shutdown-grace", format!("{:?}", l.shutdown_grace)),
+            ("journal-max-batch", self.journal_max_batch.to_string()),
+            ("snapshot-interval", format!("{:?}", self.snapshot_interval)),
+            ("redis-prefix", self.redis_prefix.clone()),
+            ("redis-timeout", format!("{:?}", self.redis_timeout)),
+            (
+                "durability",
+                format!("{:?}", self.durability).to_lowercase(),
+            ),
+            ("fast-path", self.fast_path.to_string()),
+            ("captcha-test-secret", secret(&i.captcha_test_secret, "off")),
+            ("captcha-ttl", format!("{:?}", i.captcha_ttl)),
+            (
+                "argon2",
+                format!(
+                    "argon2id, {} KiB, {} iterations, {} lane(s)",
+                    i.password.memory_kib, i.password.iterations, i.password.parallelism
+                ),
+            ),
+            ("hashing-threads", i.hashing_threads.to_string()),
+            ("hashing-queue", i.hashing_queue.to_string()),
+            (
+                "login",
+                format!(
+                    "throttle after {} for {} s, lock after {} for {} s, address throttle after {}",
+                    i.login.throttle_after,
+                    i.login.throttle_seconds,
+                    i.login.lock_after,
+                    i.login.lock_seconds,
+                    i.login.address_throttle_after
+                ),
+            ),
+            (
+                "registration-token-ttl",
+                format!("{:?}", i.registration_token_ttl),
+            ),
+            ("booking-token-ttl", format!("{:?}", i.booking_token_ttl)),
+            ("kiosk-token-ttl", format!("{:?}", i.kiosk_token_ttl)),
+        ];
+        lines
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Builds and validates the configuration from parsed flags and an environment.
     pub fn from_args(
         args: &ServeArgs,
@@ -442,7 +576,7 @@ impl Config {
             None => d.listen,
             Some(raw) => raw.parse().map_err(|_| {
                 bad(
-                    "SLOTD_LISTEN",
+                    src.origin(&args.listen, "SLOTD_LISTEN"),
                     format!("not an address like 127.0.0.1:8080: {raw:?}"),
                 )
             })?,
@@ -497,7 +631,9 @@ impl Config {
         let secret =
             |flag: &Option<String>, var: &'static str| -> Result<Option<String>, ConfigError> {
                 match src.get(flag, var) {
-                    Some(s) if s.len() < 8 => Err(bad(var, "must be at least 8 characters")),
+                    Some(s) if s.len() < 8 => {
+                        Err(bad(src.origin(flag, var), "must be at least 8 characters"))
+                    }
                     other => Ok(other),
                 }
             };
@@ -506,7 +642,7 @@ impl Config {
             Some("durable") => Durability::Durable,
             Some(other) => {
                 return Err(bad(
-                    "SLOTD_DURABILITY",
+                    src.origin(&args.durability, "SLOTD_DURABILITY"),
                     format!("expected fast or durable, got {other:?}"),
                 ));
             }
@@ -592,24 +728,30 @@ impl Config {
                 di.kiosk_token_ttl,
             )?,
         };
-        identity
-            .password
-            .validate()
-            .map_err(|e| bad("SLOTD_ARGON2_MEMORY_KIB", e))?;
-        identity
-            .login
-            .validate()
-            .map_err(|e| bad("SLOTD_LOGIN_LOCK_AFTER", e))?;
+        identity.password.validate().map_err(|e| {
+            bad(
+                src.origin(&args.argon2_memory_kib, "SLOTD_ARGON2_MEMORY_KIB"),
+                e,
+            )
+        })?;
+        identity.login.validate().map_err(|e| {
+            bad(
+                src.origin(&args.login_lock_after, "SLOTD_LOGIN_LOCK_AFTER"),
+                e,
+            )
+        })?;
         let config = Config {
             identity,
             listen,
-            store: parse_store(src.get(&args.store, "SLOTD_STORE"))?,
+            store: parse_store(src.get(&args.store, "SLOTD_STORE"))
+                .map_err(|e| bad(src.origin(&args.store, "SLOTD_STORE"), e.reason))?,
             data_dir: src
                 .get(&args.data_dir, "SLOTD_DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or(d.data_dir),
             ephemeral: src.flag(args.ephemeral, "SLOTD_EPHEMERAL")?,
             calendar: src.get(&args.calendar, "SLOTD_CALENDAR").map(PathBuf::from),
+            demo: src.flag(args.demo, "SLOTD_DEMO")?,
             admin_token: secret(&args.admin_token, "SLOTD_ADMIN_TOKEN")?,
             token_secret: secret(&args.token_secret, "SLOTD_TOKEN_SECRET")?,
             limits,
@@ -637,7 +779,7 @@ impl Config {
             durability,
             fast_path: parse_bool(
                 src.get(&args.fast_path, "SLOTD_FAST_PATH").as_deref(),
-                "SLOTD_FAST_PATH",
+                &src.origin(&args.fast_path, "SLOTD_FAST_PATH"),
                 true,
             )?,
         };
@@ -648,18 +790,40 @@ impl Config {
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
         {
             return Err(bad(
-                "SLOTD_REDIS_PREFIX",
+                src.origin(&args.redis_prefix, "SLOTD_REDIS_PREFIX"),
                 "use letters, digits, '-' and '_'",
             ));
         }
         if config.ephemeral && config.store != StoreKind::Embedded {
-            return Err(bad("SLOTD_EPHEMERAL", "only applies to the embedded store"));
+            let name = if args.ephemeral {
+                "--ephemeral"
+            } else {
+                "SLOTD_EPHEMERAL"
+            };
+            return Err(bad(name, "only applies to the embedded store"));
+        }
+        if let StoreKind::Redis(_) = config.store {
+            // Every instance must verify every other's tokens and take the same admin
+            // secret: generated ones would differ per instance.
+            for (value, var) in [
+                (&config.token_secret, "SLOTD_TOKEN_SECRET"),
+                (&config.admin_token, "SLOTD_ADMIN_TOKEN"),
+            ] {
+                if value.is_none() {
+                    return Err(bad(
+                        flag_name(var),
+                        format!(
+                            "is required with a Redis store (or {var}): every instance needs the same one"
+                        ),
+                    ));
+                }
+            }
         }
         if let Some(c) = &config.calendar
             && !c.is_file()
         {
             return Err(bad(
-                "SLOTD_CALENDAR",
+                src.origin(&args.calendar, "SLOTD_CALENDAR"),
                 format!("no such file: {}", c.display()),
             ));
         }
@@ -699,6 +863,8 @@ mod tests {
             &env(&[
                 ("SLOTD_LISTEN", "127.0.0.1:7000"),
                 ("SLOTD_STORE", "redis://127.0.0.1:6379/2"),
+                ("SLOTD_TOKEN_SECRET", "shared-token-secret"),
+                ("SLOTD_ADMIN_TOKEN", "shared-admin-secret"),
                 ("SLOTD_MAX_IN_FLIGHT", "99"),
                 ("SLOTD_FAST_PATH", "off"),
             ]),
@@ -727,5 +893,56 @@ mod tests {
                 Config::from_args(&ServeArgs::default(), &env(&[(var, value)])).expect_err(var);
             assert_eq!(err.setting, var, "{err}");
         }
+    }
+
+    #[test]
+    fn errors_name_the_flag_when_the_value_came_from_a_flag() {
+        let args = ServeArgs {
+            max_in_flight: Some("0".into()),
+            ..ServeArgs::default()
+        };
+        let err = Config::from_args(&args, &env(&[])).expect_err("invalid");
+        assert_eq!(err.setting, "--max-in-flight");
+        let err = Config::from_args(&ServeArgs::default(), &env(&[("SLOTD_MAX_IN_FLIGHT", "0")]))
+            .expect_err("invalid");
+        assert_eq!(err.setting, "SLOTD_MAX_IN_FLIGHT");
+    }
+
+    #[test]
+    fn redis_needs_shared_secrets() {
+        let redis = [("SLOTD_STORE", "redis://127.0.0.1:6379")];
+        let err = Config::from_args(&ServeArgs::default(), &env(&redis)).expect_err("invalid");
+        assert_eq!(err.setting, "--token-secret");
+        let with = [
+            ("SLOTD_STORE", "redis://127.0.0.1:6379"),
+            ("SLOTD_TOKEN_SECRET", "0123456789"),
+            ("SLOTD_ADMIN_TOKEN", "0123456789"),
+        ];
+        assert!(Config::from_args(&ServeArgs::default(), &env(&with)).is_ok());
+    }
+
+    #[test]
+    fn the_described_configuration_masks_secrets() {
+        let c = Config::from_args(
+            &ServeArgs::default(),
+            &env(&[
+                ("SLOTD_STORE", "redis://:hunter2hunter2@127.0.0.1:6379"),
+                ("SLOTD_TOKEN_SECRET", "token-secret-value"),
+                ("SLOTD_ADMIN_TOKEN", "admin-secret-value"),
+            ]),
+        )
+        .expect("valid");
+        let text = c.describe();
+        for secret in ["token-secret-value", "admin-secret-value", "hunter2"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(
+            text.contains("token-secret = set (18 characters, masked)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("store = redis://***@127.0.0.1:6379"),
+            "{text}"
+        );
     }
 }

@@ -69,6 +69,16 @@ fn main() -> ExitCode {
                 ExitCode::from(e.exit_code())
             }
         },
+        Command::CheckConfig(args) => match Config::from_args(&args, &env) {
+            Ok(c) => {
+                println!("{}", c.describe());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("slotd: invalid configuration: {e}");
+                ExitCode::from(EXIT_CONFIG as u8)
+            }
+        },
         Command::Repair(args) => match bootstrap::repair(&args, &env) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),

@@ -176,7 +176,21 @@ fn invalid_configuration_exits_64_with_one_line() {
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("SLOTD_LISTEN"), "{err}");
+    assert!(
+        err.contains("--listen"),
+        "the flag the value came from: {err}"
+    );
+    let out = Command::new(binary())
+        .args(["serve"])
+        .env("SLOTD_LISTEN", "not-an-address")
+        .output()
+        .expect("slotd runs");
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SLOTD_LISTEN"),
+        "the variable it came from: {err}"
+    );
     let out = Command::new(binary())
         .args(["serve", "--no-such-flag"])
         .output()

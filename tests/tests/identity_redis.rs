@@ -284,3 +284,54 @@ async fn captchas_registrations_and_lockouts_hold_across_instances() {
         ]
     );
 }
+
+/// An empty Redis gets the demo's phase (open to everyone) only with `--demo`: a wrong
+/// prefix or a flushed Redis must not open a phase by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_redis_gets_the_demo_only_when_asked() {
+    use slotd_system_tests::slotd_process::{Http, Slotd};
+    let redis = RedisServer::fast();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = |i: usize, demo: bool| {
+        let mut a: Vec<String> = [
+            "--store",
+            &redis.url(),
+            "--admin-token",
+            "demo-admin-secret",
+            "--token-secret",
+            "demo-token-secret",
+            "--data-dir",
+            &dir.path().join(format!("i{i}")).to_string_lossy(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if demo {
+            a.push("--demo".into());
+        }
+        a
+    };
+    let http = Http::new(Duration::from_secs(10));
+    let plain = Slotd::start(&args(0, false));
+    let phases = http
+        .call("GET", &format!("{}/v1/phases", plain.base), None, None)
+        .await
+        .expect("answers");
+    assert_eq!(
+        phases.body["phases"],
+        serde_json::json!([]),
+        "no phase by itself"
+    );
+    let ready = http
+        .call("GET", &format!("{}/health/ready", plain.base), None, None)
+        .await
+        .expect("answers");
+    assert_eq!(ready.status, 503, "not ready without a calendar");
+    drop(plain);
+    let demo = Slotd::start(&args(1, true));
+    let phases = http
+        .call("GET", &format!("{}/v1/phases", demo.base), None, None)
+        .await
+        .expect("answers");
+    assert_eq!(phases.body["phases"][0]["id"], "01", "{}", phases.body);
+}
