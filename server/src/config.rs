@@ -115,6 +115,10 @@ pub struct ServeArgs {
     /// this and --idle-timeout.
     #[arg(long)]
     pub header_read_timeout: Option<String>,
+    /// Seconds a request body may take to arrive (a large admin body: between two parts)
+    /// [default: 10].
+    #[arg(long)]
+    pub body_read_timeout: Option<String>,
     /// Seconds an idle keep-alive connection is kept [default: 75].
     #[arg(long)]
     pub idle_timeout: Option<String>,
@@ -278,6 +282,9 @@ pub struct Limits {
     pub max_admin_body_bytes: usize,
     /// Default 10 s.
     pub header_read_timeout: Duration,
+    /// Default 10 s: a request body (a person's is under 1 KiB) must arrive whole within
+    /// it; a large admin body, each part within it. Beyond, `408 request-timeout`.
+    pub body_read_timeout: Duration,
     /// Default 75 s (longer than common load balancers' 60 s, so they close first).
     pub idle_timeout: Duration,
     /// Default 20,000.
@@ -296,6 +303,7 @@ impl Default for Limits {
             max_body_bytes: 16 * 1024,
             max_admin_body_bytes: 512 << 20,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
             max_connections: 20_000,
             max_in_flight: 8_192,
@@ -602,6 +610,11 @@ impl Config {
                 &args.header_read_timeout,
                 "SLOTD_HEADER_READ_TIMEOUT",
                 dl.header_read_timeout,
+            )?,
+            body_read_timeout: secs(
+                &args.body_read_timeout,
+                "SLOTD_BODY_READ_TIMEOUT",
+                dl.body_read_timeout,
             )?,
             idle_timeout: secs(&args.idle_timeout, "SLOTD_IDLE_TIMEOUT", dl.idle_timeout)?,
             max_connections: src.number(

@@ -8,7 +8,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::problem::{Code, Problem};
-use super::request::{HttpResponse, authenticate_admin, json, read_body, respond};
+use super::request::{HttpResponse, authenticate_admin, json, read_body, read_large_body, respond};
 use crate::app::App;
 use crate::domain::{Calendar, IdNumber, PhaseId};
 use crate::store::Store;
@@ -29,7 +29,12 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     authenticate_admin(app, headers)?;
-    let raw = read_body(body, app.limits.max_admin_body_bytes).await?;
+    let raw = read_large_body(
+        body,
+        app.limits.max_admin_body_bytes,
+        app.limits.body_read_timeout,
+    )
+    .await?;
     let calendar: Calendar = serde_json::from_slice(&raw).map_err(|e| {
         Problem::new(
             Code::InvalidCalendar,
@@ -96,7 +101,12 @@ where
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-ndjson"));
-    let raw = read_body(body, app.limits.max_admin_body_bytes).await?;
+    let raw = read_large_body(
+        body,
+        app.limits.max_admin_body_bytes,
+        app.limits.body_read_timeout,
+    )
+    .await?;
     let ids = parse_invitations(&raw, ndjson)?;
     let received = ids.len();
     let added = app.store.invite(id, ids).await?;
@@ -134,7 +144,12 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     authenticate_admin(app, headers)?;
-    let raw = read_body(body, app.limits.max_body_bytes).await?;
+    let raw = read_body(
+        body,
+        app.limits.max_body_bytes,
+        app.limits.body_read_timeout,
+    )
+    .await?;
     let req: TokenRequest = json(&raw)?;
     let person = IdNumber::parse(&req.id_number)
         .map_err(|e| Problem::new(Code::InvalidRequest, format!("id_number: {e}")))?;

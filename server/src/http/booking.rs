@@ -124,7 +124,12 @@ where
 {
     let now = OffsetDateTime::now_utc();
     let claims = writer(app, headers, now)?;
-    let raw = read_body(body, app.limits.max_body_bytes).await?;
+    let raw = read_body(
+        body,
+        app.limits.max_body_bytes,
+        app.limits.body_read_timeout,
+    )
+    .await?;
     let req: SlotBody = json(&raw)?;
     let channel = channel(&claims, req.channel.as_deref())?;
     let idem = idempotency(headers, "reserve", phase, claims.person, &raw)?;
@@ -217,7 +222,12 @@ where
     let now = OffsetDateTime::now_utc();
     let claims = writer(app, headers, now)?;
     let booking = booking_id(id)?;
-    let raw = read_body(body, app.limits.max_body_bytes).await?;
+    let raw = read_body(
+        body,
+        app.limits.max_body_bytes,
+        app.limits.body_read_timeout,
+    )
+    .await?;
     let req: SlotBody = json(&raw)?;
     let idem = idempotency(headers, "change", id, claims.person, &raw)?;
     service::check_registration(

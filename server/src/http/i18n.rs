@@ -268,6 +268,13 @@ fn titles(code: Code) -> [&'static str; 5] {
             "Gagal masuk; periksa data yang Anda masukkan",
             "เข้าสู่ระบบไม่สำเร็จ กรุณาตรวจสอบข้อมูลที่กรอก",
         ],
+        Code::RequestTimeout => [
+            "請求內容傳送逾時",
+            "The request body took too long to arrive",
+            "Nội dung yêu cầu gửi đến quá chậm",
+            "Isi permintaan terlalu lama diterima",
+            "ส่งข้อมูลคำขอช้าเกินไป",
+        ],
         Code::AccountLocked => [
             "登入失敗次數過多，請稍後再試",
             "Too many failed logins; try again later",

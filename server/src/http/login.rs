@@ -283,7 +283,12 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let raw = read_body(body, app.limits.max_body_bytes).await?;
+    let raw = read_body(
+        body,
+        app.limits.max_body_bytes,
+        app.limits.body_read_timeout,
+    )
+    .await?;
     let req: LoginRequest = json(&raw)?;
     let person = match req {
         LoginRequest::CardPassword {
@@ -382,7 +387,12 @@ where
         )
         .retry_after(1));
     }
-    let raw = read_body(body, app.limits.max_body_bytes).await?;
+    let raw = read_body(
+        body,
+        app.limits.max_body_bytes,
+        app.limits.body_read_timeout,
+    )
+    .await?;
     let req: KioskRequest = json(&raw)?;
     if !partner::valid_terminal_id(&req.terminal) {
         return Err(Problem::new(
@@ -432,7 +442,12 @@ where
             "a partner id is 1 to 64 of A-Z a-z 0-9 - _",
         ));
     }
-    let raw = read_body(body, app.limits.max_body_bytes).await?;
+    let raw = read_body(
+        body,
+        app.limits.max_body_bytes,
+        app.limits.body_read_timeout,
+    )
+    .await?;
     let req: PartnerRequest = json(&raw)?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
@@ -483,7 +498,12 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     authenticate_admin(app, headers)?;
-    let raw = read_body(body, app.limits.max_body_bytes).await?;
+    let raw = read_body(
+        body,
+        app.limits.max_body_bytes,
+        app.limits.body_read_timeout,
+    )
+    .await?;
     let req: UnlockRequest = json(&raw)?;
     let id = IdNumber::parse(&req.id_number)
         .map_err(|e| Problem::new(Code::InvalidRequest, format!("id_number: {e}")))?;

@@ -43,11 +43,12 @@ pub enum Code {
     VaccineNotChosen,
     LoginFailed,
     AccountLocked,
+    RequestTimeout,
 }
 
 impl Code {
     /// Every code, for the documentation test.
-    pub const ALL: [Code; 28] = [
+    pub const ALL: [Code; 29] = [
         Code::SlotFull,
         Code::AlreadyBooked,
         Code::NotInvited,
@@ -76,6 +77,7 @@ impl Code {
         Code::VaccineNotChosen,
         Code::LoginFailed,
         Code::AccountLocked,
+        Code::RequestTimeout,
     ];
 
     /// The kebab-case wire name.
@@ -109,6 +111,7 @@ impl Code {
             Code::VaccineNotChosen => "vaccine-not-chosen",
             Code::LoginFailed => "login-failed",
             Code::AccountLocked => "account-locked",
+            Code::RequestTimeout => "request-timeout",
         }
     }
 
@@ -144,6 +147,7 @@ impl Code {
             Code::VaccineNotChosen => StatusCode::FORBIDDEN,
             Code::LoginFailed => StatusCode::UNAUTHORIZED,
             Code::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }

@@ -159,7 +159,12 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let _ = headers;
-    let raw = read_body(body, app.limits.max_body_bytes).await?;
+    let raw = read_body(
+        body,
+        app.limits.max_body_bytes,
+        app.limits.body_read_timeout,
+    )
+    .await?;
     let req: SessionRequest = json(&raw)?;
     let id = IdNumber::parse(&req.id_number)
         .map_err(|e| Problem::new(Code::InvalidRequest, format!("id_number: {e}")))?;
@@ -234,7 +239,12 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let person = registrant_writing(app, headers)?;
-    let raw = read_body(body, app.limits.max_body_bytes).await?;
+    let raw = read_body(
+        body,
+        app.limits.max_body_bytes,
+        app.limits.body_read_timeout,
+    )
+    .await?;
     let form = form(&raw)?;
     match app
         .identity
@@ -281,7 +291,12 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let person = registrant_writing(app, headers)?;
-    let raw = read_body(body, app.limits.max_body_bytes).await?;
+    let raw = read_body(
+        body,
+        app.limits.max_body_bytes,
+        app.limits.body_read_timeout,
+    )
+    .await?;
     let form = form(&raw)?;
     match app
         .identity

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Body;
 use serde::Deserialize;
 use serde_json::json;
@@ -183,15 +182,9 @@ where
     let mut cards: HashMap<u64, u64> = HashMap::new();
     let mut done = false;
     while !done {
-        match body.frame().await {
+        match super::request::next_frame(body.as_mut(), app.limits.body_read_timeout).await? {
             None => done = true,
-            Some(Err(e)) => {
-                return Err(Problem::new(
-                    Code::InvalidRequest,
-                    format!("could not read the body: {e}"),
-                ));
-            }
-            Some(Ok(frame)) => {
+            Some(frame) => {
                 if let Ok(data) = frame.into_data() {
                     received += data.len();
                     if received > limit {

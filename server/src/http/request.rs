@@ -1,6 +1,8 @@
 //! Reading requests at the edge: bodies under a size cap, JSON, tokens, idempotency keys,
 //! query strings; and writing JSON answers.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -18,8 +20,10 @@ use crate::token::{Claims, Scope, TokenError, secrets_match};
 /// The answer type of every handler.
 pub type HttpResponse = Response<Full<Bytes>>;
 
-/// Reads a whole body, refusing more than `limit` bytes with 413.
-pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Problem>
+/// Reads a whole body, refusing more than `limit` bytes with 413, and a body that has
+/// not arrived within `within` with 408: a client that sends headers and then trickles
+/// (or never sends) its body must not hold a request slot for long.
+pub async fn read_body<B>(body: B, limit: usize, within: Duration) -> Result<Bytes, Problem>
 where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -27,14 +31,68 @@ where
     if body.size_hint().lower() > limit as u64 {
         return Err(too_large(limit));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
-        Err(e) => Err(Problem::new(
+    match tokio::time::timeout(within, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(too_slow(within)),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
+        Ok(Err(e)) => Err(Problem::new(
             Code::InvalidRequest,
             format!("could not read the body: {e}"),
         )),
     }
+}
+
+/// Reads a large admin body (calendars, invitations): each part must arrive within
+/// `idle` of the previous one, however long the whole takes.
+pub async fn read_large_body<B>(body: B, limit: usize, idle: Duration) -> Result<Bytes, Problem>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large(limit));
+    }
+    let mut body = std::pin::pin!(body);
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = next_frame(body.as_mut(), idle).await? {
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(too_large(limit));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// The next frame of a body, or 408 when none comes within `idle`.
+pub async fn next_frame<B>(
+    mut body: std::pin::Pin<&mut B>,
+    idle: Duration,
+) -> Result<Option<hyper::body::Frame<Bytes>>, Problem>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout(idle, body.frame()).await {
+        Err(_) => Err(too_slow(idle)),
+        Ok(None) => Ok(None),
+        Ok(Some(Ok(f))) => Ok(Some(f)),
+        Ok(Some(Err(e))) => Err(Problem::new(
+            Code::InvalidRequest,
+            format!("could not read the body: {e}"),
+        )),
+    }
+}
+
+fn too_slow(within: Duration) -> Problem {
+    Problem::new(
+        Code::RequestTimeout,
+        format!(
+            "the body did not arrive within {} s; send it whole",
+            within.as_secs()
+        ),
+    )
 }
 
 fn too_large(limit: usize) -> Problem {

@@ -2,6 +2,7 @@
 
 mod helpers;
 mod identity;
+mod slow;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,0 +1,47 @@
+//! Slow and silent clients: a body that never comes is refused with 408 within the body
+//! timeout, and the request slots it held serve everyone else again.
+
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::spawn_app_with;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_never_comes_is_refused_and_frees_its_slot() {
+    let app = spawn_app_with(|c| {
+        c.limits.max_in_flight = 4;
+        c.limits.body_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let token = app.person(1);
+    // Four clients announce a booking body and send nothing: every request slot is held.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /v1/phases/P1/bookings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.expect("write");
+        silent.push(s);
+    }
+    let started = Instant::now();
+    for mut s in silent {
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut answer))
+            .await
+            .expect("an answer comes within the body timeout")
+            .expect("read");
+        let text = String::from_utf8_lossy(&answer[..n]);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("request-timeout"), "{text}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The slots are free again: a real booking goes through.
+    let booked = app.book(&app.person(2), "P1", "E").await;
+    assert_eq!(booked.status, StatusCode::CREATED, "{:?}", booked.body);
+}
