@@ -119,6 +119,9 @@ pub struct ServeArgs {
     /// [default: 10].
     #[arg(long)]
     pub body_read_timeout: Option<String>,
+    /// Log one request in N at info (every 5xx at warn); 0 logs none [default: 1000].
+    #[arg(long)]
+    pub access_log_sample: Option<String>,
     /// Seconds an idle keep-alive connection is kept [default: 75].
     #[arg(long)]
     pub idle_timeout: Option<String>,
@@ -285,6 +288,9 @@ pub struct Limits {
     /// Default 10 s: a request body (a person's is under 1 KiB) must arrive whole within
     /// it; a large admin body, each part within it. Beyond, `408 request-timeout`.
     pub body_read_timeout: Duration,
+    /// Default 1,000: one request in a thousand is logged at info (every 5xx at warn);
+    /// 0 logs none.
+    pub access_log_sample: u64,
     /// Default 75 s (longer than common load balancers' 60 s, so they close first).
     pub idle_timeout: Duration,
     /// Default 20,000.
@@ -304,6 +310,7 @@ impl Default for Limits {
             max_admin_body_bytes: 512 << 20,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
+            access_log_sample: 1_000,
             idle_timeout: Duration::from_secs(75),
             max_connections: 20_000,
             max_in_flight: 8_192,
@@ -617,6 +624,12 @@ impl Config {
                 dl.body_read_timeout,
             )?,
             idle_timeout: secs(&args.idle_timeout, "SLOTD_IDLE_TIMEOUT", dl.idle_timeout)?,
+            access_log_sample: src.number(
+                &args.access_log_sample,
+                "SLOTD_ACCESS_LOG_SAMPLE",
+                dl.access_log_sample,
+                0,
+            )?,
             max_connections: src.number(
                 &args.max_connections,
                 "SLOTD_MAX_CONNECTIONS",

@@ -10,6 +10,7 @@
 //! - [`availability`]: the snapshot that serves availability pages.
 //! - [`token`]: signed person tokens. [`rate_limit`]: per-person write limits.
 //! - [`http`]: the hyper edge. [`app`]: shared state. [`bootstrap`]: building it from [`config`].
+//! - [`log_limit`]: warnings folded when they repeat.
 //! - [`audit`]: the invariants. [`demo`]: the built-in national calendar. [`metrics`]: names.
 
 pub mod app;
@@ -23,6 +24,7 @@ pub mod domain;
 pub mod http;
 pub mod identity;
 pub mod inventory;
+pub mod log_limit;
 pub mod metrics;
 pub mod rate_limit;
 pub mod service;

@@ -16,6 +16,7 @@ pub mod problem;
 mod registration;
 mod registry;
 mod request;
+pub mod request_id;
 pub mod router;
 mod server;
 mod telemetry;

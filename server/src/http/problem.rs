@@ -165,6 +165,8 @@ pub struct Problem {
     /// Another status than the code's own (`not-registered` is 404 on the registration,
     /// 403 on a booking).
     pub status: Option<StatusCode>,
+    /// RFC 9457 `instance`: this occurrence, by its request id.
+    pub instance: Option<String>,
 }
 
 impl Problem {
@@ -177,7 +179,14 @@ impl Problem {
             extra: None,
             allow: None,
             status: None,
+            instance: None,
         }
+    }
+
+    /// Names this occurrence by its request id (`instance`).
+    pub fn instance(mut self, request_id: &str) -> Self {
+        self.instance = Some(format!("urn:slotd:request:{request_id}"));
+        self
     }
 
     /// Answers with `status` instead of the code's own.
@@ -245,12 +254,18 @@ struct Body<'a> {
 impl Serialize for Body<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let code = self.problem.code.as_str();
-        let mut map = s.serialize_map(Some(5 + usize::from(self.problem.extra.is_some())))?;
+        let mut map = s.serialize_map(Some(
+            5 + usize::from(self.problem.extra.is_some())
+                + usize::from(self.problem.instance.is_some()),
+        ))?;
         map.serialize_entry("type", &format_args!("https://slotd.dev/problems/{code}"))?;
         map.serialize_entry("title", self.title)?;
         map.serialize_entry("status", &self.status)?;
         map.serialize_entry("detail", &self.problem.detail)?;
         map.serialize_entry("code", code)?;
+        if let Some(instance) = &self.problem.instance {
+            map.serialize_entry("instance", instance)?;
+        }
         if let Some((name, value)) = &self.problem.extra {
             map.serialize_entry(name, value)?;
         }
@@ -262,7 +277,10 @@ impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(m) => {
-                tracing::warn!(error = %m, "store unavailable");
+                static LIMIT: crate::log_limit::Limited = crate::log_limit::Limited::new();
+                if let Some(folded) = LIMIT.check(std::time::Instant::now()) {
+                    tracing::warn!(error = %m, folded, "store unavailable ({folded} more in the last 10 s)");
+                }
                 Problem::new(
                     Code::StoreUnavailable,
                     "the booking store is unavailable; retry shortly",

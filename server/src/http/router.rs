@@ -383,6 +383,27 @@ where
     }
 }
 
+/// The sampled access log: one request in `--access-log-sample` at info, every 5xx at
+/// warn. Route templates only: never a path with a person's booking id in it.
+fn access_log<S: Store>(
+    app: &App<S>,
+    method: &Method,
+    route: Option<usize>,
+    status: u16,
+    seconds: f64,
+    request_id: &str,
+) {
+    static SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEEN.fetch_add(1, Ordering::Relaxed);
+    let sample = app.limits.access_log_sample;
+    let template = route.map_or("unmatched", |i| ROUTES[i].template);
+    if status >= 500 {
+        tracing::warn!(request_id, %method, route = template, status, ms = seconds * 1e3, "request");
+    } else if sample > 0 && n.is_multiple_of(sample) {
+        tracing::info!(request_id, %method, route = template, status, ms = seconds * 1e3, sampled = sample, "request");
+    }
+}
+
 /// Decrements the in-flight count however the request ends (also on cancellation).
 struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize, &'a Telemetry);
 
@@ -409,6 +430,7 @@ where
     );
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let request_id = super::request_id::of(req.headers());
     let (result, route_index) = match resolve(&method, &path) {
         Resolved::NotFound => (
             Err(Problem::new(Code::NotFound, format!("no route {path}"))),
@@ -447,8 +469,19 @@ where
             }
         }
     };
-    let response = result.unwrap_or_else(|p| p.into_response(lang));
+    let mut response = result.unwrap_or_else(|p| p.instance(&request_id).into_response(lang));
+    if let Ok(v) = header::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(super::request_id::HEADER, v);
+    }
     let seconds = started.elapsed().as_secs_f64();
+    access_log(
+        app,
+        &method,
+        route_index,
+        response.status().as_u16(),
+        seconds,
+        &request_id,
+    );
     match route_index {
         Some(i) => telemetry.record(i, response.status().as_u16(), seconds),
         None => {

@@ -45,3 +45,32 @@ async fn a_body_that_never_comes_is_refused_and_frees_its_slot() {
     let booked = app.book(&app.person(2), "P1", "E").await;
     assert_eq!(booked.status, StatusCode::CREATED, "{:?}", booked.body);
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_problems_name_it() {
+    let app = crate::helpers::spawn_app().await;
+    let given = app
+        .send(
+            http::Method::GET,
+            "/v1/phases/nope/availability",
+            None,
+            None,
+            &[("x-request-id", "lb-42.7")],
+        )
+        .await;
+    assert_eq!(given.headers["x-request-id"], "lb-42.7");
+    assert_eq!(given.body["instance"], "urn:slotd:request:lb-42.7");
+    let made = app.get("/health/live", None).await;
+    let id = made.headers["x-request-id"].to_str().expect("ascii");
+    assert!(!id.is_empty() && id != "lb-42.7");
+    let junk = app
+        .send(
+            http::Method::GET,
+            "/health/live",
+            None,
+            None,
+            &[("x-request-id", "has spaces and more")],
+        )
+        .await;
+    assert_ne!(junk.headers["x-request-id"], "has spaces and more");
+}
