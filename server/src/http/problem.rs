@@ -159,7 +159,9 @@ pub struct Problem {
     pub detail: String,
     pub retry_after: Option<u64>,
     /// Extra members, e.g. the existing `booking` of `already-booked`.
-    pub extra: Option<(&'static str, Value)>,
+    /// Boxed: most problems have none, and a `Problem` travels in every `Result` of the
+    /// edge, so it is kept small.
+    pub extra: Option<Box<(&'static str, Value)>>,
     /// The `Allow` header of a 405.
     pub allow: Option<String>,
     /// Another status than the code's own (`not-registered` is 404 on the registration,
@@ -209,7 +211,7 @@ impl Problem {
 
     /// Adds a member to the body.
     pub fn with(mut self, name: &'static str, value: Value) -> Self {
-        self.extra = Some((name, value));
+        self.extra = Some(Box::new((name, value)));
         self
     }
 
@@ -266,7 +268,8 @@ impl Serialize for Body<'_> {
         if let Some(instance) = &self.problem.instance {
             map.serialize_entry("instance", instance)?;
         }
-        if let Some((name, value)) = &self.problem.extra {
+        if let Some(extra) = &self.problem.extra {
+            let (name, value) = &**extra;
             map.serialize_entry(name, value)?;
         }
         map.end()
