@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -113,6 +113,27 @@ impl Cluster {
             .await
             .expect("answer");
         assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    /// Waits until every instance's phase has `capacity` seats per slot in its mirror.
+    async fn wait_for_capacity(&self, capacity: u64) {
+        let slots = calendar().phases[0].slots.len() as u64;
+        for i in &self.instances {
+            let base = i.base.clone();
+            let mut ok = false;
+            for _ in 0..300 {
+                let a = self
+                    .http
+                    .call("GET", &format!("{base}/v1/phases"), None, None)
+                    .await;
+                if a.is_ok_and(|a| a.body["phases"][0]["capacity"] == capacity * slots) {
+                    ok = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(ok, "{base} sees the raised capacity");
+        }
     }
 
     async fn audit(&self, base: &str) -> Value {
@@ -256,17 +277,21 @@ async fn three_instances_sell_exactly_the_seats_there_are() {
     );
 }
 
+/// Every 201 of a surge: `(person, booking, instance index, when it was answered)`.
+type Acked = Vec<(u64, String, usize, Instant)>;
+
 /// Clients booking distinct people, round-robin over `bases`, until `stop`; returns
-/// `(person, booking, instance index)` of every 201 and the answers by status.
+/// every 201 and the answers by status. `progress` counts 201s by instance as they come.
 async fn surge(
     c: Arc<Cluster>,
     clients: u64,
     stop: Arc<AtomicBool>,
     first_person: u64,
-) -> (Vec<(u64, String, usize)>, HashMap<String, usize>) {
+    progress: Arc<[AtomicUsize; 3]>,
+) -> (Acked, HashMap<String, usize>) {
     let tasks: Vec<_> = (0..clients)
         .map(|w| {
-            let (c, stop) = (c.clone(), stop.clone());
+            let (c, stop, progress) = (c.clone(), stop.clone(), progress.clone());
             tokio::spawn(async move {
                 let mut acked = Vec::new();
                 let mut seen: HashMap<String, usize> = HashMap::new();
@@ -294,7 +319,9 @@ async fn surge(
                                     person,
                                     a.body["booking"].as_str().unwrap_or("").to_string(),
                                     inst,
+                                    Instant::now(),
                                 ));
+                                progress[inst % 3].fetch_add(1, Ordering::Relaxed);
                             }
                             if a.status.as_u16() >= 500 {
                                 assert!(
@@ -339,27 +366,57 @@ async fn surge(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_one_instance_mid_surge_loses_no_acknowledged_booking() {
     let c = Cluster::start(3, false);
-    // Raise capacity so the surge books for its whole length.
+    // Raise capacity so the surge books for its whole length, and wait until every
+    // instance's mirror has the new seats.
     c.raise_every_slot_to(10_000).await;
-    tokio::time::sleep(Duration::from_millis(600)).await; // the other instances' mirrors follow
+    c.wait_for_capacity(10_000).await;
     let c = Arc::new(c);
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(surge(c.clone(), 24, stop.clone(), 1_000_000));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // SIGKILL instance 0 while requests are in flight on it.
+    let progress = Arc::new([
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    ]);
+    let load = tokio::spawn(surge(
+        c.clone(),
+        24,
+        stop.clone(),
+        1_000_000,
+        progress.clone(),
+    ));
+    // SIGKILL instance 0 once it has acknowledged bookings (requests are then on the wire).
+    wait_until(Duration::from_secs(30), "instance 0 books", || {
+        progress[0].load(Ordering::Relaxed) >= 50
+    })
+    .await;
     let killed_at = Instant::now();
     kill_instance(&c, 0);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The survivors keep serving: wait for their bookings after the kill.
+    let survivors_before =
+        progress[1].load(Ordering::Relaxed) + progress[2].load(Ordering::Relaxed);
+    wait_until(
+        Duration::from_secs(30),
+        "the survivors book after the kill",
+        || {
+            progress[1].load(Ordering::Relaxed) + progress[2].load(Ordering::Relaxed)
+                >= survivors_before + 100
+        },
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     let (acked, seen) = load.await.expect("surge");
-    let after_kill = killed_at.elapsed();
     assert!(acked.len() > 50, "the surge booked: {seen:?}");
-    assert!(after_kill > Duration::from_millis(500));
-    // The survivors kept serving: bookings through instances 1 and 2 after the kill.
-    assert!(acked.iter().any(|a| a.2 != 0), "{seen:?}");
+    let after_kill_by_survivors = acked
+        .iter()
+        .filter(|a| a.2 % 3 != 0 && a.3 > killed_at)
+        .count();
+    assert!(
+        after_kill_by_survivors >= 100,
+        "instances 1 and 2 acknowledged {after_kill_by_survivors} bookings after the kill: {seen:?}"
+    );
     assert!(!seen.keys().any(|k| k.starts_with("500")), "{seen:?}");
     let survivor = c.instances[1].base.clone();
-    for (person, booking, _) in &acked {
+    for (person, booking, _, _) in &acked {
         assert!(
             c.holds(&survivor, *person, booking).await,
             "acknowledged {booking} of {person} is in Redis"
@@ -368,6 +425,15 @@ async fn killing_one_instance_mid_surge_loses_no_acknowledged_booking() {
     let audit = c.audit(&survivor).await;
     assert_eq!(audit["ok"], true, "{}", audit["breaches"]);
     assert!(audit["totals"]["live_bookings"].as_u64().unwrap_or(0) >= acked.len() as u64);
+}
+
+/// Waits until `done` holds, polling, or fails with `what` after `within`.
+async fn wait_until(within: Duration, what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// SIGKILLs instance `i` (its handle is shared behind the cluster's `Arc`).
@@ -386,18 +452,44 @@ async fn killing_redis_mid_surge_loses_nothing_acknowledged_and_instances_recove
     let base = c.instances[0].base.clone();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(surge(c.clone(), 16, stop.clone(), 2_000_000));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let progress = Arc::new([
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    ]);
+    let load = tokio::spawn(surge(
+        c.clone(),
+        16,
+        stop.clone(),
+        2_000_000,
+        progress.clone(),
+    ));
+    wait_until(Duration::from_secs(30), "the surge books", || {
+        progress
+            .iter()
+            .map(|p| p.load(Ordering::Relaxed))
+            .sum::<usize>()
+            >= 50
+    })
+    .await;
     c.redis.lock().expect("redis").kill();
     let killed = Instant::now();
-    // During the outage: readiness is false, bookings get 503 + Retry-After, nothing hangs.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let ready = c
-        .http
-        .call("GET", &format!("{base}/health/ready"), None, None)
-        .await
-        .expect("ready answers");
-    assert_eq!(ready.status, 503);
+    // During the outage: readiness turns false (with Retry-After), bookings get 503 +
+    // Retry-After, nothing hangs.
+    let mut ready = None;
+    for _ in 0..200 {
+        let r = c
+            .http
+            .call("GET", &format!("{base}/health/ready"), None, None)
+            .await
+            .expect("ready answers");
+        if r.status == 503 {
+            ready = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ready = ready.expect("readiness turns 503 during the outage");
     assert!(ready.headers.contains_key("retry-after"));
     let during = c
         .http
@@ -442,7 +534,7 @@ async fn killing_redis_mid_surge_loses_nothing_acknowledged_and_instances_recove
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "instance 0 became ready again by itself");
-    for (person, booking, _) in &acked {
+    for (person, booking, _, _) in &acked {
         assert!(
             c.holds(&base, *person, booking).await,
             "acknowledged {booking} of {person} survived the Redis crash"
