@@ -268,25 +268,42 @@ async fn a_down_redis_answers_unavailable_within_the_timeout_and_the_store_recov
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_thousand_invitations_load_in_seconds() {
+async fn two_hundred_thousand_invitations_all_land() {
     let redis = RedisServer::fast();
     let store = connect(&redis.url(), "i", TIMEOUT, true).await;
     fixture_everywhere(&store, &[]).await;
     let phase = PhaseId::parse(INVITED_ONLY).expect("id");
     let people: Vec<_> = (0..200_000).map(synthetic_id).collect();
 
-    let started = Instant::now();
     let added = store
         .invite(phase.clone(), people.clone())
         .await
         .expect("invitations load");
-    let took = started.elapsed();
-    eprintln!("200,000 invitations loaded in {took:?}");
     assert_eq!(added, 200_000);
-    assert!(
-        took < Duration::from_secs(5),
-        "200k invitations took {took:?}"
-    );
+    // Every one of them is in the phase's invited set (how fast is a benchmark's
+    // question: scripts/bench-invitations).
+    let client = redis::Client::open(redis.url()).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let key = format!("i:phase:{INVITED_ONLY}:invited");
+    let size: usize = redis::cmd("SCARD")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("SCARD");
+    assert_eq!(size, 200_000);
+    for chunk in people.chunks(10_000) {
+        let ids: Vec<String> = chunk.iter().map(ToString::to_string).collect();
+        let present: Vec<u8> = redis::cmd("SMISMEMBER")
+            .arg(&key)
+            .arg(&ids)
+            .query_async(&mut conn)
+            .await
+            .expect("SMISMEMBER");
+        assert!(present.iter().all(|&p| p == 1), "an invitation is missing");
+    }
     // Loading again adds nobody.
     assert_eq!(store.invite(phase, people).await.expect("again"), 0);
 
@@ -681,8 +698,13 @@ async fn the_mirror_follows_other_instances_within_a_few_rounds() {
     let writer = connect(&redis.url(), "follow", TIMEOUT, true).await;
     let reader = connect(&redis.url(), "follow", TIMEOUT, true).await;
     fixture_everywhere(&writer, &[&reader]).await;
-    // Let the reader finish its first full read, so that what follows is incremental.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Wait for the reader's first full read, so that what follows is incremental.
+    eventually(
+        Duration::from_secs(5),
+        "the reader reads in full once",
+        || async { reader.refreshes_incrementally() },
+    )
+    .await;
     let p = synthetic_id(1);
     let ReserveOutcome::Booked(b) = writer
         .reserve(contract::reserve(&writer, p, "A"))

@@ -867,6 +867,16 @@ impl RedisStore {
         )
     }
 
+    /// Whether the mirror has made its first full read since the calendar was loaded, so
+    /// that its next rounds read only what the ledgers name (tests wait on this).
+    pub fn refreshes_incrementally(&self) -> bool {
+        self.inner
+            .cursors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
     /// Whether Redis held a calendar when this store connected (or has one loaded since).
     pub fn has_calendar(&self) -> bool {
         !self.inner.mirror.catalog.load().phases.is_empty()
