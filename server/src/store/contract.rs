@@ -310,6 +310,33 @@ pub async fn idempotency_keys_replay_the_first_answer<S: Store>(store: S) {
         ReserveOutcome::KeyReused
     );
     assert_eq!(remaining(&store, "C"), 4);
+    // A refusal is not remembered: its key is free for the next request, whatever it asks.
+    let late = synthetic_id(30);
+    let _ = store
+        .reserve(reserve(&store, synthetic_id(31), "A"))
+        .await
+        .expect("up");
+    let mut full = reserve(&store, late, "A");
+    full.idempotency = Some(Idempotency {
+        key: "k-late".into(),
+        fingerprint: "fp-a".into(),
+    });
+    assert_eq!(
+        store.reserve(full).await.expect("up"),
+        ReserveOutcome::SlotFull
+    );
+    let mut roomy = reserve(&store, late, "E");
+    roomy.idempotency = Some(Idempotency {
+        key: "k-late".into(),
+        fingerprint: "fp-e".into(),
+    });
+    assert!(
+        matches!(
+            store.reserve(roomy).await.expect("up"),
+            ReserveOutcome::Booked(_)
+        ),
+        "a key first sent with a refused request books another slot"
+    );
     assert_audit_clean(&store).await;
 }
 
