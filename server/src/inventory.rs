@@ -179,6 +179,16 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     #[test]
+    fn there_is_room_for_sixteen_million_slots_up_to_the_last() {
+        assert_eq!(Inventory::max_slots(), 16_777_216);
+        let inv = Inventory::new();
+        let last = (Inventory::max_slots() - 1) as SlotIndex;
+        inv.set_capacity(last, 1).expect("raise");
+        assert!(inv.try_reserve(last));
+        assert!(!inv.try_reserve(last));
+    }
+
+    #[test]
     fn reserve_stops_at_zero() {
         let inv = Inventory::new();
         inv.set_capacity(7, 2).expect("raise");

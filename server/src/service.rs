@@ -158,3 +158,117 @@ pub async fn cancel<S: Store>(
 ) -> Result<CancelOutcome, ServiceError> {
     Ok(store.cancel(person, booking).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use time::Duration;
+
+    use super::*;
+    use crate::domain::synthetic_id;
+    use crate::identity::RegisterOutcome;
+    use crate::store::EmbeddedStore;
+    use crate::store::contract::{OPEN, fixture};
+    use crate::store::identity::{EmbeddedIdentity, contract as identity_contract};
+
+    /// The contract fixture, with `P1` moved so that it opens in an hour (`ahead`), has
+    /// closed (`behind`), or stays open; `P1` requiring registration when `registered`.
+    async fn store(shift: Option<Duration>, registered: bool) -> EmbeddedStore {
+        let now = OffsetDateTime::now_utc();
+        let mut cal = fixture(now);
+        let p1 = &mut cal.phases[0];
+        if let Some(d) = shift {
+            p1.opens_at += d;
+            p1.closes_at = p1.opens_at + Duration::hours(1);
+        }
+        p1.registration_required = registered;
+        let s = EmbeddedStore::ephemeral();
+        s.load_calendar(cal).await.expect("fixture");
+        s
+    }
+
+    async fn book(s: &EmbeddedStore, slot: &str) -> Result<ReserveOutcome, ServiceError> {
+        reserve(
+            s,
+            Booker::web(synthetic_id(1)),
+            OPEN,
+            slot,
+            None,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_booking_outside_the_window_is_refused_with_when_it_opens() {
+        let ahead = store(Some(Duration::hours(2)), false).await;
+        match book(&ahead, "C").await {
+            Err(ServiceError::Refused(Refusal::WindowNotOpen { opens_in_secs })) => {
+                assert!((3_500..=3_601).contains(&opens_in_secs), "{opens_in_secs}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let behind = store(Some(Duration::hours(-3)), false).await;
+        assert!(matches!(
+            book(&behind, "C").await,
+            Err(ServiceError::Refused(Refusal::WindowClosed))
+        ));
+        let open = store(None, false).await;
+        assert!(matches!(
+            book(&open, "C").await,
+            Ok(ReserveOutcome::Booked(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_slot_of_another_phase_or_none_is_unknown() {
+        let s = store(None, false).await;
+        // `Q` belongs to phase P2, not P1.
+        assert!(matches!(
+            book(&s, "Q").await,
+            Err(ServiceError::Refused(Refusal::UnknownSlot(_)))
+        ));
+        assert!(matches!(
+            book(&s, "nope").await,
+            Err(ServiceError::Refused(Refusal::UnknownSlot(_)))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_registration_phase_books_only_registrants_who_chose_the_vaccine() {
+        let now = OffsetDateTime::now_utc();
+        let who = synthetic_id(1);
+        let plain = store(None, false).await;
+        let identity = EmbeddedIdentity::ephemeral();
+        // A phase without the flag books anyone.
+        check_registration(&plain, &identity, who, "C", now)
+            .await
+            .expect("no registration needed");
+        let required = store(None, true).await;
+        assert!(matches!(
+            check_registration(&required, &identity, who, "C", now).await,
+            Err(ServiceError::Refused(Refusal::NotRegistered))
+        ));
+        let r = identity
+            .register(who, identity_contract::form("a", &["Moderna"]), now)
+            .await
+            .expect("register");
+        assert!(matches!(r, RegisterOutcome::Registered(_)));
+        // The fixture's slots are AZ; this person chose Moderna only.
+        assert!(matches!(
+            check_registration(&required, &identity, who, "C", now).await,
+            Err(ServiceError::Refused(Refusal::VaccineNotChosen(v))) if v == "AZ"
+        ));
+        identity
+            .modify(who, identity_contract::form("a", &["AZ"]), now)
+            .await
+            .expect("modify");
+        check_registration(&required, &identity, who, "C", now)
+            .await
+            .expect("registered for AZ");
+        // Outside the window the check passes through: the window's own refusal follows.
+        let closed = store(Some(Duration::hours(-3)), true).await;
+        check_registration(&closed, &EmbeddedIdentity::ephemeral(), who, "C", now)
+            .await
+            .expect("the window decides");
+    }
+}

@@ -284,4 +284,33 @@ mod tests {
         assert!(!secrets_match(b"abc", b"abd"));
         assert!(!secrets_match(b"abc", b"abcd"));
     }
+
+    #[test]
+    fn every_scope_round_trips() {
+        let key = TokenKey::new(b"secret");
+        for scope in [Scope::Booking, Scope::Registration, Scope::Kiosk] {
+            let t = key.sign(Claims { scope, ..claims(5) });
+            assert_eq!(key.verify(&t, 0).map(|c| c.scope), Ok(scope));
+        }
+    }
+
+    #[test]
+    fn the_sealed_id_is_neither_the_id_nor_the_same_twice() {
+        let key = TokenKey::new(b"secret");
+        let sealed = |t: &str| {
+            let raw = URL_SAFE_NO_PAD
+                .decode(t.split('.').nth(2).expect("sealed part"))
+                .expect("base64");
+            u64::from_le_bytes(raw[8..16].try_into().expect("8 bytes"))
+        };
+        let (a, b) = (key.sign(claims(2_000)), key.sign(claims(2_000)));
+        let packed = claims(0).person.packed();
+        assert_ne!(sealed(&a), packed, "the packed id is not in the token");
+        assert_ne!(sealed(&a), sealed(&b), "a fresh keystream for every token");
+    }
+
+    #[test]
+    fn a_key_does_not_print_its_secret() {
+        assert_eq!(format!("{:?}", TokenKey::new(b"secret")), "TokenKey(..)");
+    }
 }
