@@ -150,6 +150,63 @@ where
     concurrent_people_never_overbook(Arc::new(loaded(make().await).await)).await;
     one_person_racing_for_many_slots_gets_one(Arc::new(loaded(make().await).await)).await;
     a_kiosk_booking_keeps_its_partner(loaded(make().await).await).await;
+    a_change_replays_by_key_keeps_a_same_slot_and_refuses_a_cancelled_booking(
+        loaded(make().await).await,
+    )
+    .await;
+}
+
+/// A change retried with its key answers the change again (and another change under that
+/// key is refused); a change to the slot already held changes nothing; a cancelled booking
+/// cannot change.
+pub async fn a_change_replays_by_key_keeps_a_same_slot_and_refuses_a_cancelled_booking<S: Store>(
+    store: S,
+) {
+    let p = synthetic_id(50);
+    let ReserveOutcome::Booked(b) = store.reserve(reserve(&store, p, "C")).await.expect("up")
+    else {
+        panic!("expected a booking");
+    };
+    let key = |fp: &str| {
+        Some(Idempotency {
+            key: "move-1".into(),
+            fingerprint: fp.into(),
+        })
+    };
+    let mut to_d = change(&store, p, &b, "D");
+    to_d.idempotency = key("fp-d");
+    let ChangeOutcome::Changed(moved) = store.change(to_d.clone()).await.expect("up") else {
+        panic!("expected a change");
+    };
+    assert_eq!(
+        store.change(to_d).await.expect("up"),
+        ChangeOutcome::Unchanged(moved.clone()),
+        "a retry under the same key answers the change"
+    );
+    let mut to_e = change(&store, p, &b, "E");
+    to_e.idempotency = key("fp-e");
+    assert_eq!(
+        store.change(to_e).await.expect("up"),
+        ChangeOutcome::KeyReused
+    );
+    assert_eq!(
+        store.change(change(&store, p, &b, "D")).await.expect("up"),
+        ChangeOutcome::Unchanged(moved.clone()),
+        "already in that slot"
+    );
+    assert_eq!((remaining(&store, "C"), remaining(&store, "D")), (5, 49));
+    store.cancel(p, b.booking.clone()).await.expect("up");
+    let cancelled = store.bookings_of(p).await.expect("up");
+    assert!(matches!(
+        store.change(change(&store, p, &b, "E")).await.expect("up"),
+        ChangeOutcome::NotLive(c) if c == cancelled[0]
+    ));
+    assert_eq!(
+        remaining(&store, "E"),
+        100,
+        "no seat taken for a refused change"
+    );
+    assert_audit_clean(&store).await;
 }
 
 /// A booking made at a kiosk records the channel and the partner, and keeps both.

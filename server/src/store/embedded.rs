@@ -783,6 +783,80 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nothing_is_acknowledged_once_the_journal_is_closed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("open");
+        let store = contract_loaded(store).await;
+        let p = synthetic_id(40);
+        let ReserveOutcome::Booked(_) = store
+            .reserve(contract::reserve(&store, p, "D"))
+            .await
+            .expect("up")
+        else {
+            panic!("booked")
+        };
+        store.shutdown().await;
+        // A new booking cannot be made durable: refused, not acknowledged.
+        assert!(matches!(
+            store
+                .reserve(contract::reserve(&store, synthetic_id(41), "D"))
+                .await,
+            Err(StoreError::Unavailable(_))
+        ));
+        // Nor can an answer that repeats a booking wait for its record any more.
+        assert!(matches!(
+            store.reserve(contract::reserve(&store, p, "D")).await,
+            Err(StoreError::Unavailable(_))
+        ));
+    }
+
+    #[test]
+    fn lost_names_the_bookings_whose_records_are_gone() {
+        let booked = |seq: u64| {
+            serde_json::to_vec(
+                &serde_json::json!({"t": "booked", "seq": seq, "key": null, "booking": {
+                "booking": format!("b{seq:x}"), "code": "AAAAAA", "phase": "P1", "slot": "A",
+                "person": synthetic_id(seq).to_string(), "channel": "web", "status": "booked",
+                "booked_at": "2021-07-13T10:00:00+08:00"}}),
+            )
+            .expect("json")
+        };
+        let cancelled = |seq: u64| {
+            serde_json::to_vec(&serde_json::json!({"t": "cancelled",
+                "person": synthetic_id(seq).to_string(), "booking": format!("b{seq:x}")}))
+            .expect("json")
+        };
+        let records = vec![booked(1), booked(2), booked(4), cancelled(3), cancelled(2)];
+        let lost = lost_in(&records);
+        assert_eq!(lost.bookings, vec!["b3".to_string()]);
+        assert_eq!(lost.orphans, vec!["b3".to_string()]);
+        assert!(!lost.has_calendar);
+        assert_eq!(lost_in(&[booked(1)]).bookings, Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn the_embedded_store_names_itself_and_is_ready_until_its_journal_fails() {
+        let store = EmbeddedStore::ephemeral();
+        assert_eq!(store.backend(), "embedded");
+        assert!(store.ready().await);
+    }
+
+    #[test]
+    fn the_offline_reader_needs_a_journal_and_reports_a_torn_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(
+            EmbeddedStore::open_read_only(dir.path()).is_err(),
+            "no journal there"
+        );
+        let mut bytes =
+            crate::store::journal::frame(br#"{"t":"invited","phase":"P1","people":[]}"#);
+        bytes.extend([9u8, 0, 0, 0, 1, 2]);
+        std::fs::write(dir.path().join("journal.log"), &bytes).expect("write");
+        let (_, report) = EmbeddedStore::open_read_only(dir.path()).expect("read");
+        assert_eq!((report.records, report.truncated_bytes), (1, 6));
+    }
+
     async fn contract_loaded(store: EmbeddedStore) -> EmbeddedStore {
         store
             .load_calendar(contract::fixture(time::OffsetDateTime::now_utc()))
