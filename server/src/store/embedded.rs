@@ -811,6 +811,28 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn a_calendar_that_only_adds_a_site_is_journaled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = time::OffsetDateTime::now_utc();
+        {
+            let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("open");
+            let store = contract_loaded(store).await;
+            let mut cal = contract::fixture(now);
+            let mut site = cal.sites[0].clone();
+            site.id = crate::domain::SiteId::parse("S9").expect("id");
+            cal.sites.push(site);
+            let report = store.load_calendar(cal).await.expect("load");
+            assert_eq!((report.sites, report.capacity_changes), (3, 0));
+            store.shutdown().await;
+        }
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
+        assert!(
+            store.catalog().sites.iter().any(|s| s.id.as_str() == "S9"),
+            "the new site survives a restart"
+        );
+    }
+
     #[test]
     fn lost_names_the_bookings_whose_records_are_gone() {
         let booked = |seq: u64| {
