@@ -408,7 +408,7 @@ pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bo
             // Read-only, and the fast profile's check only warns: the audit runs against
             // whatever Redis the servers use. No fast path: the audit takes no seats.
             let store =
-                RedisStore::connect(&url, &prefix, AUDIT_REDIS_TIMEOUT, Durability::Fast, false)
+                RedisStore::connect(&url, &prefix, AUDIT_REDIS_TIMEOUT, Durability::None, false)
                     .await?;
             let report = store.audit().await;
             let (conn, prefix, timeout) = store.shared_connection();

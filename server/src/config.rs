@@ -149,7 +149,7 @@ pub struct ServeArgs {
     /// Milliseconds before a Redis call counts as failed [default: 2000].
     #[arg(long)]
     pub redis_timeout_ms: Option<String>,
-    /// Redis durability profile: `fast` or `durable` [default: fast].
+    /// Redis durability profile: `fast`, `durable` or `none` [default: fast].
     #[arg(long)]
     pub durability: Option<String>,
     /// `on` or `off`: answer known-full slots from the local mirror [default: on].
@@ -229,10 +229,14 @@ pub enum StoreKind {
 /// What a Redis crash may lose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// AOF `everysec`: up to about a second of acknowledged bookings.
+    /// AOF `everysec`: up to about a second of acknowledged bookings. A Redis without AOF
+    /// is refused at start-up.
     Fast,
     /// AOF `always`, checked at start-up: nothing acknowledged.
     Durable,
+    /// `--durability none`: whatever Redis keeps, AOF or not (a warning is logged). For
+    /// throwaway runs and read-only tools, never for an opening.
+    None,
 }
 
 /// Identity: captchas, password hashing, login throttling and token lifetimes.
@@ -666,10 +670,11 @@ impl Config {
         let durability = match src.get(&args.durability, "SLOTD_DURABILITY").as_deref() {
             None | Some("fast") => Durability::Fast,
             Some("durable") => Durability::Durable,
+            Some("none") => Durability::None,
             Some(other) => {
                 return Err(bad(
                     src.origin(&args.durability, "SLOTD_DURABILITY"),
-                    format!("expected fast or durable, got {other:?}"),
+                    format!("expected fast, durable or none, got {other:?}"),
                 ));
             }
         };

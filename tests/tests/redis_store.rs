@@ -324,6 +324,21 @@ async fn two_hundred_thousand_invitations_all_land() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_without_aof_is_refused_unless_told_otherwise() {
+    let no_aof = RedisServer::start(&["--appendonly", "no"]);
+    let refused = RedisStore::connect(&no_aof.url(), "n", TIMEOUT, Durability::Fast, true)
+        .await
+        .expect_err("refused");
+    assert!(
+        refused.to_string().contains("--durability none"),
+        "the message names the way out: {refused}"
+    );
+    RedisStore::connect(&no_aof.url(), "n", TIMEOUT, Durability::None, true)
+        .await
+        .expect("accepted when told");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_durable_profile_refuses_a_redis_that_does_not_fsync_every_write() {
     let everysec = RedisServer::fast();
     let refused = RedisStore::connect(&everysec.url(), "d", TIMEOUT, Durability::Durable, true)

@@ -645,18 +645,26 @@ impl Inner {
                 "the durable profile could not read Redis's persistence settings \
                  (CONFIG GET appendonly/appendfsync): {e}"
             ))),
-            (Durability::Fast, Ok((aof, fsync))) => {
+            (Durability::Fast, Ok((aof, _))) if value(&aof) != "yes" => {
+                Err(StoreError::Unavailable(format!(
+                    "Redis runs without AOF (appendonly {}): a Redis crash would lose every \
+                     booking since its last snapshot. Restart Redis with `--appendonly yes`, \
+                     or run slotd with --durability none to accept that",
+                    value(&aof)
+                )))
+            }
+            (Durability::Fast | Durability::None, Ok((aof, fsync))) => {
                 if value(&aof) != "yes" {
                     tracing::warn!(
                         appendonly = %value(&aof),
-                        "Redis runs without AOF: a Redis crash loses every booking since its last snapshot"
+                        "Redis runs without AOF (--durability none): a Redis crash loses every booking since its last snapshot"
                     );
                 } else {
                     tracing::info!(appendfsync = %value(&fsync), "Redis AOF is on");
                 }
                 Ok(())
             }
-            (Durability::Fast, Err(e)) => {
+            (Durability::Fast | Durability::None, Err(e)) => {
                 tracing::warn!(error = %e, "cannot read Redis's persistence settings");
                 Ok(())
             }
