@@ -8,7 +8,9 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::problem::{Code, Problem};
-use super::request::{HttpResponse, authenticate_admin, json, read_body, read_large_body, respond};
+use super::request::{
+    HttpResponse, authenticate_admin, json, parse_id_number, read_json, read_large_body, respond,
+};
 use crate::app::App;
 use crate::domain::{Calendar, IdNumber, PhaseId};
 use crate::store::Store;
@@ -144,15 +146,8 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     authenticate_admin(app, headers)?;
-    let raw = read_body(
-        body,
-        app.limits.max_body_bytes,
-        app.limits.body_read_timeout,
-    )
-    .await?;
-    let req: TokenRequest = json(&raw)?;
-    let person = IdNumber::parse(&req.id_number)
-        .map_err(|e| Problem::new(Code::InvalidRequest, format!("id_number: {e}")))?;
+    let req: TokenRequest = read_json(app, body).await?;
+    let person = parse_id_number(&req.id_number)?;
     if !(1..=MAX_TTL_SECONDS).contains(&req.ttl_seconds) {
         return Err(Problem::new(
             Code::InvalidRequest,

@@ -20,7 +20,9 @@ use time::OffsetDateTime;
 
 use super::problem::{Code, Problem};
 use super::registration::{CaptchaAnswer, check_captcha, token_response};
-use super::request::{HttpResponse, authenticate_admin, json, read_body, respond};
+use super::request::{
+    HttpResponse, authenticate_admin, parse_id_number, parse_nhi_card, read_json, respond,
+};
 use crate::app::App;
 use crate::domain::IdNumber;
 use crate::identity::login::Gate;
@@ -283,21 +285,14 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let raw = read_body(
-        body,
-        app.limits.max_body_bytes,
-        app.limits.body_read_timeout,
-    )
-    .await?;
-    let req: LoginRequest = json(&raw)?;
+    let req: LoginRequest = read_json(app, body).await?;
     let person = match req {
         LoginRequest::CardPassword {
             nhi_card,
             password,
             captcha,
         } => {
-            let card = NhiCard::parse(&nhi_card)
-                .map_err(|e| Problem::new(Code::InvalidRequest, format!("nhi_card: {e}")))?;
+            let card = parse_nhi_card(&nhi_card)?;
             valid_password(&password)?;
             check_captcha(app, &captcha).await?;
             card_password(app, peer, "card-password", card, password).await?
@@ -307,8 +302,7 @@ where
             otp,
             captcha,
         } => {
-            let id = IdNumber::parse(&id_number)
-                .map_err(|e| Problem::new(Code::InvalidRequest, format!("id_number: {e}")))?;
+            let id = parse_id_number(&id_number)?;
             if otp.len() != 6 || !otp.bytes().all(|c| c.is_ascii_digit()) {
                 return Err(Problem::new(Code::InvalidRequest, "otp must be 6 digits"));
             }
@@ -387,21 +381,14 @@ where
         )
         .retry_after(1));
     }
-    let raw = read_body(
-        body,
-        app.limits.max_body_bytes,
-        app.limits.body_read_timeout,
-    )
-    .await?;
-    let req: KioskRequest = json(&raw)?;
+    let req: KioskRequest = read_json(app, body).await?;
     if !partner::valid_terminal_id(&req.terminal) {
         return Err(Problem::new(
             Code::InvalidRequest,
             "terminal must be 1 to 64 visible ASCII characters",
         ));
     }
-    let card = NhiCard::parse(&req.nhi_card)
-        .map_err(|e| Problem::new(Code::InvalidRequest, format!("nhi_card: {e}")))?;
+    let card = parse_nhi_card(&req.nhi_card)?;
     valid_password(&req.password)?;
     let person = card_password(app, peer, "kiosk", card, req.password).await?;
     tracing::debug!(partner = %partner.partner, terminal = %req.terminal, "kiosk login");
@@ -442,13 +429,7 @@ where
             "a partner id is 1 to 64 of A-Z a-z 0-9 - _",
         ));
     }
-    let raw = read_body(
-        body,
-        app.limits.max_body_bytes,
-        app.limits.body_read_timeout,
-    )
-    .await?;
-    let req: PartnerRequest = json(&raw)?;
+    let req: PartnerRequest = read_json(app, body).await?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(Problem::new(
@@ -498,15 +479,8 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     authenticate_admin(app, headers)?;
-    let raw = read_body(
-        body,
-        app.limits.max_body_bytes,
-        app.limits.body_read_timeout,
-    )
-    .await?;
-    let req: UnlockRequest = json(&raw)?;
-    let id = IdNumber::parse(&req.id_number)
-        .map_err(|e| Problem::new(Code::InvalidRequest, format!("id_number: {e}")))?;
+    let req: UnlockRequest = read_json(app, body).await?;
+    let id = parse_id_number(&req.id_number)?;
     let store = &app.identity.store;
     store
         .clear_failures(format!("acct:{}", id.packed()))

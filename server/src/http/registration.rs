@@ -9,12 +9,14 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::problem::{Code, Problem};
-use super::request::{HttpResponse, authenticate, empty, json, read_body, respond};
+use super::request::{
+    HttpResponse, authenticate, empty, parse_id_number, parse_nhi_card, read_json, respond,
+};
 use crate::app::App;
 use crate::domain::{IdNumber, rfc3339};
 use crate::identity::captcha::CaptchaError;
 use crate::identity::{
-    NhiCard, RawForm, RegisterOutcome, Registration, RegistrationStatus, mask_id, mask_mobile,
+    RawForm, RegisterOutcome, Registration, RegistrationStatus, mask_id, mask_mobile,
 };
 use crate::metrics as m;
 use crate::store::Store;
@@ -159,17 +161,9 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let _ = headers;
-    let raw = read_body(
-        body,
-        app.limits.max_body_bytes,
-        app.limits.body_read_timeout,
-    )
-    .await?;
-    let req: SessionRequest = json(&raw)?;
-    let id = IdNumber::parse(&req.id_number)
-        .map_err(|e| Problem::new(Code::InvalidRequest, format!("id_number: {e}")))?;
-    let card = NhiCard::parse(&req.nhi_card)
-        .map_err(|e| Problem::new(Code::InvalidRequest, format!("nhi_card: {e}")))?;
+    let req: SessionRequest = read_json(app, body).await?;
+    let id = parse_id_number(&req.id_number)?;
+    let card = parse_nhi_card(&req.nhi_card)?;
     check_captcha(app, &req.captcha).await?;
     // Counted apart from the login failures: the ID and the card number are printed on
     // the card and prove no secret, so mismatches here must neither unlock a login
@@ -196,8 +190,14 @@ where
     ))
 }
 
-fn form(raw: &[u8]) -> Result<crate::identity::RegistrationForm, Problem> {
-    let form: RawForm = json(raw)?;
+/// The registration form of a request body, validated (422 naming the field otherwise).
+async fn form<S, B>(app: &App<S>, body: B) -> Result<crate::identity::RegistrationForm, Problem>
+where
+    S: Store,
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let form: RawForm = read_json(app, body).await?;
     form.validate().map_err(|e| {
         Problem::new(Code::InvalidRequest, e.to_string()).with("field", json!(e.field))
     })
@@ -239,13 +239,7 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let person = registrant_writing(app, headers)?;
-    let raw = read_body(
-        body,
-        app.limits.max_body_bytes,
-        app.limits.body_read_timeout,
-    )
-    .await?;
-    let form = form(&raw)?;
+    let form = form(app, body).await?;
     match app
         .identity
         .store
@@ -291,13 +285,7 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let person = registrant_writing(app, headers)?;
-    let raw = read_body(
-        body,
-        app.limits.max_body_bytes,
-        app.limits.body_read_timeout,
-    )
-    .await?;
-    let form = form(&raw)?;
+    let form = form(app, body).await?;
     match app
         .identity
         .store

@@ -102,6 +102,35 @@ fn too_large(limit: usize) -> Problem {
     )
 }
 
+/// Reads a person-sized body (`--max-body-bytes`, `--body-read-timeout`) and parses it as
+/// JSON.
+pub async fn read_json<T, S, B>(app: &App<S>, body: B) -> Result<T, Problem>
+where
+    T: DeserializeOwned,
+    S: Store,
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let raw = read_body(
+        body,
+        app.limits.max_body_bytes,
+        app.limits.body_read_timeout,
+    )
+    .await?;
+    json(&raw)
+}
+
+/// An `id_number` field, checked (422 naming the field otherwise).
+pub fn parse_id_number(raw: &str) -> Result<IdNumber, Problem> {
+    IdNumber::parse(raw).map_err(|e| Problem::new(Code::InvalidRequest, format!("id_number: {e}")))
+}
+
+/// An `nhi_card` field, checked (422 naming the field otherwise).
+pub fn parse_nhi_card(raw: &str) -> Result<crate::identity::NhiCard, Problem> {
+    crate::identity::NhiCard::parse(raw)
+        .map_err(|e| Problem::new(Code::InvalidRequest, format!("nhi_card: {e}")))
+}
+
 /// Parses a JSON body.
 pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| {
