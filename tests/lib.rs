@@ -232,6 +232,21 @@ pub mod slotd_process {
         bin
     }
 
+    /// The flags of a `slotd serve` on its own directory: the journal in `dir/store`, the
+    /// calendar from `dir/calendar.json`, and the given secrets.
+    pub fn embedded_args(dir: &std::path::Path, admin: &str, secret: &str) -> Vec<String> {
+        vec![
+            "--admin-token".into(),
+            admin.into(),
+            "--token-secret".into(),
+            secret.into(),
+            "--data-dir".into(),
+            dir.join("store").to_string_lossy().into_owned(),
+            "--calendar".into(),
+            dir.join("calendar.json").to_string_lossy().into_owned(),
+        ]
+    }
+
     /// A running `slotd serve`; `Drop` kills it.
     #[derive(Debug)]
     pub struct Slotd {

@@ -13,7 +13,7 @@ use serde_json::json;
 use slotd::domain::{Calendar, synthetic_id};
 use slotd::token::{Claims, Scope, TokenKey};
 use slotd_system_tests::calendars;
-use slotd_system_tests::slotd_process::{Http, Slotd, binary};
+use slotd_system_tests::slotd_process::{Http, Slotd, binary, embedded_args};
 use time::OffsetDateTime;
 
 const SECRET: &str = "crash-token-secret";
@@ -28,17 +28,7 @@ fn calendar() -> Calendar {
 
 /// `slotd serve` on the journal in `dir/store`, with the calendar in `dir/calendar.json`.
 fn start(dir: &Path) -> Slotd {
-    let args: Vec<String> = ["--admin-token", ADMIN, "--token-secret", SECRET]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([
-            "--data-dir".into(),
-            dir.join("store").to_string_lossy().into(),
-            "--calendar".into(),
-            dir.join("calendar.json").to_string_lossy().into(),
-        ])
-        .collect();
-    Slotd::start(&args)
+    Slotd::start(&embedded_args(dir, ADMIN, SECRET))
 }
 
 fn write_calendar(dir: &Path) {

@@ -14,24 +14,14 @@ use serde_json::json;
 use slotd::domain::synthetic_id;
 use slotd::token::{Claims, Scope, TokenKey};
 use slotd_system_tests::calendars;
-use slotd_system_tests::slotd_process::{Http, Slotd, binary};
+use slotd_system_tests::slotd_process::{Http, Slotd, binary, embedded_args};
 use time::OffsetDateTime;
 
 const SECRET: &str = "crash-token-secret";
 const ADMIN: &str = "crash-admin-secret";
 
 fn start(dir: &Path) -> Slotd {
-    let args: Vec<String> = ["--admin-token", ADMIN, "--token-secret", SECRET]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([
-            "--data-dir".into(),
-            dir.join("store").to_string_lossy().into(),
-            "--calendar".into(),
-            dir.join("calendar.json").to_string_lossy().into(),
-        ])
-        .collect();
-    Slotd::start(&args)
+    Slotd::start(&embedded_args(dir, ADMIN, SECRET))
 }
 
 fn token(keys: &TokenKey, n: u64) -> String {

@@ -11,26 +11,14 @@ use serde_json::json;
 use slotd::domain::synthetic_id;
 use slotd::token::{Claims, Scope, TokenKey};
 use slotd_system_tests::calendars;
-use slotd_system_tests::slotd_process::{Http, Slotd, binary};
+use slotd_system_tests::slotd_process::{Http, Slotd, binary, embedded_args};
 use time::OffsetDateTime;
 
 const SECRET: &str = "damage-token-secret";
 const ADMIN: &str = "damage-admin-secret";
 
 fn serve_args(dir: &Path) -> Vec<String> {
-    [
-        "--admin-token",
-        ADMIN,
-        "--token-secret",
-        SECRET,
-        "--data-dir",
-        &dir.join("store").to_string_lossy(),
-        "--calendar",
-        &dir.join("calendar.json").to_string_lossy(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    embedded_args(dir, ADMIN, SECRET)
 }
 
 fn token(keys: &TokenKey, n: u64) -> String {
