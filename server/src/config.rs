@@ -119,7 +119,7 @@ pub struct ServeArgs {
     /// [default: 10].
     #[arg(long)]
     pub body_read_timeout: Option<String>,
-    /// Log one request in N at info (every 5xx at warn); 0 logs none [default: 1000].
+    /// Log one request in N at info (5xx at warn, folded per 10 s); 0 logs none [default: 1000].
     #[arg(long)]
     pub access_log_sample: Option<String>,
     /// Seconds an idle keep-alive connection is kept [default: 75].
@@ -292,8 +292,8 @@ pub struct Limits {
     /// Default 10 s: a request body (a person's is under 1 KiB) must arrive whole within
     /// it; a large admin body, each part within it. Beyond, `408 request-timeout`.
     pub body_read_timeout: Duration,
-    /// Default 1,000: one request in a thousand is logged at info (every 5xx at warn);
-    /// 0 logs none.
+    /// Default 1,000: one request in a thousand is logged at info (5xx at warn, folded
+    /// per 10 s); 0 logs none.
     pub access_log_sample: u64,
     /// Default 75 s (longer than common load balancers' 60 s, so they close first).
     pub idle_timeout: Duration,

@@ -383,8 +383,8 @@ where
     }
 }
 
-/// The sampled access log: one request in `--access-log-sample` at info, every 5xx at
-/// warn. Route templates only: never a path with a person's booking id in it.
+/// The sampled access log: one request in `--access-log-sample` at info, 5xx at warn
+/// (the first of each 10 s, with the count of the rest). Route templates only: never a path with a person's booking id in it.
 fn access_log<S: Store>(
     app: &App<S>,
     method: &Method,
@@ -398,7 +398,12 @@ fn access_log<S: Store>(
     let sample = app.limits.access_log_sample;
     let template = route.map_or("unmatched", |i| ROUTES[i].template);
     if status >= 500 {
-        tracing::warn!(request_id, %method, route = template, status, ms = seconds * 1e3, "request");
+        // Folded: a flood shed with 503 must not write a line per request (the cause of a
+        // 500 is logged at error where it happens).
+        static FIVE_XX: crate::log_limit::Limited = crate::log_limit::Limited::new();
+        if let Some(folded) = FIVE_XX.check(std::time::Instant::now()) {
+            tracing::warn!(request_id, %method, route = template, status, ms = seconds * 1e3, folded, "request ({folded} more 5xx in the last 10 s)");
+        }
     } else if sample > 0 && n.is_multiple_of(sample) {
         tracing::info!(request_id, %method, route = template, status, ms = seconds * 1e3, sampled = sample, "request");
     }
