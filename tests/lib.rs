@@ -419,6 +419,8 @@ pub mod calendars {
                 closes_at: now + time::Duration::hours(1),
                 invitation_required: false,
                 registration_required: false,
+                eligibility: None,
+                doses: None,
                 slots: slots
                     .iter()
                     .map(|(id, capacity)| Slot {

@@ -297,6 +297,8 @@ impl Scenario {
                 invitation_required: true,
                 // Only registrants book: the drill registers everyone first.
                 registration_required: true,
+                eligibility: None,
+                doses: None,
                 slots,
             }],
         };

@@ -103,6 +103,8 @@ pub fn calendar(now: OffsetDateTime) -> Calendar {
         closes_at: hour + Duration::days(30),
         invitation_required: false,
         registration_required: false,
+        eligibility: None,
+        doses: None,
         slots: slots("01", 1, 5, &["AZ", "Moderna"], 30),
     };
     let upcoming = Phase {
@@ -113,6 +115,8 @@ pub fn calendar(now: OffsetDateTime) -> Calendar {
         closes_at: hour + Duration::days(9) + Duration::hours(7),
         invitation_required: true,
         registration_required: false,
+        eligibility: None,
+        doses: None,
         slots: slots("02", 10, 2, &["AZ"], 40),
     };
     Calendar {

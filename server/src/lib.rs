@@ -7,6 +7,7 @@
 //! - [`catalog`]: the loaded calendar compiled for lookups.
 //! - [`store`]: the [`Store`](store::Store) trait, the embedded store and its journal.
 //! - [`service`]: booking-window rules in front of the store.
+//! - [`settlement`]: whom a phase invites, in what order, and the report of it.
 //! - [`availability`]: the snapshot that serves availability pages.
 //! - [`token`]: signed person tokens. [`rate_limit`]: per-person write limits.
 //! - [`http`]: the hyper edge. [`app`]: shared state. [`bootstrap`]: building it from [`config`].
@@ -28,5 +29,6 @@ pub mod log_limit;
 pub mod metrics;
 pub mod rate_limit;
 pub mod service;
+pub mod settlement;
 pub mod store;
 pub mod token;

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::eligibility::Eligibility;
 use super::geography::Geography;
 use super::ids::{PhaseId, SiteId, SlotId};
 
@@ -34,6 +35,13 @@ pub struct Phase {
     /// Only people with a live intent registration that chose the slot's vaccine book.
     #[serde(default)]
     pub registration_required: bool,
+    /// Who settlement invites; `None`: settlement invites every live registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligibility: Option<Eligibility>,
+    /// The doses on offer, which bound how many settlement invites; `None`: the sum of
+    /// the phase's slot capacities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doses: Option<u64>,
     #[serde(default)]
     pub slots: Vec<Slot>,
 }
@@ -96,6 +104,9 @@ impl Calendar {
             }
             if p.closes_at <= p.opens_at {
                 return err(format!("phase {}: closes_at must be after opens_at", p.id));
+            }
+            if let Some(e) = &p.eligibility {
+                e.validate(p.id.as_str(), &p.vaccines)?;
             }
             for s in &p.slots {
                 if !slots.insert(&s.id) {

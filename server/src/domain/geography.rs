@@ -88,6 +88,11 @@ impl Geography {
         self.known.contains(&(county, district))
     }
 
+    /// A county's position in [`Geography::counties`].
+    pub fn county_index(&self, name: &str) -> Option<usize> {
+        self.counties_by_name.get(name).copied()
+    }
+
     /// The county of that name.
     pub fn county(&self, name: &str) -> Option<&County> {
         self.counties_by_name.get(name).map(|&i| &self.counties[i])

@@ -2,12 +2,14 @@
 //!
 //! - [`IdNumber`]: national ID and resident-certificate numbers, checksummed.
 //! - [`PhaseId`], [`SiteId`], [`SlotId`], [`BookingId`]: checked opaque ids.
-//! - [`Calendar`]: sites, phases and slots as operators write them.
+//! - [`Calendar`]: sites, phases and slots as operators write them; a phase's
+//!   [`Eligibility`] rules say whom settlement invites.
 //! - [`Booking`]: a person's seat, with its [`Channel`] and [`BookingStatus`].
 //! - [`Geography`]: Taiwan's counties and districts.
 
 mod booking;
 mod calendar;
+mod eligibility;
 mod geography;
 mod id_number;
 mod ids;
@@ -15,6 +17,7 @@ mod taiwan_time;
 
 pub use booking::{Booking, BookingStatus, Channel};
 pub use calendar::{Calendar, CalendarError, MAX_SLOT_CAPACITY, Phase, Site, Slot, parse_date};
+pub use eligibility::{Eligibility, MAX_CATEGORY};
 pub use geography::{County, District, Geography};
 pub use id_number::{IdNumber, IdNumberError, synthetic_id};
 pub use ids::{BookingId, IdError, PhaseId, SiteId, SlotId, human_code};

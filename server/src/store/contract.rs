@@ -50,6 +50,8 @@ pub fn fixture(now: OffsetDateTime) -> Calendar {
         closes_at: now + Duration::hours(24),
         invitation_required,
         registration_required: false,
+        eligibility: None,
+        doses: None,
         slots,
     };
     Calendar {
