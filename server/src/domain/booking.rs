@@ -37,9 +37,26 @@ pub enum BookingStatus {
 }
 
 impl BookingStatus {
-    /// A live booking holds a seat and blocks another booking in the same phase.
+    /// A live booking holds its seat and blocks another booking in the same phase:
+    /// booked, attended, and a no-show (whose seat is not returned and who waits for
+    /// the next phase).
     pub fn is_live(self) -> bool {
-        matches!(self, BookingStatus::Booked | BookingStatus::Attended)
+        !matches!(self, BookingStatus::Cancelled)
+    }
+
+    /// Only a booking that is still just booked may change slot or be cancelled.
+    pub fn is_open(self) -> bool {
+        matches!(self, BookingStatus::Booked)
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookingStatus::Booked => "booked",
+            BookingStatus::Cancelled => "cancelled",
+            BookingStatus::Attended => "attended",
+            BookingStatus::NoShow => "no-show",
+        }
     }
 }
 

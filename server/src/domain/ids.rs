@@ -99,6 +99,11 @@ string_id!(
     BookingId
 );
 
+const ALPHABET: &[u8; 26] = b"ACDEFGHJKLMNPQRTUVWXY34679";
+const MODULUS: u64 = 26u64.pow(6);
+/// Odd and not a multiple of 13: coprime to 26^6.
+const MULTIPLIER: u64 = 199_999_999;
+
 /// The short human code shown at check-in: six characters from an alphabet
 /// without look-alikes (no 0/O, 1/I, 2/Z, 5/S, 8/B).
 ///
@@ -106,9 +111,6 @@ string_id!(
 /// by a constant coprime to the modulus), so codes are unique for the first
 /// 308 million bookings and do not reveal the order of booking.
 pub fn human_code(sequence: u64) -> String {
-    const ALPHABET: &[u8; 26] = b"ACDEFGHJKLMNPQRTUVWXY34679";
-    const MODULUS: u64 = 26u64.pow(6);
-    const MULTIPLIER: u64 = 199_999_999; // odd and not a multiple of 13: coprime to 26^6
     let mut n = (sequence % MODULUS) * MULTIPLIER % MODULUS;
     let mut out = [0u8; 6];
     for c in out.iter_mut().rev() {
@@ -116,6 +118,37 @@ pub fn human_code(sequence: u64) -> String {
         n /= 26;
     }
     out.iter().map(|&c| c as char).collect()
+}
+
+/// The sequence number (below `26^6`) whose [`human_code`] is `code`; lower case is
+/// accepted, as staff type what the person shows them.
+pub fn sequence_of_code(code: &str) -> Option<u64> {
+    if code.len() != 6 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for c in code.bytes() {
+        let d = ALPHABET.iter().position(|&a| a == c.to_ascii_uppercase())?;
+        n = n * 26 + d as u64;
+    }
+    // The multiplier's inverse modulo 26^6, by Euler: φ(26^6) = 26^6 / 2 × 12 / 13.
+    let phi = MODULUS / 26 * 12;
+    let inverse = pow_mod(MULTIPLIER % MODULUS, phi - 1, MODULUS);
+    Some(u64::try_from(u128::from(n) * u128::from(inverse) % u128::from(MODULUS)).unwrap_or(0))
+}
+
+fn pow_mod(mut base: u64, mut exp: u64, m: u64) -> u64 {
+    let mut acc: u128 = 1;
+    let mut b = u128::from(base % m);
+    while exp > 0 {
+        if exp & 1 == 1 {
+            acc = acc * b % u128::from(m);
+        }
+        b = b * b % u128::from(m);
+        exp >>= 1;
+    }
+    base = acc as u64;
+    base
 }
 
 #[cfg(test)]
@@ -136,5 +169,15 @@ mod tests {
         let codes: std::collections::HashSet<_> = (0..100_000).map(human_code).collect();
         assert_eq!(codes.len(), 100_000);
         assert!(codes.iter().all(|c| c.len() == 6));
+    }
+
+    #[test]
+    fn a_code_gives_back_its_sequence() {
+        for seq in [0, 1, 2, 77, 123_456, MODULUS - 1] {
+            assert_eq!(sequence_of_code(&human_code(seq)), Some(seq));
+        }
+        assert_eq!(sequence_of_code(&human_code(99).to_lowercase()), Some(99));
+        assert_eq!(sequence_of_code("AAAAA"), None);
+        assert_eq!(sequence_of_code("AAAAA0"), None);
     }
 }

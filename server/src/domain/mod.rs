@@ -20,5 +20,5 @@ pub use calendar::{Calendar, CalendarError, MAX_SLOT_CAPACITY, Phase, Site, Slot
 pub use eligibility::{Eligibility, MAX_CATEGORY};
 pub use geography::{County, District, Geography};
 pub use id_number::{IdNumber, IdNumberError, synthetic_id};
-pub use ids::{BookingId, IdError, PhaseId, SiteId, SlotId, human_code};
+pub use ids::{BookingId, IdError, PhaseId, SiteId, SlotId, human_code, sequence_of_code};
 pub use taiwan_time::{TAIWAN, rfc3339};

@@ -262,7 +262,7 @@ where
         )),
         ChangeOutcome::NotLive(b) => Err(Problem::new(
             Code::BookingNotLive,
-            "a cancelled booking cannot change; book again",
+            format!("a booking that is {} cannot change", b.status.as_str()),
         )
         .with("booking", view_value(&catalog, &b))),
         ChangeOutcome::OtherPhase => Err(Problem::new(
@@ -288,6 +288,14 @@ pub async fn cancel<S: Store>(
             Ok(empty(StatusCode::NO_CONTENT))
         }
         CancelOutcome::AlreadyCancelled(_) => Ok(empty(StatusCode::NO_CONTENT)),
+        CancelOutcome::Final(b) => Err(Problem::new(
+            Code::BookingNotLive,
+            format!(
+                "a booking that is {} cannot be cancelled: its seat was used",
+                b.status.as_str()
+            ),
+        )
+        .with("booking", view_value(&app.store.catalog(), &b))),
         CancelOutcome::UnknownBooking => Err(Problem::new(
             Code::UnknownBooking,
             format!("no booking {id}"),

@@ -156,6 +156,167 @@ where
         loaded(make().await).await,
     )
     .await;
+    check_in_and_close_out_settle_the_day(loaded(make().await).await).await;
+    check_ins_racing_a_close_out_each_end_once(Arc::new(loaded(make().await).await)).await;
+}
+
+/// A check-in finds the booking by its code and marks it attended, twice is the same;
+/// an attended or no-show booking can neither change nor be cancelled; a close-out marks
+/// the day's unattended bookings no-show, keeps their seats, is idempotent, and the
+/// no-show cannot book again in the phase. Every booking and the invited set read back.
+pub async fn check_in_and_close_out_settle_the_day<S: Store>(store: S) {
+    let (p1, p2, p3, p4) = (
+        synthetic_id(1),
+        synthetic_id(2),
+        synthetic_id(3),
+        synthetic_id(4),
+    );
+    let book = |p, slot| {
+        let r = reserve(&store, p, slot);
+        let s = &store;
+        async move {
+            match s.reserve(r).await.expect("reserve") {
+                ReserveOutcome::Booked(b) => b,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let a = book(p1, "A").await;
+    let b = book(p2, "B").await;
+    let _c = book(p3, "C").await;
+    let d = book(p4, "C").await;
+    store.cancel(p4, d.booking.clone()).await.expect("cancel");
+
+    let found = store.booking_by_code(&a.code).await.expect("lookup");
+    assert_eq!(found.as_ref().map(|b| &b.booking), Some(&a.booking));
+    assert_eq!(store.booking_by_code("AAAAAA").await.expect("lookup"), None);
+    match store.attend(p1, a.booking.clone()).await.expect("attend") {
+        super::AttendOutcome::Attended(x) => assert_eq!(x.status, BookingStatus::Attended),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store.attend(p1, a.booking.clone()).await.expect("attend"),
+        super::AttendOutcome::AlreadyAttended(_)
+    ));
+    assert!(matches!(
+        store.attend(p2, a.booking.clone()).await.expect("attend"),
+        super::AttendOutcome::UnknownBooking
+    ));
+    assert!(matches!(
+        store.attend(p4, d.booking.clone()).await.expect("attend"),
+        super::AttendOutcome::Cancelled(_)
+    ));
+    assert!(matches!(
+        store.cancel(p1, a.booking.clone()).await.expect("cancel"),
+        CancelOutcome::Final(_)
+    ));
+    assert!(matches!(
+        store
+            .change(change(&store, p1, &a, "D"))
+            .await
+            .expect("change"),
+        ChangeOutcome::NotLive(_)
+    ));
+
+    let day: Vec<SlotId> = ["A", "B", "C"]
+        .iter()
+        .map(|s| id(SlotId::parse, s))
+        .collect();
+    let open = id(PhaseId::parse, OPEN);
+    let first = store
+        .close_out(open.clone(), day.clone())
+        .await
+        .expect("close-out");
+    assert_eq!((first.attended, first.no_show), (1, 2));
+    let again = store.close_out(open.clone(), day).await.expect("close-out");
+    assert_eq!(again, first, "a close-out is idempotent");
+    assert_eq!(
+        remaining(&store, "B"),
+        0,
+        "a no-show's seat is not returned"
+    );
+    let mine = store.bookings_of(p2).await.expect("bookings");
+    assert_eq!(mine[0].status, BookingStatus::NoShow);
+    match store
+        .reserve(reserve(&store, p2, "D"))
+        .await
+        .expect("reserve")
+    {
+        ReserveOutcome::AlreadyBooked(x) => assert_eq!(x.booking, b.booking),
+        other => panic!("a no-show books again in the phase: {other:?}"),
+    }
+    assert!(matches!(
+        store.cancel(p2, b.booking.clone()).await.expect("cancel"),
+        CancelOutcome::Final(_)
+    ));
+    // Another phase is open to them.
+    store
+        .invite(id(PhaseId::parse, INVITED_ONLY), vec![p2])
+        .await
+        .expect("invite");
+    assert!(matches!(
+        store
+            .reserve(reserve(&store, p2, "Q"))
+            .await
+            .expect("reserve"),
+        ReserveOutcome::Booked(_)
+    ));
+    assert_eq!(
+        store
+            .invited(id(PhaseId::parse, INVITED_ONLY))
+            .await
+            .expect("invited"),
+        vec![p2]
+    );
+    let all = store.all_bookings().await.expect("all");
+    assert_eq!(all.len(), 5);
+    assert_eq!(
+        all.iter()
+            .filter(|b| b.status == BookingStatus::NoShow)
+            .count(),
+        2
+    );
+    assert_audit_clean(&store).await;
+}
+
+/// Check-ins racing a close-out of their day: every booking ends attended or no-show,
+/// the counts add up, and the audit holds.
+pub async fn check_ins_racing_a_close_out_each_end_once<S: Store>(store: Arc<S>) {
+    let mut booked = Vec::new();
+    for n in 0..40 {
+        let p = synthetic_id(100 + n);
+        match store
+            .reserve(reserve(&*store, p, "D"))
+            .await
+            .expect("reserve")
+        {
+            ReserveOutcome::Booked(b) => booked.push((p, b)),
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut tasks = Vec::new();
+    for (p, b) in booked.iter().step_by(2).cloned() {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move { s.attend(p, b.booking).await }));
+    }
+    let s = store.clone();
+    let close = tokio::spawn(async move {
+        s.close_out(id(PhaseId::parse, OPEN), vec![id(SlotId::parse, "D")])
+            .await
+    });
+    for t in tasks {
+        assert!(matches!(
+            t.await.expect("task").expect("attend"),
+            super::AttendOutcome::Attended(_)
+        ));
+    }
+    close.await.expect("task").expect("close-out");
+    let settled = store
+        .close_out(id(PhaseId::parse, OPEN), vec![id(SlotId::parse, "D")])
+        .await
+        .expect("close-out");
+    assert_eq!((settled.attended, settled.no_show), (20, 20));
+    assert_audit_clean(&*store).await;
 }
 
 /// A change retried with its key answers the change again (and another change under that

@@ -24,13 +24,14 @@ use serde::{Deserialize, Serialize};
 
 use super::journal::{Ack, Journal, Replay};
 use super::{
-    CancelOutcome, Change, ChangeOutcome, Idempotency, LoadReport, Reserve, ReserveOutcome, Store,
-    StoreError,
+    AttendOutcome, CancelOutcome, Change, ChangeOutcome, CloseOut, Idempotency, LoadReport,
+    Reserve, ReserveOutcome, Store, StoreError,
 };
 use crate::audit::{AuditReport, audit};
 use crate::catalog::{Catalog, apply_raises};
 use crate::domain::{
     Booking, BookingId, BookingStatus, Calendar, IdNumber, PhaseId, SlotId, human_code,
+    sequence_of_code,
 };
 use crate::inventory::Inventory;
 
@@ -99,6 +100,14 @@ enum Record {
         person: IdNumber,
         booking: BookingId,
     },
+    Attended {
+        person: IdNumber,
+        booking: BookingId,
+    },
+    NoShow {
+        person: IdNumber,
+        booking: BookingId,
+    },
 }
 
 /// The embedded store. See the module documentation for its concurrency rules.
@@ -109,6 +118,8 @@ pub struct EmbeddedStore {
     people: DashMap<u64, Person>,
     /// `(phase index, person)`.
     invited: DashSet<(u32, u64)>,
+    /// Booking sequence number → its person: check-in finds a booking by its code.
+    owners: DashMap<u64, u64>,
     sequence: AtomicU64,
     journal: Option<Journal>,
     /// Serialises calendar loads.
@@ -141,6 +152,7 @@ impl EmbeddedStore {
             // Many shards: each write holds one shard's lock for a few hundred nanoseconds.
             people: DashMap::with_shard_amount(256),
             invited: DashSet::new(),
+            owners: DashMap::new(),
             sequence: AtomicU64::new(0),
             journal,
             loader: tokio::sync::Mutex::new(()),
@@ -219,6 +231,7 @@ impl EmbeddedStore {
                     // (edited by hand), the audit reports it rather than replay hiding it.
                     tracing::error!(booking = %booking.booking, slot = %booking.slot, "journal replay: booking of a full slot");
                 }
+                self.owners.insert(seq, booking.person.packed());
                 let mut person = self.people.entry(booking.person.packed()).or_default();
                 if let Some((k, f)) = key {
                     let idem = Idempotency {
@@ -251,10 +264,22 @@ impl EmbeddedStore {
                     b.slot = slot;
                 }
             }
+            Record::Attended { person, booking } => {
+                let mut p = self.people.entry(person.packed()).or_default();
+                if let Some(b) = p.booking_mut(&booking).filter(|b| b.status.is_live()) {
+                    b.status = BookingStatus::Attended;
+                }
+            }
+            Record::NoShow { person, booking } => {
+                let mut p = self.people.entry(person.packed()).or_default();
+                if let Some(b) = p.booking_mut(&booking).filter(|b| b.status.is_open()) {
+                    b.status = BookingStatus::NoShow;
+                }
+            }
             Record::Cancelled { person, booking } => {
                 let catalog = self.catalog.load();
                 let mut p = self.people.entry(person.packed()).or_default();
-                if let Some(b) = p.booking_mut(&booking).filter(|b| b.status.is_live()) {
+                if let Some(b) = p.booking_mut(&booking).filter(|b| b.status.is_open()) {
                     b.status = BookingStatus::Cancelled;
                     if let Some(s) = catalog.slot_index(b.slot.as_str()) {
                         self.inventory.release(s);
@@ -329,6 +354,7 @@ impl EmbeddedStore {
             return (ReserveOutcome::SlotFull, None);
         }
         let (seq, booking) = self.new_booking(r);
+        self.owners.insert(seq, r.person.packed());
         person.remember(r.idempotency.as_ref(), &booking.booking);
         person.bookings.push(booking.clone());
         let ack = self.log(&Record::Booked {
@@ -383,9 +409,12 @@ pub fn lost_in(records: &[Vec<u8>]) -> Lost {
                 seqs.insert(seq);
                 booked.insert(booking.booking);
             }
-            Ok(Record::Changed { booking, .. } | Record::Cancelled { booking, .. }) => {
-                touched.push(booking)
-            }
+            Ok(
+                Record::Changed { booking, .. }
+                | Record::Cancelled { booking, .. }
+                | Record::Attended { booking, .. }
+                | Record::NoShow { booking, .. },
+            ) => touched.push(booking),
             Ok(Record::Invited { .. }) | Err(_) => {}
         }
     }
@@ -528,7 +557,7 @@ impl Store for EmbeddedStore {
                 Some(_) => (ChangeOutcome::KeyReused, None),
                 None => match person.booking_mut(&c.booking) {
                     None => (ChangeOutcome::UnknownBooking, None),
-                    Some(b) if !b.status.is_live() => (ChangeOutcome::NotLive(b.clone()), None),
+                    Some(b) if !b.status.is_open() => (ChangeOutcome::NotLive(b.clone()), None),
                     Some(b) if b.phase != c.phase => (ChangeOutcome::OtherPhase, None),
                     Some(b) if b.slot == c.slot => (ChangeOutcome::Unchanged(b.clone()), None),
                     Some(b) => {
@@ -574,9 +603,10 @@ impl Store for EmbeddedStore {
             None => (CancelOutcome::UnknownBooking, None),
             Some(mut p) => match p.booking_mut(&booking) {
                 None => (CancelOutcome::UnknownBooking, None),
-                Some(b) if !b.status.is_live() => {
+                Some(b) if b.status == BookingStatus::Cancelled => {
                     (CancelOutcome::AlreadyCancelled(b.clone()), None)
                 }
+                Some(b) if !b.status.is_open() => (CancelOutcome::Final(b.clone()), None),
                 Some(b) => {
                     b.status = BookingStatus::Cancelled;
                     let cancelled = b.clone();
@@ -593,10 +623,120 @@ impl Store for EmbeddedStore {
         };
         match outcome {
             CancelOutcome::Cancelled(_) => Self::durable(ack).await?,
-            CancelOutcome::AlreadyCancelled(_) => self.barrier().await?,
+            CancelOutcome::AlreadyCancelled(_) | CancelOutcome::Final(_) => self.barrier().await?,
             CancelOutcome::UnknownBooking => {}
         }
         Ok(outcome)
+    }
+
+    async fn booking_by_code(&self, code: &str) -> Result<Option<Booking>, StoreError> {
+        let Some(seq) = sequence_of_code(code) else {
+            return Ok(None);
+        };
+        let Some(person) = self.owners.get(&seq).map(|p| *p) else {
+            return Ok(None);
+        };
+        let id = booking_id(seq);
+        let found = self
+            .people
+            .get(&person)
+            .and_then(|p| p.bookings.iter().find(|b| b.booking == id).cloned());
+        if found.is_some() {
+            self.barrier().await?;
+        }
+        Ok(found)
+    }
+
+    async fn attend(
+        &self,
+        person: IdNumber,
+        booking: BookingId,
+    ) -> Result<AttendOutcome, StoreError> {
+        self.check_writable()?;
+        let (outcome, ack) = match self.people.get_mut(&person.packed()) {
+            None => (AttendOutcome::UnknownBooking, None),
+            Some(mut p) => match p.booking_mut(&booking) {
+                None => (AttendOutcome::UnknownBooking, None),
+                Some(b) => match b.status {
+                    BookingStatus::Attended => (AttendOutcome::AlreadyAttended(b.clone()), None),
+                    BookingStatus::Cancelled => (AttendOutcome::Cancelled(b.clone()), None),
+                    BookingStatus::Booked | BookingStatus::NoShow => {
+                        b.status = BookingStatus::Attended;
+                        let attended = b.clone();
+                        // Queued under the person's lock, as every record (module docs).
+                        let ack = self.log(&Record::Attended { person, booking });
+                        (AttendOutcome::Attended(attended), ack)
+                    }
+                },
+            },
+        };
+        match outcome {
+            AttendOutcome::Attended(_) => Self::durable(ack).await?,
+            AttendOutcome::UnknownBooking => {}
+            _ => self.barrier().await?,
+        }
+        Ok(outcome)
+    }
+
+    async fn close_out(&self, phase: PhaseId, slots: Vec<SlotId>) -> Result<CloseOut, StoreError> {
+        self.check_writable()?;
+        let slots: std::collections::HashSet<SlotId> = slots.into_iter().collect();
+        let mut done = CloseOut::default();
+        let mut last = None;
+        // Each shard is locked while it is walked; each record is queued under that lock,
+        // so a check-in or a cancel racing with the close-out is ordered with it.
+        for mut p in self.people.iter_mut() {
+            let key = *p.key();
+            for b in p.bookings.iter_mut() {
+                if b.phase != phase || !slots.contains(&b.slot) {
+                    continue;
+                }
+                match b.status {
+                    BookingStatus::Attended => done.attended += 1,
+                    BookingStatus::NoShow => done.no_show += 1,
+                    BookingStatus::Booked => {
+                        b.status = BookingStatus::NoShow;
+                        done.no_show += 1;
+                        let person = IdNumber::from_packed(key).unwrap_or(b.person);
+                        if let Some(ack) = self.log(&Record::NoShow {
+                            person,
+                            booking: b.booking.clone(),
+                        }) {
+                            last = Some(ack);
+                        }
+                    }
+                    BookingStatus::Cancelled => {}
+                }
+            }
+        }
+        if last.is_some() {
+            Self::durable(last).await?;
+        } else {
+            self.barrier().await?;
+        }
+        Ok(done)
+    }
+
+    async fn all_bookings(&self) -> Result<Vec<Booking>, StoreError> {
+        let all: Vec<Booking> = self
+            .people
+            .iter()
+            .flat_map(|p| p.bookings.clone())
+            .collect();
+        self.barrier().await?;
+        Ok(all)
+    }
+
+    async fn invited(&self, phase: PhaseId) -> Result<Vec<IdNumber>, StoreError> {
+        let Some(p) = self.catalog.load().phase_index(phase.as_str()) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .invited
+            .iter()
+            .filter(|k| k.0 == p as u32)
+            .filter_map(|k| IdNumber::from_packed(k.1))
+            .collect())
     }
 
     async fn bookings_of(&self, person: IdNumber) -> Result<Vec<Booking>, StoreError> {

@@ -1,6 +1,7 @@
 //! Stores: where bookings are decided and kept, behind one domain-shaped trait.
 //!
-//! - [`Store`]: reserve, change, cancel, bookings of a person, calendar, invitations, audit.
+//! - [`Store`]: reserve, change, cancel, bookings of a person, calendar, invitations,
+//!   check-in and close-out, audit.
 //! - [`EmbeddedStore`]: in memory with an optional group-committed [`journal`]; the
 //!   default and the executable specification of the contract.
 //! - [`RedisStore`]: one Redis shared by many instances; Lua scripts decide each write,
@@ -107,7 +108,29 @@ pub enum CancelOutcome {
     Cancelled(Booking),
     /// Already cancelled: cancelling twice is not an error.
     AlreadyCancelled(Booking),
+    /// Attended or a no-show: the day has passed for it and its seat stays used.
+    Final(Booking),
     UnknownBooking,
+}
+
+/// How a check-in ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttendOutcome {
+    /// Now attended (from booked, or from a no-show who came late on the day).
+    Attended(Booking),
+    /// Checked in before: checking in twice is not an error.
+    AlreadyAttended(Booking),
+    Cancelled(Booking),
+    UnknownBooking,
+}
+
+/// What a close-out found and did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CloseOut {
+    /// Bookings of the day that were attended.
+    pub attended: u64,
+    /// Bookings of the day marked `no-show` (by this run or an earlier one).
+    pub no_show: u64,
 }
 
 /// What a calendar load changed.
@@ -174,6 +197,37 @@ pub trait Store: Send + Sync + 'static {
         person: IdNumber,
         booking: BookingId,
     ) -> impl Future<Output = Result<CancelOutcome, StoreError>> + Send;
+
+    /// The booking with this human code, if any.
+    fn booking_by_code(
+        &self,
+        code: &str,
+    ) -> impl Future<Output = Result<Option<Booking>, StoreError>> + Send;
+
+    /// Checks a person's booking in, atomically with its status. The caller has checked
+    /// the site and the date.
+    fn attend(
+        &self,
+        person: IdNumber,
+        booking: BookingId,
+    ) -> impl Future<Output = Result<AttendOutcome, StoreError>> + Send;
+
+    /// Marks every still-booked booking in `slots` (one day of a phase) `no-show`; seats
+    /// are not returned. Idempotent.
+    fn close_out(
+        &self,
+        phase: PhaseId,
+        slots: Vec<SlotId>,
+    ) -> impl Future<Output = Result<CloseOut, StoreError>> + Send;
+
+    /// Every booking the store holds (settlement's exclusions, the joined audit).
+    fn all_bookings(&self) -> impl Future<Output = Result<Vec<Booking>, StoreError>> + Send;
+
+    /// The phase's invited set.
+    fn invited(
+        &self,
+        phase: PhaseId,
+    ) -> impl Future<Output = Result<Vec<IdNumber>, StoreError>> + Send;
 
     /// Every booking of a person, in every phase, oldest first.
     fn bookings_of(

@@ -66,12 +66,13 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
 use super::{
-    CancelOutcome, Change, ChangeOutcome, LoadReport, Reserve, ReserveOutcome, Store, StoreError,
+    AttendOutcome, CancelOutcome, Change, ChangeOutcome, CloseOut, LoadReport, Reserve,
+    ReserveOutcome, Store, StoreError,
 };
 use crate::audit::{AuditReport, audit};
 use crate::catalog::Catalog;
 use crate::config::Durability;
-use crate::domain::{Booking, BookingId, Calendar, CalendarError, IdNumber, PhaseId};
+use crate::domain::{Booking, BookingId, Calendar, CalendarError, IdNumber, PhaseId, SlotId};
 use crate::inventory::{Inventory, SlotIndex};
 use crate::metrics as m;
 
@@ -100,6 +101,8 @@ const INVITE_PIPELINE: usize = 8;
 /// Ledger entries per `XRANGE` page, and record reads per round trip, in the audit.
 const LEDGER_PAGE: usize = 10_000;
 const RECORD_PIPELINE: usize = 1_000;
+/// Bookings decided per `close_out.lua` call: each call holds Redis for about a millisecond.
+const CLOSE_OUT_BATCH: usize = 1_000;
 /// Requests queued towards the connection before callers wait; a surge has thousands in
 /// flight and each waits under the call timeout anyway.
 const PIPELINE_BUFFER: usize = 4_096;
@@ -121,6 +124,8 @@ struct Scripts {
     change: Script,
     cancel: Script,
     calendar: Script,
+    attend: Script,
+    close_out: Script,
 }
 
 impl Scripts {
@@ -130,6 +135,8 @@ impl Scripts {
             change: Script::new(include_str!("redis/change.lua")),
             cancel: Script::new(include_str!("redis/cancel.lua")),
             calendar: Script::new(include_str!("redis/calendar.lua")),
+            attend: Script::new(include_str!("redis/attend.lua")),
+            close_out: Script::new(include_str!("redis/close_out.lua")),
         }
     }
 }
@@ -691,6 +698,47 @@ impl Inner {
             .await
     }
 
+    /// The bookings as each phase's ledger tells them, up to `last_ids` (per phase, in
+    /// catalog order; `None`: nothing yet).
+    async fn rebuild(
+        &self,
+        catalog: &Catalog,
+        last_ids: &[Option<String>],
+    ) -> Result<Vec<Booking>, StoreError> {
+        let mut bookings: Vec<Booking> = Vec::new();
+        let mut index: HashMap<BookingId, usize> = HashMap::new();
+        for (p, last) in catalog.phases.iter().zip(last_ids) {
+            let Some(last) = last else { continue };
+            for (entry, fields) in self.ledger(p.phase.id.as_str(), "-", last).await? {
+                let unknown = |b: &BookingId| {
+                    StoreError::Internal(format!(
+                        "ledger entry {entry} of phase {} names booking {b}, never booked",
+                        p.phase.id
+                    ))
+                };
+                match record::event(&p.phase.id, &fields)? {
+                    Event::Booked(b) => {
+                        index.insert(b.booking.clone(), bookings.len());
+                        bookings.push(b);
+                    }
+                    Event::Changed { booking, slot } => {
+                        let &i = index.get(&booking).ok_or_else(|| unknown(&booking))?;
+                        bookings[i].slot = slot;
+                    }
+                    Event::Cancelled { booking } => {
+                        let &i = index.get(&booking).ok_or_else(|| unknown(&booking))?;
+                        bookings[i].status = crate::domain::BookingStatus::Cancelled;
+                    }
+                    Event::Status { booking, status } => {
+                        let &i = index.get(&booking).ok_or_else(|| unknown(&booking))?;
+                        bookings[i].status = status;
+                    }
+                }
+            }
+        }
+        Ok(bookings)
+    }
+
     /// A phase's ledger from `start` (an `XRANGE` bound) to `end`, page by page.
     async fn ledger(&self, phase: &str, start: &str, end: &str) -> Result<Entries, StoreError> {
         let key = self.keys.ledger(phase);
@@ -1156,18 +1204,136 @@ impl Store for RedisStore {
             .call("cancel", invocation.invoke_async(&mut conn))
             .await?;
         Ok(match outcome.as_str() {
-            "cancelled" | "already-cancelled" => {
+            "cancelled" | "already-cancelled" | "final" => {
                 let b = record::booking(&fields)?;
                 inner.mirror_slot(b.slot.as_str(), rev, remaining);
-                if outcome == "cancelled" {
-                    CancelOutcome::Cancelled(b)
-                } else {
-                    CancelOutcome::AlreadyCancelled(b)
+                match outcome.as_str() {
+                    "cancelled" => CancelOutcome::Cancelled(b),
+                    "final" => CancelOutcome::Final(b),
+                    _ => CancelOutcome::AlreadyCancelled(b),
                 }
             }
             "unknown" => CancelOutcome::UnknownBooking,
             other => return Err(unexpected("cancel", other)),
         })
+    }
+
+    async fn booking_by_code(&self, code: &str) -> Result<Option<Booking>, StoreError> {
+        let Some(seq) = crate::domain::sequence_of_code(code) else {
+            return Ok(None);
+        };
+        let id = format!("r{seq:x}");
+        let inner = &*self.inner;
+        let records = inner
+            .records("booking_by_code", inner.timeout, &[id])
+            .await?;
+        match records.first() {
+            Some(fields) if !fields.is_empty() => Ok(Some(record::booking(fields)?)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn attend(
+        &self,
+        person: IdNumber,
+        booking: BookingId,
+    ) -> Result<AttendOutcome, StoreError> {
+        let inner = &*self.inner;
+        let mut invocation = inner.scripts.attend.prepare_invoke();
+        invocation
+            .arg(inner.keys.prefix())
+            .arg(person.to_string())
+            .arg(booking.as_str());
+        let mut conn = inner.conn.clone();
+        let (outcome, fields): (String, Vec<String>) = inner
+            .call("attend", invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(match outcome.as_str() {
+            "attended" => AttendOutcome::Attended(record::booking(&fields)?),
+            "already-attended" => AttendOutcome::AlreadyAttended(record::booking(&fields)?),
+            "cancelled" => AttendOutcome::Cancelled(record::booking(&fields)?),
+            "unknown" => AttendOutcome::UnknownBooking,
+            other => return Err(unexpected("attend", other)),
+        })
+    }
+
+    /// Reads the phase's bookings from its ledger, then lets `close_out.lua` decide each
+    /// one of the day's, in batches.
+    async fn close_out(&self, phase: PhaseId, slots: Vec<SlotId>) -> Result<CloseOut, StoreError> {
+        let inner = &*self.inner;
+        let catalog = inner.mirror.catalog.load_full();
+        let Some(pi) = catalog.phase_index(phase.as_str()) else {
+            return Ok(CloseOut::default());
+        };
+        let mut last_ids = vec![None; catalog.phases.len()];
+        last_ids[pi] = Some("+".to_string());
+        let slots: HashSet<SlotId> = slots.into_iter().collect();
+        let day: Vec<String> = inner
+            .rebuild(&catalog, &last_ids)
+            .await?
+            .into_iter()
+            .filter(|b| slots.contains(&b.slot) && b.status.is_live())
+            .map(|b| b.booking.to_string())
+            .collect();
+        let mut done = CloseOut::default();
+        for chunk in day.chunks(CLOSE_OUT_BATCH) {
+            let mut invocation = inner.scripts.close_out.prepare_invoke();
+            invocation
+                .key(inner.keys.ledger(phase.as_str()))
+                .arg(inner.keys.prefix());
+            for id in chunk {
+                invocation.arg(id);
+            }
+            let mut conn = inner.conn.clone();
+            let statuses: Vec<String> = inner
+                .bulk("close_out", invocation.invoke_async(&mut conn))
+                .await?;
+            for s in statuses {
+                match s.as_str() {
+                    "attended" => done.attended += 1,
+                    "no-show" => done.no_show += 1,
+                    _ => {}
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    async fn all_bookings(&self) -> Result<Vec<Booking>, StoreError> {
+        let inner = &*self.inner;
+        let catalog = inner.mirror.catalog.load_full();
+        let last_ids = vec![Some("+".to_string()); catalog.phases.len()];
+        inner.rebuild(&catalog, &last_ids).await
+    }
+
+    async fn invited(&self, phase: PhaseId) -> Result<Vec<IdNumber>, StoreError> {
+        let inner = &*self.inner;
+        let key = inner.keys.invited(phase.as_str());
+        let mut out = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let mut conn = inner.conn.clone();
+            let (next, page): (u64, Vec<String>) = inner
+                .bulk(
+                    "invited",
+                    ::redis::cmd("SSCAN")
+                        .arg(&key)
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(10_000)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            for id in page {
+                out.push(IdNumber::parse(&id).map_err(|e| {
+                    StoreError::Internal(format!("invited set of {phase} holds {id:?}: {e}"))
+                })?);
+            }
+            if next == 0 {
+                return Ok(out);
+            }
+            cursor = next;
+        }
     }
 
     async fn bookings_of(&self, person: IdNumber) -> Result<Vec<Booking>, StoreError> {
@@ -1245,33 +1411,7 @@ impl Store for RedisStore {
         };
 
         // Rebuild the bookings from each phase's ledger up to the cut.
-        let mut bookings: Vec<Booking> = Vec::new();
-        let mut index: HashMap<BookingId, usize> = HashMap::new();
-        for (p, last) in catalog.phases.iter().zip(&last_ids) {
-            let Some(last) = last else { continue };
-            for (entry, fields) in inner.ledger(p.phase.id.as_str(), "-", last).await? {
-                let unknown = |b: &BookingId| {
-                    StoreError::Internal(format!(
-                        "ledger entry {entry} of phase {} names booking {b}, never booked",
-                        p.phase.id
-                    ))
-                };
-                match record::event(&p.phase.id, &fields)? {
-                    Event::Booked(b) => {
-                        index.insert(b.booking.clone(), bookings.len());
-                        bookings.push(b);
-                    }
-                    Event::Changed { booking, slot } => {
-                        let &i = index.get(&booking).ok_or_else(|| unknown(&booking))?;
-                        bookings[i].slot = slot;
-                    }
-                    Event::Cancelled { booking } => {
-                        let &i = index.get(&booking).ok_or_else(|| unknown(&booking))?;
-                        bookings[i].status = crate::domain::BookingStatus::Cancelled;
-                    }
-                }
-            }
-        }
+        let bookings = inner.rebuild(&catalog, &last_ids).await?;
         let counters = |s: SlotIndex| {
             let i = s as usize;
             (

@@ -1,6 +1,7 @@
 #!lua
 -- cancel: marks a person's live booking cancelled and returns its seat, atomically.
--- Cancelling twice answers the cancelled booking and changes nothing.
+-- Cancelling twice answers the cancelled booking and changes nothing; an attended or
+-- no-show booking is final (its seat was used) and answers 'final'.
 --
 -- KEYS[1] person's live bookings     HASH phase -> booking
 -- KEYS[2] counter revision           STRING integer
@@ -19,7 +20,11 @@ local slot = redis.call('HGET', booking, 'slot')
 local phase = redis.call('HGET', booking, 'phase')
 local seats = prefix .. ':slot:' .. slot .. ':remaining'
 local status = redis.call('HGET', booking, 'status')
-if status ~= 'booked' and status ~= 'attended' then
+if status == 'attended' or status == 'no-show' then
+  return {'final', tonumber(redis.call('GET', seats) or '-1'), rev,
+    redis.call('HGETALL', booking)}
+end
+if status ~= 'booked' then
   return {'already-cancelled', tonumber(redis.call('GET', seats) or '-1'), rev,
     redis.call('HGETALL', booking)}
 end

@@ -46,7 +46,7 @@ if redis.call('HGET', booking, 'person') ~= person then
 end
 local fields = redis.call('HGETALL', booking)
 local status = redis.call('HGET', booking, 'status')
-if status ~= 'booked' and status ~= 'attended' then
+if status ~= 'booked' then
   return reply('not-live', fields)
 end
 if redis.call('HGET', booking, 'phase') ~= phase then

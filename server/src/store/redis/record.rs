@@ -3,7 +3,7 @@
 //! A booking record is a hash of strings: `booking`, `seq`, `phase`, `slot`, `person`,
 //! `channel`, `status`, `booked_at` (RFC 3339), and `partner` for kiosk bookings. The human code is not stored: it is
 //! [`human_code`] of `seq`, a pure function. A ledger entry has `e` (`booked`,
-//! `changed` or `cancelled`), `b` (booking) and `p` (person); `booked` adds `seq`, `s`
+//! `changed`, `cancelled`, `attended` or `no-show`), `b` (booking) and `p` (person); `booked` adds `seq`, `s`
 //! (slot), `c` (channel), `t` (booked at) and `k` (kiosk partner, if any); `changed` adds `s` (new slot) and `f`
 //! (old slot); `cancelled` adds `s`.
 
@@ -92,8 +92,18 @@ pub(super) fn booking(fields: &[String]) -> Result<Booking, StoreError> {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Event {
     Booked(Booking),
-    Changed { booking: BookingId, slot: SlotId },
-    Cancelled { booking: BookingId },
+    Changed {
+        booking: BookingId,
+        slot: SlotId,
+    },
+    Cancelled {
+        booking: BookingId,
+    },
+    /// Checked in (`attended`) or closed out (`no-show`): the seat stays taken.
+    Status {
+        booking: BookingId,
+        status: BookingStatus,
+    },
 }
 
 /// A ledger entry of `phase` from its fields.
@@ -128,6 +138,14 @@ pub(super) fn event(phase: &PhaseId, fields: &[String]) -> Result<Event, StoreEr
             slot: SlotId::parse(get("s")?).map_err(|e| corrupt(WHAT, e))?,
         }),
         "cancelled" => Ok(Event::Cancelled { booking }),
+        "attended" => Ok(Event::Status {
+            booking,
+            status: BookingStatus::Attended,
+        }),
+        "no-show" => Ok(Event::Status {
+            booking,
+            status: BookingStatus::NoShow,
+        }),
         other => Err(corrupt(WHAT, format!("unknown event {other:?}"))),
     }
 }
