@@ -12,6 +12,7 @@
 //! - [`token`]: signed person tokens. [`rate_limit`]: per-person write limits.
 //! - [`http`]: the hyper edge. [`app`]: shared state. [`bootstrap`]: building it from [`config`].
 //! - [`log_limit`]: warnings folded when they repeat.
+//! - [`sms`]: gateways that carry invitation text messages to a carrier.
 //! - [`audit`]: the invariants. [`demo`]: the built-in national calendar. [`metrics`]: names.
 
 pub mod app;
@@ -30,5 +31,6 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod service;
 pub mod settlement;
+pub mod sms;
 pub mod store;
 pub mod token;
