@@ -76,6 +76,27 @@ async fn the_redis_store_meets_the_store_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_redis_outbox_meets_the_outbox_contract() {
+    let redis = RedisServer::fast();
+    let n = AtomicUsize::new(0);
+    slotd::store::outbox::contract::run_all(|| {
+        let (url, prefix) = (
+            redis.url(),
+            format!("o{}", n.fetch_add(1, Ordering::Relaxed)),
+        );
+        async move {
+            let store = connect(&url, &prefix, TIMEOUT, true).await;
+            store
+                .load_calendar(contract::fixture(time::OffsetDateTime::now_utc()))
+                .await
+                .expect("fixture");
+            store
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_store_contract_holds_without_the_fast_path() {
     let redis = RedisServer::fast();
     let n = AtomicUsize::new(0);

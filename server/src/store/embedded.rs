@@ -23,6 +23,7 @@ use dashmap::{DashMap, DashSet};
 use serde::{Deserialize, Serialize};
 
 use super::journal::{Ack, Journal, Replay};
+use super::outbox::{Book, Delivery, MessageState};
 use super::{
     AttendOutcome, CancelOutcome, Change, ChangeOutcome, CloseOut, Idempotency, LoadReport,
     Reserve, ReserveOutcome, Store, StoreError,
@@ -34,6 +35,7 @@ use crate::domain::{
     sequence_of_code,
 };
 use crate::inventory::Inventory;
+use std::sync::PoisonError;
 
 /// Idempotency keys remembered per person; older ones are forgotten.
 const KEYS_PER_PERSON: usize = 16;
@@ -77,7 +79,7 @@ impl Person {
 /// What the journal holds, one record per acknowledged change.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "kebab-case")]
-enum Record {
+pub(super) enum Record {
     Calendar {
         calendar: Calendar,
     },
@@ -108,16 +110,84 @@ enum Record {
         person: IdNumber,
         booking: BookingId,
     },
+    /// Settled invitations, each with its queued message `(person, mobile, message seq)`.
+    Settled {
+        phase: PhaseId,
+        at: i64,
+        invites: Vec<(IdNumber, String, u64)>,
+    },
+    /// What became of message sends.
+    Sms {
+        outcomes: Vec<SmsOutcome>,
+    },
+}
+
+/// One message's new state, as journaled.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct SmsOutcome {
+    pub(super) id: String,
+    pub(super) state: MessageState,
+    pub(super) attempts: u32,
+    pub(super) due_ms: i64,
+    pub(super) error: Option<String>,
+}
+
+impl SmsOutcome {
+    pub(super) fn of(id: &str, d: &Delivery) -> Self {
+        let (state, attempts, due_ms, error) = match d {
+            Delivery::Sent => (MessageState::Sent, 0, 0, None),
+            Delivery::Retry {
+                attempts,
+                due_ms,
+                error,
+            } => (
+                MessageState::Failed,
+                *attempts,
+                *due_ms,
+                Some(error.clone()),
+            ),
+            Delivery::Dead { attempts, error } => {
+                (MessageState::Dead, *attempts, 0, Some(error.clone()))
+            }
+        };
+        Self {
+            id: id.to_string(),
+            state,
+            attempts,
+            due_ms,
+            error,
+        }
+    }
+
+    pub(super) fn delivery(&self) -> Delivery {
+        let error = self.error.clone().unwrap_or_default();
+        match self.state {
+            MessageState::Failed => Delivery::Retry {
+                attempts: self.attempts,
+                due_ms: self.due_ms,
+                error,
+            },
+            MessageState::Dead => Delivery::Dead {
+                attempts: self.attempts,
+                error,
+            },
+            MessageState::Sent | MessageState::Queued => Delivery::Sent,
+        }
+    }
 }
 
 /// The embedded store. See the module documentation for its concurrency rules.
 #[derive(Debug)]
 pub struct EmbeddedStore {
-    catalog: ArcSwap<Catalog>,
+    pub(super) catalog: ArcSwap<Catalog>,
     inventory: Inventory,
     people: DashMap<u64, Person>,
     /// `(phase index, person)`.
-    invited: DashSet<(u32, u64)>,
+    pub(super) invited: DashSet<(u32, u64)>,
+    /// Settled invitations and their messages. Its lock is held while an invitation
+    /// joins `invited` and its record is queued, so the journal orders every outbox
+    /// change the way memory saw it.
+    pub(super) outbox: std::sync::Mutex<Book>,
     /// Booking sequence number → its person: check-in finds a booking by its code.
     owners: DashMap<u64, u64>,
     sequence: AtomicU64,
@@ -153,6 +223,7 @@ impl EmbeddedStore {
             people: DashMap::with_shard_amount(256),
             invited: DashSet::new(),
             owners: DashMap::new(),
+            outbox: std::sync::Mutex::new(Book::default()),
             sequence: AtomicU64::new(0),
             journal,
             loader: tokio::sync::Mutex::new(()),
@@ -264,6 +335,22 @@ impl EmbeddedStore {
                     b.slot = slot;
                 }
             }
+            Record::Settled { phase, at, invites } => {
+                let p = self.catalog.load().phase_index(phase.as_str());
+                let mut book = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+                for (person, to, seq) in invites {
+                    if let Some(p) = p {
+                        self.invited.insert((p as u32, person.packed()));
+                    }
+                    book.add(phase.clone(), person, to, at, seq);
+                }
+            }
+            Record::Sms { outcomes } => {
+                let mut book = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+                for o in outcomes {
+                    book.record(&o.id, &o.delivery());
+                }
+            }
             Record::Attended { person, booking } => {
                 let mut p = self.people.entry(person.packed()).or_default();
                 if let Some(b) = p.booking_mut(&booking).filter(|b| b.status.is_live()) {
@@ -291,7 +378,7 @@ impl EmbeddedStore {
     }
 
     /// Queues a record; `None` without a journal.
-    fn log(&self, record: &Record) -> Option<Ack> {
+    pub(super) fn log(&self, record: &Record) -> Option<Ack> {
         let journal = self.journal.as_ref()?;
         // Serialising plain data into a Vec cannot fail.
         let bytes = serde_json::to_vec(record).unwrap_or_default();
@@ -299,7 +386,7 @@ impl EmbeddedStore {
     }
 
     /// Refuses writes once the journal has failed.
-    fn check_writable(&self) -> Result<(), StoreError> {
+    pub(super) fn check_writable(&self) -> Result<(), StoreError> {
         match &self.journal {
             Some(j) if j.has_failed() => Err(StoreError::Unavailable(
                 "the journal failed; restart on a healthy disk".into(),
@@ -308,7 +395,7 @@ impl EmbeddedStore {
         }
     }
 
-    async fn durable(ack: Option<Ack>) -> Result<(), StoreError> {
+    pub(super) async fn durable(ack: Option<Ack>) -> Result<(), StoreError> {
         match ack {
             None => Ok(()),
             Some(ack) => match ack.await {
@@ -321,7 +408,7 @@ impl EmbeddedStore {
 
     /// Waits until everything queued so far is durable: answers that repeat an earlier
     /// result must not get ahead of that result's record.
-    async fn barrier(&self) -> Result<(), StoreError> {
+    pub(super) async fn barrier(&self) -> Result<(), StoreError> {
         Self::durable(self.journal.as_ref().map(Journal::barrier)).await
     }
 
@@ -415,7 +502,7 @@ pub fn lost_in(records: &[Vec<u8>]) -> Lost {
                 | Record::Attended { booking, .. }
                 | Record::NoShow { booking, .. },
             ) => touched.push(booking),
-            Ok(Record::Invited { .. }) | Err(_) => {}
+            Ok(Record::Invited { .. } | Record::Settled { .. } | Record::Sms { .. }) | Err(_) => {}
         }
     }
     let last = seqs.iter().next_back().copied().unwrap_or(0);

@@ -28,6 +28,7 @@ pub mod contract;
 mod embedded;
 pub mod identity;
 pub mod journal;
+pub mod outbox;
 mod redis;
 
 pub use embedded::{EmbeddedStore, Lost, lost_in};
