@@ -59,6 +59,33 @@ where
     a_partner_key_works_until_rotated(&make().await).await;
     racing_registrations_lose_and_merge_nobody(Arc::new(make().await)).await;
     attempts_are_counted_before_they_are_checked(Arc::new(make().await)).await;
+    registrants_are_the_live_registrations_joined_with_the_registry(&make().await).await;
+}
+
+/// Settlement's input: every live registration with its person's birth date and
+/// categories; cancelled ones and people without a registration are not in it.
+pub async fn registrants_are_the_live_registrations_joined_with_the_registry(
+    s: &impl IdentityStore,
+) {
+    let mut people: Vec<InsuredPerson> = (1..=4).map(insured).collect();
+    people[1].categories = vec![3];
+    people[1].birth_date = "1940-05-06".into();
+    s.upsert_persons(people).await.expect("upsert");
+    for n in 1..=3 {
+        s.register(synthetic_id(n), form("a", &["AZ"]), now())
+            .await
+            .expect("register");
+    }
+    s.cancel(synthetic_id(3), now()).await.expect("cancel");
+    let mut got = s.registrants().await.expect("registrants");
+    got.sort_by_key(|r| r.serial);
+    assert_eq!(
+        got.iter().map(|r| r.person).collect::<Vec<_>>(),
+        vec![synthetic_id(1), synthetic_id(2)]
+    );
+    assert_eq!(got[1].first_category(), Some(3));
+    assert_eq!(got[1].age_on(time::macros::date!(2021 - 07 - 13)), 81);
+    assert_eq!(got[0].mobile_number(), "0912345678");
 }
 
 /// Login attempts: each counts at once; past the thresholds the gate closes without

@@ -363,6 +363,24 @@ impl IdentityStore for EmbeddedIdentity {
         })
     }
 
+    fn registrants(
+        &self,
+    ) -> BoxFuture<'_, Result<Vec<crate::settlement::Registrant>, StoreError>> {
+        boxed(async move {
+            let out = self
+                .registrants
+                .iter()
+                .filter_map(|r| {
+                    let current = r.current.as_ref().filter(|c| c.is_live())?;
+                    let person = self.persons.get(r.key())?;
+                    crate::settlement::Registrant::new(&person, current)
+                })
+                .collect();
+            durable(self.journal.as_ref().map(Journal::barrier)).await?;
+            Ok(out)
+        })
+    }
+
     fn registration(
         &self,
         person: IdNumber,

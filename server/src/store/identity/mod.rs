@@ -232,6 +232,9 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug + 'static {
         key_hash: String,
     ) -> BoxFuture<'_, Result<Option<Partner>, StoreError>>;
 
+    /// Every live registration joined with its registry entry, packed for settlement.
+    fn registrants(&self) -> BoxFuture<'_, Result<Vec<crate::settlement::Registrant>, StoreError>>;
+
     /// Checks the registration invariants over everything the store holds.
     fn audit(&self) -> BoxFuture<'_, Result<RegistrationAudit, StoreError>>;
 

@@ -291,6 +291,71 @@ impl IdentityStore for RedisIdentity {
         boxed(async move { Ok(self.write("cancel", person, None, now).await?.1) })
     }
 
+    /// Walks the registrations with `SCAN`, a page at a time, reading each page's
+    /// registrations and then their persons with `MGET`.
+    fn registrants(
+        &self,
+    ) -> BoxFuture<'_, Result<Vec<crate::settlement::Registrant>, StoreError>> {
+        boxed(async move {
+            let mut out = Vec::new();
+            let pattern = format!("{}:id:reg:*", self.prefix);
+            let mut cursor: u64 = 0;
+            loop {
+                let mut conn = self.conn.clone();
+                let (next, keys): (u64, Vec<String>) = bounded(
+                    "registrants",
+                    self.bulk_timeout(),
+                    ::redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(10_000)
+                        .query_async(&mut conn),
+                )
+                .await?;
+                if !keys.is_empty() {
+                    let raw: Vec<Option<String>> = bounded(
+                        "registrants",
+                        self.bulk_timeout(),
+                        ::redis::cmd("MGET").arg(&keys).query_async(&mut conn),
+                    )
+                    .await?;
+                    let mut live = Vec::new();
+                    for r in raw.into_iter().flatten() {
+                        let r: Registration = serde_json::from_str(&r)
+                            .map_err(|e| parse_error("a registration", e))?;
+                        if r.is_live() {
+                            live.push(r);
+                        }
+                    }
+                    if !live.is_empty() {
+                        let keys: Vec<String> = live
+                            .iter()
+                            .map(|r| self.key("person", r.person.packed()))
+                            .collect();
+                        let persons: Vec<Option<String>> = bounded(
+                            "registrants",
+                            self.bulk_timeout(),
+                            ::redis::cmd("MGET").arg(keys).query_async(&mut conn),
+                        )
+                        .await?;
+                        for (r, p) in live.iter().zip(persons) {
+                            let Some(p) = p else { continue };
+                            let p: InsuredPerson = serde_json::from_str(&p)
+                                .map_err(|e| parse_error("a person", e))?;
+                            out.extend(crate::settlement::Registrant::new(&p, r));
+                        }
+                    }
+                }
+                if next == 0 {
+                    return Ok(out);
+                }
+                cursor = next;
+            }
+        })
+    }
+
     fn registration(
         &self,
         person: IdNumber,
