@@ -1,18 +1,21 @@
 //! `App`: the state every request handler shares, and its background tasks.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::availability::Availability;
-use crate::config::{IdentityConfig, Limits};
+use crate::config::{IdentityConfig, Limits, SmsConfig};
 use crate::identity::captcha::Captchas;
 use crate::rate_limit::RateLimiter;
 use crate::store::Store;
 use crate::store::identity::IdentityStore;
+use crate::store::outbox::Outbox;
 use crate::token::TokenKey;
 
 /// Shared state of one server.
@@ -28,6 +31,78 @@ pub struct App<S: Store> {
     /// Requests being served; beyond `limits.max_in_flight`, new ones are shed.
     pub in_flight: AtomicUsize,
     pub identity: Identity,
+    pub sms: Sms,
+}
+
+/// Settlement and the invitation texts: the outbox (the booking store itself), the
+/// configuration, the lock that keeps settlement runs of this instance apart, the send
+/// rate and the dispatcher this instance runs.
+#[derive(Debug)]
+pub struct Sms {
+    pub outbox: Arc<dyn Outbox>,
+    pub config: SmsConfig,
+    /// Held by a settlement run: two runs at once would each fill up to the target.
+    pub settling: tokio::sync::Mutex<()>,
+    /// `(when, messages sent in total)`, one a second, the last ten seconds.
+    samples: Mutex<VecDeque<(Instant, u64)>>,
+    dispatcher: Mutex<Option<(watch::Sender<bool>, JoinHandle<()>)>>,
+}
+
+impl Sms {
+    pub fn new(outbox: Arc<dyn Outbox>, config: SmsConfig) -> Self {
+        Self {
+            outbox,
+            config,
+            settling: tokio::sync::Mutex::new(()),
+            samples: Mutex::new(VecDeque::new()),
+            dispatcher: Mutex::new(None),
+        }
+    }
+
+    /// Records the outbox's sent count now.
+    pub fn sample(&self, sent: u64) {
+        let mut s = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        s.push_back((Instant::now(), sent));
+        while s.len() > 11 {
+            s.pop_front();
+        }
+    }
+
+    /// Messages sent per second over the last ten seconds (by every instance: the
+    /// count is the store's).
+    pub fn per_second(&self) -> f64 {
+        let s = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        match (s.front(), s.back()) {
+            (Some(a), Some(b)) if b.0 > a.0 => {
+                b.1.saturating_sub(a.1) as f64 / (b.0 - a.0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// Hands the running dispatcher to this state, which stops it at shutdown.
+    pub fn own_dispatcher(&self, stop: watch::Sender<bool>, task: JoinHandle<()>) {
+        *self
+            .dispatcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((stop, task));
+    }
+
+    /// Stops the dispatcher: it finishes the batch in hand (bounded by `grace`).
+    pub async fn stop(&self, grace: Duration) {
+        let taken = self
+            .dispatcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((stop, task)) = taken {
+            let _ = stop.send(true);
+            let abort = task.abort_handle();
+            if tokio::time::timeout(grace, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
 }
 
 /// What registration and logins share: their store, captchas, the CPU pool and the
@@ -78,6 +153,7 @@ impl<S: Store> App<S> {
         admin_token: String,
         limits: Limits,
         identity: Identity,
+        sms: Sms,
     ) -> Self {
         let availability = Availability::new(store.catalog(), store.inventory());
         Self {
@@ -90,6 +166,7 @@ impl<S: Store> App<S> {
             metrics: crate::metrics::install(),
             in_flight: AtomicUsize::new(0),
             identity,
+            sms,
         }
     }
 

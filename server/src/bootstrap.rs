@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::app::Identity;
+use crate::app::{Identity, Sms};
 use crate::config::{
     AuditArgs, Config, ConfigError, Durability, EXIT_CONFIG, PopulationArgs, RepairArgs, StoreKind,
     parse_store,
@@ -18,7 +18,9 @@ use crate::config::{
 use crate::domain::Calendar;
 use crate::identity::password;
 use crate::identity::population::{self, PopulationSpec};
+use crate::sms::{Template, WebhookOptions};
 use crate::store::identity::{EmbeddedIdentity, IdentityStore, RedisIdentity, Upsert};
+use crate::store::outbox::Outbox;
 use crate::store::{EmbeddedStore, RedisStore, Store, StoreError};
 use crate::token::TokenKey;
 
@@ -180,7 +182,7 @@ async fn load_demo_population(
     Ok(())
 }
 
-async fn start<S: Store>(
+async fn start<S: Store + Outbox>(
     config: Config,
     store: Arc<S>,
     identity: Arc<dyn IdentityStore>,
@@ -212,14 +214,38 @@ async fn start<S: Store>(
     }
     let admin_token = secret(&config, config.admin_token.clone(), "admin-token")?;
     let token_secret = secret(&config, config.token_secret.clone(), "token-secret")?;
+    let template = match &config.sms.template {
+        Some(path) => {
+            Template::from_file(path).map_err(|e| BootError::Io(format!("--sms-template: {e}")))?
+        }
+        None => Template::builtin(),
+    };
+    let gateway = crate::sms::open(
+        &config.sms.gateway_or_default(&config.data_dir),
+        WebhookOptions {
+            timeout: config.sms.timeout,
+            concurrency: config.sms.concurrency,
+        },
+    )
+    .map_err(|e| BootError::Io(format!("--sms-gateway: {e}")))?;
+    let outbox: Arc<dyn Outbox> = store.clone();
     let app = Arc::new(App::new(
         store,
         TokenKey::new(token_secret.as_bytes()),
         admin_token,
         config.limits.clone(),
         Identity::new(identity, token_secret.as_bytes(), config.identity.clone()),
+        Sms::new(outbox, config.sms.clone()),
     ));
     let background = app.spawn_background(config.snapshot_interval);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let dispatcher = tokio::spawn(crate::dispatcher::run(
+        app.clone(),
+        gateway,
+        template,
+        stopped,
+    ));
+    app.sms.own_dispatcher(stop, dispatcher);
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())

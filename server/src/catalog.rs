@@ -80,6 +80,11 @@ impl Catalog {
         self.phase_index.get(id).copied()
     }
 
+    /// The index of a site.
+    pub fn site_index(&self, id: &str) -> Option<usize> {
+        self.site_index.get(id).copied()
+    }
+
     /// A phase by id.
     pub fn phase(&self, id: &str) -> Option<&PhaseInfo> {
         self.phase_index(id).map(|i| &self.phases[i])

@@ -198,6 +198,32 @@ pub struct ServeArgs {
     /// Seconds a kiosk token lives [default: 600].
     #[arg(long)]
     pub kiosk_token_ttl: Option<String>,
+    /// Where invitation texts go: `file:PATH` (one JSON line per message) or an
+    /// `http://` webhook [default: file:DATA_DIR/sms.ndjson].
+    #[arg(long)]
+    pub sms_gateway: Option<String>,
+    /// Messages sent per second at most, across this instance [default: 100].
+    #[arg(long)]
+    pub sms_rate: Option<String>,
+    /// Failed sends after which a message is dead [default: 8].
+    #[arg(long)]
+    pub sms_max_attempts: Option<String>,
+    /// Seconds a webhook call may take [default: 10].
+    #[arg(long)]
+    pub sms_timeout: Option<String>,
+    /// Webhook calls in flight at once [default: 16].
+    #[arg(long)]
+    pub sms_concurrency: Option<String>,
+    /// The booking address the invitation text names [default: https://1922.gov.tw].
+    #[arg(long)]
+    pub sms_booking_url: Option<String>,
+    /// A zh-TW invitation template file with {phase}, {opens}, {closes}, {url}
+    /// [default: the built-in text].
+    #[arg(long)]
+    pub sms_template: Option<String>,
+    /// Share of a phase's doses that settlement invites up to, 0 < share <= 1 [default: 1].
+    #[arg(long)]
+    pub settlement_share: Option<String>,
 }
 
 /// Flags of `slotd audit`.
@@ -280,6 +306,51 @@ impl Default for IdentityConfig {
     }
 }
 
+/// Settlement and the invitation texts.
+#[derive(Debug, Clone)]
+pub struct SmsConfig {
+    /// Default none: `file:` `sms.ndjson` in the data directory.
+    pub gateway: Option<crate::sms::GatewaySpec>,
+    /// Default 100 messages/s: carriers cap throughput per sender.
+    pub rate: u32,
+    /// Default 8: with backoff capped at 5 minutes, about 15 minutes of trying.
+    pub max_attempts: u32,
+    /// Default 10 s per webhook call; a claim's lease is four times this.
+    pub timeout: Duration,
+    /// Default 16 webhook calls in flight.
+    pub concurrency: usize,
+    /// Default `https://1922.gov.tw`, the 2021 booking site.
+    pub booking_url: String,
+    /// Default none: the built-in text.
+    pub template: Option<PathBuf>,
+    /// Default 1.0 (2021 filled 83.8 % of phase 2's doses).
+    pub settlement_share: f64,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            gateway: None,
+            rate: 100,
+            max_attempts: 8,
+            timeout: Duration::from_secs(10),
+            concurrency: 16,
+            booking_url: "https://1922.gov.tw".into(),
+            template: None,
+            settlement_share: 1.0,
+        }
+    }
+}
+
+impl SmsConfig {
+    /// The gateway to use: the configured one, else the file in `data_dir`.
+    pub fn gateway_or_default(&self, data_dir: &std::path::Path) -> crate::sms::GatewaySpec {
+        self.gateway
+            .clone()
+            .unwrap_or_else(|| crate::sms::GatewaySpec::File(data_dir.join("sms.ndjson")))
+    }
+}
+
 /// Bounds on what clients may make the server hold.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -359,6 +430,7 @@ pub struct Config {
     /// Default on.
     pub fast_path: bool,
     pub identity: IdentityConfig,
+    pub sms: SmsConfig,
 }
 
 impl Default for Config {
@@ -380,6 +452,7 @@ impl Default for Config {
             durability: Durability::Fast,
             fast_path: true,
             identity: IdentityConfig::default(),
+            sms: SmsConfig::default(),
         }
     }
 }
@@ -771,7 +844,52 @@ impl Config {
                 e,
             )
         })?;
+        let ds = SmsConfig::default();
+        let sms = SmsConfig {
+            gateway: match src.get(&args.sms_gateway, "SLOTD_SMS_GATEWAY") {
+                None => None,
+                Some(raw) => Some(raw.parse().map_err(|e: crate::sms::SpecError| {
+                    bad(
+                        src.origin(&args.sms_gateway, "SLOTD_SMS_GATEWAY"),
+                        e.to_string(),
+                    )
+                })?),
+            },
+            rate: src.number(&args.sms_rate, "SLOTD_SMS_RATE", ds.rate, 1)?,
+            max_attempts: src.number(
+                &args.sms_max_attempts,
+                "SLOTD_SMS_MAX_ATTEMPTS",
+                ds.max_attempts,
+                1,
+            )?,
+            timeout: secs(&args.sms_timeout, "SLOTD_SMS_TIMEOUT", ds.timeout)?,
+            concurrency: src.number(
+                &args.sms_concurrency,
+                "SLOTD_SMS_CONCURRENCY",
+                ds.concurrency,
+                1,
+            )?,
+            booking_url: src
+                .get(&args.sms_booking_url, "SLOTD_SMS_BOOKING_URL")
+                .unwrap_or(ds.booking_url),
+            template: src
+                .get(&args.sms_template, "SLOTD_SMS_TEMPLATE")
+                .map(PathBuf::from),
+            settlement_share: match src.get(&args.settlement_share, "SLOTD_SETTLEMENT_SHARE") {
+                None => ds.settlement_share,
+                Some(raw) => match raw.parse::<f64>() {
+                    Ok(v) if v > 0.0 && v <= 1.0 => v,
+                    _ => {
+                        return Err(bad(
+                            src.origin(&args.settlement_share, "SLOTD_SETTLEMENT_SHARE"),
+                            format!("expected a share above 0 and at most 1, got {raw:?}"),
+                        ));
+                    }
+                },
+            },
+        };
         let config = Config {
+            sms,
             identity,
             listen,
             store: parse_store(src.get(&args.store, "SLOTD_STORE"))

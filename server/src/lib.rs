@@ -12,7 +12,8 @@
 //! - [`token`]: signed person tokens. [`rate_limit`]: per-person write limits.
 //! - [`http`]: the hyper edge. [`app`]: shared state. [`bootstrap`]: building it from [`config`].
 //! - [`log_limit`]: warnings folded when they repeat.
-//! - [`sms`]: gateways that carry invitation text messages to a carrier.
+//! - [`sms`]: gateways that carry invitation text messages to a carrier;
+//!   [`dispatcher`]: sends the outbox's messages through one.
 //! - [`audit`]: the invariants. [`demo`]: the built-in national calendar. [`metrics`]: names.
 
 pub mod app;
@@ -22,6 +23,7 @@ pub mod bootstrap;
 pub mod catalog;
 pub mod config;
 pub mod demo;
+pub mod dispatcher;
 pub mod domain;
 pub mod http;
 pub mod identity;

@@ -25,6 +25,10 @@ pub const REGISTRATIONS: &str = "slotd_registrations_total";
 pub const LOGINS: &str = "slotd_logins_total";
 pub const LOGIN_LOCKOUTS: &str = "slotd_login_lockouts_total";
 pub const PASSWORD_HASH_SECONDS: &str = "slotd_password_hash_seconds";
+pub const SMS_SENDS: &str = "slotd_sms_sends_total";
+pub const SMS_QUEUED: &str = "slotd_sms_queued";
+pub const INVITATIONS_SETTLED: &str = "slotd_invitations_settled_total";
+pub const CHECK_INS: &str = "slotd_check_ins_total";
 pub const REGISTRY_PERSONS_IMPORTED: &str = "slotd_registry_persons_imported_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -129,6 +133,13 @@ fn describe() {
         "commands per pipelined store round trip"
     );
     describe_counter!(STORE_ERRORS, "store calls that failed, by operation");
+    describe_counter!(
+        SMS_SENDS,
+        "invitation text sends, by outcome (sent, failed, dead)"
+    );
+    describe_gauge!(SMS_QUEUED, "invitation texts waiting for their first send");
+    describe_counter!(INVITATIONS_SETTLED, "people invited by settlement runs");
+    describe_counter!(CHECK_INS, "check-ins at sites, by outcome");
     describe_counter!(
         FAST_PATH_REJECTIONS,
         "slot-full answers given from the local mirror"

@@ -1,7 +1,9 @@
 //! Person tokens: HMAC-SHA256 signed `scope.expiry.sealed-id`, verifiable by any instance.
 //!
 //! Form: `booking.1626141600.<sealed id>.<base64url signature>`; a kiosk token also names
-//! its partner before the signature (`kiosk.1626141600.<sealed id>.family-mart.<sig>`). The id number is not in
+//! its partner before the signature (`kiosk.1626141600.<sealed id>.family-mart.<sig>`), and
+//! a staff token its site (`staff.….S0001.<sig>`; its sealed id is the staff member's, or
+//! [`no_person`]). The id number is not in
 //! clear: the sealed id is a random 8-byte nonce and the packed id XORed with a keystream
 //! of HMAC-SHA256 (under a key derived from the shared secret) over that nonce, so a
 //! token in a log, a proxy or a browser's storage does not tell whose it is, and two
@@ -24,6 +26,8 @@ pub enum Scope {
     Booking,
     Registration,
     Kiosk,
+    /// Check-in staff of one site (the token names the site).
+    Staff,
 }
 
 impl Scope {
@@ -33,6 +37,7 @@ impl Scope {
             Scope::Booking => "booking",
             Scope::Registration => "registration",
             Scope::Kiosk => "kiosk",
+            Scope::Staff => "staff",
         }
     }
 
@@ -41,9 +46,15 @@ impl Scope {
             "booking" => Some(Scope::Booking),
             "registration" => Some(Scope::Registration),
             "kiosk" => Some(Scope::Kiosk),
+            "staff" => Some(Scope::Staff),
             _ => None,
         }
     }
+}
+
+/// The id number a staff token carries when it was minted for a site, not a person.
+pub fn no_person() -> IdNumber {
+    crate::domain::synthetic_id(0)
 }
 
 /// A verified token's claims.
@@ -53,8 +64,9 @@ pub struct Claims {
     pub scope: Scope,
     /// Unix seconds.
     pub expires_at: i64,
-    /// The kiosk partner whose terminal logged the person in (kiosk tokens only; an id
-    /// of `A-Z a-z 0-9 - _`, so it never holds the `.` separator).
+    /// The kiosk partner whose terminal logged the person in (kiosk tokens), or the site
+    /// a staff token is for (staff tokens, where it is required). An id of
+    /// `A-Z a-z 0-9 - _`, so it never holds the `.` separator.
     pub partner: Option<String>,
 }
 
@@ -171,7 +183,11 @@ impl TokenKey {
             expires_at: exp.parse().map_err(|_| TokenError::Malformed)?,
             partner: partner.map(str::to_owned),
         };
-        if claims.partner.is_some() && claims.scope != Scope::Kiosk {
+        match (claims.scope, &claims.partner) {
+            (Scope::Kiosk, _) | (Scope::Staff, Some(_)) | (_, None) => {}
+            _ => return Err(TokenError::Malformed),
+        }
+        if claims.scope == Scope::Staff && claims.partner.is_none() {
             return Err(TokenError::Malformed);
         }
         if claims.expires_at <= now {

@@ -121,8 +121,13 @@ where
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
-    id_number: String,
+    /// The person (required except for staff tokens, where it names the staff member).
+    #[serde(default)]
+    id_number: Option<String>,
     scope: Scope,
+    /// A staff token's site.
+    #[serde(default)]
+    site: Option<String>,
     #[serde(default = "default_ttl")]
     ttl_seconds: i64,
     /// A kiosk token's partner (drills that replay kiosk bookings).
@@ -147,7 +152,40 @@ where
 {
     authenticate_admin(app, headers)?;
     let req: TokenRequest = read_json(app, body).await?;
-    let person = parse_id_number(&req.id_number)?;
+    let person = match (&req.id_number, req.scope) {
+        (Some(raw), _) => parse_id_number(raw)?,
+        (None, Scope::Staff) => crate::token::no_person(),
+        (None, _) => {
+            return Err(Problem::new(
+                Code::InvalidRequest,
+                "id_number is required for this scope",
+            ));
+        }
+    };
+    let partner = match (req.scope, req.site) {
+        (Scope::Staff, Some(site)) => {
+            if app.store.catalog().site_index(&site).is_none() {
+                return Err(Problem::new(
+                    Code::InvalidRequest,
+                    format!("site: no site {site} in the calendar"),
+                ));
+            }
+            Some(site)
+        }
+        (Scope::Staff, None) => {
+            return Err(Problem::new(
+                Code::InvalidRequest,
+                "site is required for a staff token",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(Problem::new(
+                Code::InvalidRequest,
+                "site is for staff tokens",
+            ));
+        }
+        (_, None) => req.partner.clone(),
+    };
     if !(1..=MAX_TTL_SECONDS).contains(&req.ttl_seconds) {
         return Err(Problem::new(
             Code::InvalidRequest,
@@ -167,7 +205,7 @@ where
         person,
         scope: req.scope,
         expires_at: expires,
-        partner: req.partner,
+        partner,
     });
     let expires_at = OffsetDateTime::from_unix_timestamp(expires)
         .map(crate::domain::rfc3339)

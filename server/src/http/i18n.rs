@@ -135,6 +135,27 @@ fn titles(code: Code) -> [&'static str; 5] {
             "Pemesanan tidak dikenal",
             "ไม่พบการจองนี้",
         ],
+        Code::WrongSite => [
+            "此預約不在本接種站",
+            "This booking is for another site",
+            "Lịch hẹn này ở điểm tiêm khác",
+            "Pemesanan ini untuk lokasi lain",
+            "การจองนี้เป็นของจุดฉีดอื่น",
+        ],
+        Code::WrongDate => [
+            "此預約不是今天",
+            "This booking is for another day",
+            "Lịch hẹn này vào ngày khác",
+            "Pemesanan ini untuk hari lain",
+            "การจองนี้เป็นของวันอื่น",
+        ],
+        Code::BookingCancelled => [
+            "此預約已取消",
+            "This booking was cancelled",
+            "Lịch hẹn này đã bị hủy",
+            "Pemesanan ini telah dibatalkan",
+            "การจองนี้ถูกยกเลิกแล้ว",
+        ],
         Code::BookingNotLive => [
             "此預約已取消",
             "This booking is no longer active",

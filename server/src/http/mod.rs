@@ -4,11 +4,14 @@
 //! - [`router`]: the route table and per-request envelope (shedding, metrics).
 //! - `booking`, `admin`, `ops`: booking and operations handlers; `registration` (captcha,
 //!   intent registration), `login` (booking and kiosk logins, partners), `registry`
-//!   (insured-person import): identity handlers; `request`: body, token and query parsing.
+//!   (insured-person import): identity handlers; `settlement` (settling a phase, the SMS
+//!   outbox, close-out) and `check_in` (staff at a site): the day itself; `request`: body,
+//!   token and query parsing.
 //! - [`problem`]: every error as `application/problem+json`; `i18n`: its titles.
 
 mod admin;
 mod booking;
+mod check_in;
 mod i18n;
 mod login;
 mod ops;
@@ -19,6 +22,7 @@ mod request;
 pub mod request_id;
 pub mod router;
 mod server;
+mod settlement;
 mod telemetry;
 
 pub use i18n::Lang;

@@ -44,11 +44,14 @@ pub enum Code {
     LoginFailed,
     AccountLocked,
     RequestTimeout,
+    WrongSite,
+    WrongDate,
+    BookingCancelled,
 }
 
 impl Code {
     /// Every code, for the documentation test.
-    pub const ALL: [Code; 29] = [
+    pub const ALL: [Code; 32] = [
         Code::SlotFull,
         Code::AlreadyBooked,
         Code::NotInvited,
@@ -78,6 +81,9 @@ impl Code {
         Code::LoginFailed,
         Code::AccountLocked,
         Code::RequestTimeout,
+        Code::WrongSite,
+        Code::WrongDate,
+        Code::BookingCancelled,
     ];
 
     /// The kebab-case wire name.
@@ -112,6 +118,9 @@ impl Code {
             Code::LoginFailed => "login-failed",
             Code::AccountLocked => "account-locked",
             Code::RequestTimeout => "request-timeout",
+            Code::WrongSite => "wrong-site",
+            Code::WrongDate => "wrong-date",
+            Code::BookingCancelled => "booking-cancelled",
         }
     }
 
@@ -148,6 +157,7 @@ impl Code {
             Code::LoginFailed => StatusCode::UNAUTHORIZED,
             Code::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Code::WrongSite | Code::WrongDate | Code::BookingCancelled => StatusCode::CONFLICT,
         }
     }
 }

@@ -13,7 +13,7 @@ use super::problem::{Code, Problem};
 use super::request::HttpResponse;
 use super::server::PeerAddr;
 use super::telemetry::Telemetry;
-use super::{admin, booking, login, ops, registration, registry};
+use super::{admin, booking, check_in, login, ops, registration, registry, settlement};
 use crate::app::App;
 use crate::metrics as m;
 use crate::store::Store;
@@ -78,7 +78,7 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         method: "DELETE",
         template: "/v1/me/bookings/{booking}",
-        statuses: &[204, 401, 403, 404, 429, 503],
+        statuses: &[204, 401, 403, 404, 409, 429, 503],
     },
     RouteSpec {
         method: "PUT",
@@ -160,6 +160,26 @@ pub const ROUTES: &[RouteSpec] = &[
         template: "/v1/admin/registrations/audit",
         statuses: &[200, 401, 503],
     },
+    RouteSpec {
+        method: "POST",
+        template: "/v1/admin/phases/{phase}/settlement",
+        statuses: &[200, 401, 404, 422, 503],
+    },
+    RouteSpec {
+        method: "GET",
+        template: "/v1/admin/sms",
+        statuses: &[200, 401, 503],
+    },
+    RouteSpec {
+        method: "POST",
+        template: "/v1/sites/{site}/check-ins",
+        statuses: &[200, 401, 403, 404, 409, 422, 503],
+    },
+    RouteSpec {
+        method: "POST",
+        template: "/v1/admin/phases/{phase}/close-out",
+        statuses: &[200, 401, 404, 422, 503],
+    },
 ];
 
 /// A resolved route.
@@ -191,6 +211,10 @@ pub enum Route<'a> {
     Partner(&'a str),
     Unlock,
     RegistrationAudit,
+    Settlement(&'a str),
+    Sms,
+    CheckIn(&'a str),
+    CloseOut(&'a str),
 }
 
 impl Route<'_> {
@@ -223,6 +247,10 @@ impl Route<'_> {
             Route::Partner(_) => 23,
             Route::Unlock => 24,
             Route::RegistrationAudit => 25,
+            Route::Settlement(_) => 26,
+            Route::Sms => 27,
+            Route::CheckIn(_) => 28,
+            Route::CloseOut(_) => 29,
         }
     }
 }
@@ -325,6 +353,26 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Resolved<'a> {
             "/v1/admin/registrations/audit",
         ),
         (_, ["v1", "admin", "registrations", "audit"]) => (None, "/v1/admin/registrations/audit"),
+        (&Method::POST, ["v1", "admin", "phases", p, "settlement"]) => (
+            Some(Route::Settlement(p)),
+            "/v1/admin/phases/{phase}/settlement",
+        ),
+        (_, ["v1", "admin", "phases", _, "settlement"]) => {
+            (None, "/v1/admin/phases/{phase}/settlement")
+        }
+        (&Method::GET, ["v1", "admin", "sms"]) => (Some(Route::Sms), "/v1/admin/sms"),
+        (_, ["v1", "admin", "sms"]) => (None, "/v1/admin/sms"),
+        (&Method::POST, ["v1", "sites", s, "check-ins"]) => {
+            (Some(Route::CheckIn(s)), "/v1/sites/{site}/check-ins")
+        }
+        (_, ["v1", "sites", _, "check-ins"]) => (None, "/v1/sites/{site}/check-ins"),
+        (&Method::POST, ["v1", "admin", "phases", p, "close-out"]) => (
+            Some(Route::CloseOut(p)),
+            "/v1/admin/phases/{phase}/close-out",
+        ),
+        (_, ["v1", "admin", "phases", _, "close-out"]) => {
+            (None, "/v1/admin/phases/{phase}/close-out")
+        }
         _ => return Resolved::NotFound,
     };
     match route {
@@ -380,6 +428,10 @@ where
         Route::Partner(p) => login::put_partner(app, p, h, body).await,
         Route::Unlock => login::unlock(app, h, body).await,
         Route::RegistrationAudit => registry::audit(app, h).await,
+        Route::Settlement(p) => settlement::settle(app, p, query.as_deref(), h).await,
+        Route::Sms => settlement::outbox(app, h).await,
+        Route::CheckIn(s) => check_in::create(app, s, h, body).await,
+        Route::CloseOut(p) => settlement::close_out(app, p, query.as_deref(), h, body).await,
     }
 }
 

@@ -195,6 +195,9 @@ pub async fn run<S: Store>(
             tracing::warn!(grace = ?limits.shutdown_grace, "grace period over; closing remaining connections");
         }
     }
+    app.sms
+        .stop(app.sms.config.timeout + Duration::from_secs(1))
+        .await;
     app.store.shutdown().await;
     app.identity.store.shutdown().await;
 }

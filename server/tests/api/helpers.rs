@@ -73,6 +73,8 @@ pub fn calendar(now: OffsetDateTime) -> Calendar {
         closes_at: closes,
         invitation_required: false,
         registration_required: false,
+        eligibility: None,
+        doses: None,
         slots: vec![slot(s, 10)],
     };
     cal.phases.push(phase(

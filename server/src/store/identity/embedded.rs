@@ -363,9 +363,7 @@ impl IdentityStore for EmbeddedIdentity {
         })
     }
 
-    fn registrants(
-        &self,
-    ) -> BoxFuture<'_, Result<Vec<crate::settlement::Registrant>, StoreError>> {
+    fn registrants(&self) -> BoxFuture<'_, Result<Vec<crate::settlement::Registrant>, StoreError>> {
         boxed(async move {
             let out = self
                 .registrants

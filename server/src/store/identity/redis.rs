@@ -293,9 +293,7 @@ impl IdentityStore for RedisIdentity {
 
     /// Walks the registrations with `SCAN`, a page at a time, reading each page's
     /// registrations and then their persons with `MGET`.
-    fn registrants(
-        &self,
-    ) -> BoxFuture<'_, Result<Vec<crate::settlement::Registrant>, StoreError>> {
+    fn registrants(&self) -> BoxFuture<'_, Result<Vec<crate::settlement::Registrant>, StoreError>> {
         boxed(async move {
             let mut out = Vec::new();
             let pattern = format!("{}:id:reg:*", self.prefix);
@@ -342,8 +340,8 @@ impl IdentityStore for RedisIdentity {
                         .await?;
                         for (r, p) in live.iter().zip(persons) {
                             let Some(p) = p else { continue };
-                            let p: InsuredPerson = serde_json::from_str(&p)
-                                .map_err(|e| parse_error("a person", e))?;
+                            let p: InsuredPerson =
+                                serde_json::from_str(&p).map_err(|e| parse_error("a person", e))?;
                             out.extend(crate::settlement::Registrant::new(&p, r));
                         }
                     }
