@@ -1,5 +1,6 @@
 //! HTTP integration tests: a real server on port 0, a real HTTP client.
 
+mod day;
 mod helpers;
 mod identity;
 mod slow;
