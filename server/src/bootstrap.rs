@@ -18,6 +18,7 @@ use crate::config::{
 use crate::domain::Calendar;
 use crate::identity::password;
 use crate::identity::population::{self, PopulationSpec};
+use crate::settlement::audit::{Inputs, JourneyAudit, audit_phase};
 use crate::sms::{Template, WebhookOptions};
 use crate::store::identity::{EmbeddedIdentity, IdentityStore, RedisIdentity, Upsert};
 use crate::store::outbox::Outbox;
@@ -406,6 +407,31 @@ pub fn population(args: &PopulationArgs) -> Result<u64, BootError> {
     }
 }
 
+/// The journey audit of every phase.
+async fn journeys<S: Store>(
+    store: &S,
+    outbox: &dyn Outbox,
+    identity: &dyn IdentityStore,
+    report: &crate::audit::AuditReport,
+) -> Result<Vec<(String, JourneyAudit)>, StoreError> {
+    let catalog = store.catalog();
+    let inputs = Inputs::read(store, outbox).await?;
+    let mut out = Vec::new();
+    for p in &report.phases {
+        let taken: HashMap<&str, u64> = p
+            .slots
+            .iter()
+            .map(|s| (s.slot.as_str(), u64::from(s.booked)))
+            .collect();
+        let j = audit_phase(store, identity, &catalog, &p.phase, &inputs, |slot| {
+            taken.get(slot).copied().unwrap_or(0)
+        })
+        .await?;
+        out.push((p.phase.to_string(), j));
+    }
+    Ok(out)
+}
+
 /// `slotd audit`: replays a store read-only, prints the result, and answers whether
 /// every invariant holds.
 pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bool, BootError> {
@@ -423,7 +449,9 @@ pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bo
                 .unwrap_or_else(|| "data".into());
             let (store, _) = EmbeddedStore::open_read_only(Path::new(&dir))?;
             let identity = EmbeddedIdentity::open_read_only(Path::new(&dir))?;
-            (store.audit().await?, identity.audit().await?)
+            let report = store.audit().await?;
+            let journeys = journeys(&store, &store, &identity, &report).await?;
+            (report, identity.audit().await?, journeys)
         }
         StoreKind::Redis(url) => {
             let prefix = args
@@ -438,15 +466,18 @@ pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bo
                     .await?;
             let report = store.audit().await;
             let (conn, prefix, timeout) = store.shared_connection();
-            let registrations = RedisIdentity::new(conn, &prefix, timeout.max(AUDIT_REDIS_TIMEOUT))
-                .audit()
-                .await;
+            let identity = RedisIdentity::new(conn, &prefix, timeout.max(AUDIT_REDIS_TIMEOUT));
+            let registrations = identity.audit().await;
+            let journeys = match &report {
+                Ok(r) => journeys(&store, &store, &identity, r).await,
+                Err(e) => Err(e.clone()),
+            };
             store.shutdown().await;
-            (report?, registrations?)
+            (report?, registrations?, journeys?)
         }
     };
-    let (report, registrations) = report;
-    let ok = report.ok && registrations.ok;
+    let (report, registrations, journeys) = report;
+    let ok = report.ok && registrations.ok && journeys.iter().all(|j| j.1.ok);
     // Written to a locked stdout, ignoring a closed pipe (`slotd audit --json | head`).
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
@@ -455,7 +486,12 @@ pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bo
             out,
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({ "ok": ok, "bookings": report, "registrations": registrations })
+                &serde_json::json!({
+                    "ok": ok,
+                    "bookings": report,
+                    "registrations": registrations,
+                    "journeys": journeys.iter().map(|(p, j)| serde_json::json!({"phase": p, "journey": j})).collect::<Vec<_>>(),
+                })
             )
             .unwrap_or_default()
         );
@@ -489,6 +525,16 @@ pub async fn audit(args: &AuditArgs, env: &HashMap<String, String>) -> Result<bo
         );
         for b in &r.breaches {
             let _ = writeln!(out, "BREACH registration: {b}");
+        }
+        for (phase, j) in &journeys {
+            let _ = writeln!(
+                out,
+                "phase {phase} journey: invited {}, settled {}, messages {} (sent {}, dead {}), attended {}, no-show {}",
+                j.invited, j.settled, j.messages, j.sent, j.dead, j.attended, j.no_show
+            );
+            for b in &j.breaches {
+                let _ = writeln!(out, "BREACH phase {phase}: {b}");
+            }
         }
         let _ = writeln!(out, "{}", if ok { "audit: ok" } else { "audit: FAILED" });
     }

@@ -779,3 +779,148 @@ async fn the_mirror_follows_other_instances_within_a_few_rounds() {
     )
     .await;
 }
+
+/// Settlement on Redis, then the journey audit of `slotd audit` against planted
+/// breaches: an invitation without a message of someone not registered, a booking
+/// whose invitation is gone, a message moved to another person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journey_audit_catches_planted_breaches() {
+    use slotd::settlement::audit::{Inputs, audit_phase};
+    use slotd::store::identity::{IdentityStore, RedisIdentity, contract as identity};
+
+    let redis = RedisServer::fast();
+    let store = connect(&redis.url(), "j", TIMEOUT, true).await;
+    fixture_everywhere(&store, &[]).await;
+    let (conn, prefix, timeout) = store.shared_connection();
+    let people = RedisIdentity::new(conn, &prefix, timeout);
+    people
+        .upsert_persons((1..=3).map(identity::insured).collect())
+        .await
+        .expect("registry");
+    for n in 1..=2 {
+        people
+            .register(
+                synthetic_id(n),
+                identity::form("a", &["AZ"]),
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .expect("register");
+    }
+    let s = slotd::settlement::settle(
+        &store,
+        &store,
+        &people,
+        INVITED_ONLY,
+        1.0,
+        false,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .expect("settle");
+    assert_eq!((s.invited, s.eligible), (2, 2));
+    assert!(matches!(
+        store
+            .reserve(contract::reserve(&store, synthetic_id(1), "Q"))
+            .await
+            .expect("reserve"),
+        ReserveOutcome::Booked(_)
+    ));
+    let breaches = || async {
+        let catalog = store.catalog();
+        let inputs = Inputs::read(&store, &store).await.expect("inputs");
+        let phase = PhaseId::parse(INVITED_ONLY).expect("id");
+        audit_phase(&store, &people, &catalog, &phase, &inputs, |_| 10)
+            .await
+            .expect("audit")
+            .breaches
+    };
+    let args = AuditArgs {
+        store: Some(redis.url()),
+        redis_prefix: Some("j".into()),
+        ..AuditArgs::default()
+    };
+    let env = HashMap::new();
+    assert_eq!(breaches().await, Vec::<String>::new());
+    assert!(
+        slotd::bootstrap::audit(&args, &env)
+            .await
+            .expect("audit runs")
+    );
+
+    let client = redis::Client::open(redis.url()).expect("url");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let cmd = |args: &[String]| {
+        let mut r = redis::cmd(&args[0]);
+        for a in &args[1..] {
+            r.arg(a);
+        }
+        r
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let (p1, p3) = (synthetic_id(1).to_string(), synthetic_id(3).to_string());
+    // An invitation of someone never registered, with no message.
+    let _: () = cmd(&s(&["HSET", "j:phase:P2:settled", &p3, "0\tm99"]))
+        .query_async(&mut c)
+        .await
+        .expect("plant");
+    let _: () = cmd(&s(&["SADD", "j:phase:P2:invited", &p3]))
+        .query_async(&mut c)
+        .await
+        .expect("plant");
+    let found = breaches().await;
+    assert!(
+        found.iter().any(|b| b.contains("has no message")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|b| b.contains("not eligible")),
+        "{found:?}"
+    );
+    assert!(
+        !slotd::bootstrap::audit(&args, &env)
+            .await
+            .expect("audit runs")
+    );
+    let _: () = cmd(&s(&["HDEL", "j:phase:P2:settled", &p3]))
+        .query_async(&mut c)
+        .await
+        .expect("clean");
+    assert_eq!(breaches().await, Vec::<String>::new());
+    // A booking whose invitation is gone.
+    let _: () = cmd(&s(&["SREM", "j:phase:P2:invited", &p1]))
+        .query_async(&mut c)
+        .await
+        .expect("plant");
+    let found = breaches().await;
+    assert!(
+        found.iter().any(|b| b.contains("has no invitation")),
+        "{found:?}"
+    );
+    let _: () = cmd(&s(&["SADD", "j:phase:P2:invited", &p1]))
+        .query_async(&mut c)
+        .await
+        .expect("clean");
+    // A message moved to someone else: one invitation without, one message without.
+    let _: () = cmd(&s(&["HSET", "j:sms:msg:m1", "person", &p3]))
+        .query_async(&mut c)
+        .await
+        .expect("plant");
+    let found = breaches().await;
+    assert!(
+        found.iter().any(|b| b.contains("belongs to no invitation")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|b| b.contains("has no message")),
+        "{found:?}"
+    );
+    assert!(
+        !slotd::bootstrap::audit(&args, &env)
+            .await
+            .expect("audit runs")
+    );
+}

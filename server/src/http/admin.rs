@@ -13,6 +13,7 @@ use super::request::{
 };
 use crate::app::App;
 use crate::domain::{Calendar, IdNumber, PhaseId};
+use crate::settlement::audit::{Inputs, audit_phase};
 use crate::store::Store;
 use crate::token::{Claims, Scope};
 
@@ -249,14 +250,31 @@ pub async fn get_audit<S: Store>(
             Breach::RecordMismatch { .. } => true,
         })
         .collect();
+    let catalog = app.store.catalog();
+    let inputs = Inputs::read(&*app.store, &*app.sms.outbox).await?;
+    let taken: std::collections::HashMap<&str, u64> = p
+        .slots
+        .iter()
+        .map(|s| (s.slot.as_str(), u64::from(s.booked)))
+        .collect();
+    let journey = audit_phase(
+        &*app.store,
+        &*app.identity.store,
+        &catalog,
+        &p.phase,
+        &inputs,
+        |slot| taken.get(slot).copied().unwrap_or(0),
+    )
+    .await?;
     Ok(respond(
         StatusCode::OK,
         &json!({
             "phase": phase,
-            "ok": breaches.is_empty(),
+            "ok": breaches.is_empty() && journey.ok,
             "totals": p.totals,
             "slots": p.slots,
             "breaches": breaches,
+            "journey": journey,
         }),
     ))
 }

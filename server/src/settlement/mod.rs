@@ -9,7 +9,9 @@
 //! - [`Report`]: counts by county, category, age band and brand; JSON and Markdown.
 //! - [`settle`]: one run against the stores: registrants, bookings and the invited set
 //!   in, invitations with their messages out.
+//! - [`audit`]: the journey's invariants across the stores.
 
+pub mod audit;
 mod plan;
 mod registrant;
 mod report;

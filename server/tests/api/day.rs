@@ -15,8 +15,16 @@ use time::{Duration as TDuration, OffsetDateTime};
 
 use crate::helpers::{ADMIN, Answer, TestApp, spawn_app_with};
 
-/// Registrants: (n, county, vaccines, birth date, categories).
-const PEOPLE: &[(u64, &str, &[&str], &str, &[u16])] = &[
+/// A registrant: (n, county, vaccines, birth date, categories).
+type Person = (
+    u64,
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    &'static [u16],
+);
+
+const PEOPLE: &[Person] = &[
     (1, "金門縣", &["AZ"], "1940-01-01", &[]),
     (2, "金門縣", &["AZ"], "1990-01-01", &[1]),
     (3, "臺北市", &["AZ"], "1930-01-01", &[]),
@@ -188,10 +196,7 @@ async fn a_phase_invites_its_eligible_registrants_texts_them_checks_them_in_and_
     );
     assert_eq!(dry.body["by_county"], json!({"金門縣": 3}));
     assert_eq!(dry.body["by_category"], json!({"1": 1, "none": 2}));
-    assert_eq!(
-        dry.body["by_age_band"],
-        json!({"18-49": 1, "75+": 2})
-    );
+    assert_eq!(dry.body["by_age_band"], json!({"18-49": 1, "75+": 2}));
     let nobody = post(
         &app,
         "/v1/phases/T1/bookings",
