@@ -5,6 +5,7 @@
 //! - `snapshot`: `availability::build` and `Snapshot::page` over the demo calendar.
 //! - `identity`: argon2id password checks (logins per core), TOTP, captchas, and a
 //!   registration against a booking in the same run.
+//! - `settlement`: choosing 1.1 million invitees out of 1 and 10 million registrants.
 //!
 //! Run with `cargo bench --workspace --bench NAME` (see `BENCHMARKS.md`).
 
