@@ -648,6 +648,23 @@ impl Config {
             ),
             ("booking-token-ttl", format!("{:?}", i.booking_token_ttl)),
             ("kiosk-token-ttl", format!("{:?}", i.kiosk_token_ttl)),
+            (
+                "sms-gateway",
+                self.sms.gateway_or_default(&self.data_dir).to_string(),
+            ),
+            ("sms-rate", format!("{}/s", self.sms.rate)),
+            ("sms-max-attempts", self.sms.max_attempts.to_string()),
+            ("sms-timeout", format!("{:?}", self.sms.timeout)),
+            ("sms-concurrency", self.sms.concurrency.to_string()),
+            ("sms-booking-url", self.sms.booking_url.clone()),
+            (
+                "sms-template",
+                self.sms
+                    .template
+                    .as_ref()
+                    .map_or_else(|| "built-in".into(), |p| p.display().to_string()),
+            ),
+            ("settlement-share", self.sms.settlement_share.to_string()),
         ];
         lines
             .iter()
@@ -1026,6 +1043,30 @@ mod tests {
     }
 
     #[test]
+    fn sms_settings_parse_and_default_to_a_file_in_the_data_directory() {
+        let c = Config::from_args(&ServeArgs::default(), &env(&[])).expect("valid");
+        assert_eq!(
+            c.sms.gateway_or_default(&c.data_dir).to_string(),
+            "file:data/sms.ndjson"
+        );
+        assert_eq!((c.sms.rate, c.sms.settlement_share), (100, 1.0));
+        let c = Config::from_args(
+            &ServeArgs::default(),
+            &env(&[
+                ("SLOTD_SMS_GATEWAY", "http://127.0.0.1:9/sms"),
+                ("SLOTD_SMS_RATE", "250"),
+                ("SLOTD_SETTLEMENT_SHARE", "0.838"),
+            ]),
+        )
+        .expect("valid");
+        assert!(matches!(
+            c.sms.gateway,
+            Some(crate::sms::GatewaySpec::Webhook(_))
+        ));
+        assert_eq!((c.sms.rate, c.sms.settlement_share), (250, 0.838));
+    }
+
+    #[test]
     fn invalid_settings_are_named() {
         let cases = [
             ("SLOTD_LISTEN", "nowhere"),
@@ -1036,6 +1077,10 @@ mod tests {
             ("SLOTD_DURABILITY", "sometimes"),
             ("SLOTD_EPHEMERAL", "maybe"),
             ("SLOTD_CALENDAR", "/no/such/calendar.json"),
+            ("SLOTD_SMS_GATEWAY", "smtp://carrier"),
+            ("SLOTD_SMS_RATE", "0"),
+            ("SLOTD_SETTLEMENT_SHARE", "0"),
+            ("SLOTD_SETTLEMENT_SHARE", "1.2"),
         ];
         for (var, value) in cases {
             let err =
