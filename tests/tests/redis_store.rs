@@ -924,3 +924,17 @@ async fn the_journey_audit_catches_planted_breaches() {
             .expect("audit runs")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_stores_meet_the_settlement_contract() {
+    use slotd::store::identity::RedisIdentity;
+    let redis = RedisServer::fast();
+    let store = connect(&redis.url(), "settle", TIMEOUT, true).await;
+    fixture_everywhere(&store, &[]).await;
+    let (conn, prefix, timeout) = store.shared_connection();
+    slotd::settlement::contract::settlement_orders_invites_once_tops_up_and_carries_over(
+        &store,
+        &RedisIdentity::new(conn, &prefix, timeout),
+    )
+    .await;
+}

@@ -9,9 +9,11 @@
 //! - [`Report`]: counts by county, category, age band and brand; JSON and Markdown.
 //! - [`settle`]: one run against the stores: registrants, bookings and the invited set
 //!   in, invitations with their messages out.
-//! - [`audit`]: the journey's invariants across the stores.
+//! - [`audit`]: the journey's invariants across the stores; [`contract`]: a run's
+//!   behaviour, checked on every backend.
 
 pub mod audit;
+pub mod contract;
 mod plan;
 mod registrant;
 mod report;
