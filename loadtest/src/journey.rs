@@ -88,7 +88,7 @@ async fn send(
         body,
     };
     d.record(Sample {
-        at_ms: d.since_open_ms(started),
+        at: started,
         route,
         status,
         latency_us: latency.as_micros().min(u128::from(u32::MAX)) as u32,
@@ -306,7 +306,7 @@ async fn login(
         user.set_success(&mut goose.request)?;
     }
     d.record(Sample {
-        at_ms: d.since_open_ms(started),
+        at: started,
         route,
         status,
         latency_us: started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32,
@@ -322,36 +322,141 @@ async fn login(
 }
 
 /// The goose transaction: each simulated user first works through the registration wave
-/// until the opening, then through the arrival queue.
+/// (everyone but the late registrants), then waits for the phase to be announced and
+/// settled, then works through the arrival queue. An arrival books only once the SMS
+/// tail has seen their text; one without a text stays home or tries anyway.
 pub async fn surge(user: &mut GooseUser) -> TransactionResult {
     let d = drill();
     let base = d.targets[user.weighted_users_index % d.targets.len()].clone();
     let mut rng =
         Rng::new(d.scenario.params.seed ^ (user.weighted_users_index as u64).wrapping_mul(0x9E37));
-    while Instant::now() < d.opening {
+    loop {
         let person = d.next_registration.fetch_add(1, Ordering::Relaxed);
         if person >= d.scenario.people.len() {
             break;
         }
+        if d.scenario.people[person].late {
+            continue;
+        }
         ensure_registered(user, &d, &base, person, true).await?;
+        d.wave_done.fetch_add(1, Ordering::Release);
     }
+    let opening = loop {
+        if let Some(o) = d.opening.get() {
+            break *o;
+        }
+        if d.aborted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let deadline = d.deadline().unwrap_or(opening);
     loop {
         let next = d.next.fetch_add(1, Ordering::Relaxed);
         let Some(&person) = d.arrivals.get(next) else {
             break;
         };
-        if Instant::now() >= d.deadline {
+        if Instant::now() >= deadline {
             d.unserved.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         let p = &d.scenario.people[person];
         let at = p.arrives_at.unwrap_or(0.0) / d.scenario.compression();
-        let due = d.opening + Duration::from_secs_f64(at);
+        let due = opening + Duration::from_secs_f64(at);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             tokio::time::sleep(wait).await;
         }
-        journey(user, &d, &base, person, &mut rng).await?;
+        if wait_for_text(&d, person, deadline).await {
+            journey(user, &d, &base, person, &mut rng).await?;
+        } else {
+            uninvited(user, &d, &base, person, &mut rng).await?;
+        }
     }
+    Ok(())
+}
+
+/// Waits until the tail has seen `person`'s text (true), or every text of the phase's
+/// settlement without theirs, or the deadline (false).
+async fn wait_for_text(d: &Drill, person: usize, deadline: Instant) -> bool {
+    let invited = d
+        .settlement
+        .get()
+        .and_then(|s| s["invited"].as_u64())
+        .unwrap_or(0);
+    let phase = d.scenario.phase.as_str();
+    loop {
+        if let Ok(log) = d.texts.lock() {
+            if log.received[person].is_some() {
+                return true;
+            }
+            if log.of(phase) >= invited {
+                return false;
+            }
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An arrival without a text: registers if they had not (the late registrants), and some
+/// try to book anyway, which must be refused `403 not-invited`.
+async fn uninvited(
+    user: &mut GooseUser,
+    d: &Arc<Drill>,
+    base: &str,
+    person: usize,
+    rng: &mut Rng,
+) -> TransactionResult {
+    ensure_registered(user, d, base, person, false).await?;
+    if !rng.chance(d.scenario.params.uninvited_try_share) {
+        d.uninvited_stayed.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
+    let Some(token) = login(user, d, base, person, false).await? else {
+        d.gave_up.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    };
+    // They pick a slot that shows seats, as anyone would; on Redis a slot the mirror
+    // sees full is refused `slot-full` before the invitation is looked at.
+    let page = send(
+        user,
+        d,
+        Route::Availability,
+        GooseMethod::Get,
+        &availability_url(base, d, &d.scenario.people[person], Reach::County),
+        None,
+        None,
+        None,
+        &[200],
+    )
+    .await?;
+    let slots = &d.scenario.calendar.phases[0].slots;
+    let slot = candidates(d, &page.body, &HashSet::new())
+        .first()
+        .map_or_else(
+            || slots[rng.below(slots.len())].id.to_string(),
+            |c| c.slot.clone(),
+        );
+    d.uninvited_tries.fetch_add(1, Ordering::Relaxed);
+    let r = send(
+        user,
+        d,
+        Route::Book,
+        GooseMethod::Post,
+        &format!("{base}/v1/phases/{}/bookings", d.scenario.phase),
+        Some(&token),
+        Some(format!("{{\"slot\":\"{slot}\"}}")),
+        None,
+        &[403],
+    )
+    .await?;
+    match (r.status, r.code()) {
+        (403, "not-invited") => d.uninvited_refused.fetch_add(1, Ordering::Relaxed),
+        (200 | 201, _) => d.uninvited_booked.fetch_add(1, Ordering::Relaxed),
+        _ => d.uninvited_other.fetch_add(1, Ordering::Relaxed),
+    };
     Ok(())
 }
 
@@ -451,6 +556,7 @@ async fn journey(
         attempt += 1;
         let key = format!("{}-{attempt}", p.id);
         let body = format!("{{\"slot\":\"{slot}\"}}");
+        let sent_at = Instant::now();
         let r = send(
             user,
             d,
@@ -483,10 +589,14 @@ async fn journey(
                         d.idempotency_mismatches.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                let field = |k: &str| r.body[k].as_str().unwrap_or("").to_string();
                 let mut acked = Acked {
                     person,
                     booking,
+                    code: field("code"),
+                    site: field("site"),
                     live: true,
+                    at: sent_at,
                 };
                 follow_up(user, d, base, &token, &page, &tried, &mut acked, rng).await?;
                 d.acked.lock().map(|mut a| a.push(acked)).ok();
@@ -529,7 +639,7 @@ async fn follow_up(
         let cands = candidates(d, page, tried);
         if let Some(pick) = choose(rng, d, &cands) {
             let body = format!("{{\"slot\":\"{}\"}}", cands[pick].slot);
-            send(
+            let r = send(
                 user,
                 d,
                 Route::Change,
@@ -541,6 +651,15 @@ async fn follow_up(
                 &[200, 409],
             )
             .await?;
+            // A change may move the booking to another site: staff there check it in.
+            if r.status == 200
+                && let Some(site) = r.body["site"].as_str()
+            {
+                acked.site = site.to_string();
+                if let Some(code) = r.body["code"].as_str() {
+                    acked.code = code.to_string();
+                }
+            }
         }
     }
     if rng.chance(params.cancel_share) {

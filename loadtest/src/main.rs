@@ -1,23 +1,29 @@
-//! `slotd-drill`: replays the opening of a national booking phase against running slotd
-//! instances with goose, then proves the invariants and writes a report.
+//! `slotd-drill`: replays a national booking phase against running slotd instances, end
+//! to end: the registration wave, the settlement and its texts, the opening surge (goose),
+//! the day's check-ins and close-out, and the next phase's carry-over; then proves the
+//! invariants and writes a report.
 //!
 //! `slotd-drill --targets URL[,URL…] --admin-token T --token-secret S [model options]
 //! [goose options]`. The model's options are listed by `--help-model`; everything else
 //! goes to goose (`--users`, `--increase-rate`, `--run-time`, `--report-file`, …).
 
+mod announce;
+mod carry;
+mod day;
 mod journey;
 mod model;
 mod provision;
 mod report;
+mod sms;
 mod state;
 mod verify;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
@@ -38,9 +44,11 @@ const MODEL_HELP: &str = "model options:
                            captchas to register and log in
   --scale F                fraction of phase 2 of 2021 (1,109,747 invited) [0.01]
   --window-seconds S       drill seconds the 55-hour window is compressed into [60]
-  --lead-seconds S         seconds from the end of provisioning to the opening: the
-                           registration wave runs in them, and who it has not reached
-                           registers on arrival [5]
+  --sms-file PATH          the instances' file SMS gateway (required): people book only
+                           once their text is in it
+  --lead-seconds S         seconds from the settlement to the opening: the texts go out
+                           in them [5]
+  --no-show-rate F         share of live bookings whose person stays away [0.03]
   --seed N                 seed of the model [20210713]
   --phase ID               phase id [drill-<unix time>]
   --out DIR                report folder [drill-out]";
@@ -53,6 +61,7 @@ struct Options {
     captcha_secret: String,
     params: Params,
     lead: f64,
+    sms_file: PathBuf,
     phase: String,
     out: PathBuf,
     goose_args: Vec<String>,
@@ -66,6 +75,7 @@ fn parse(args: Vec<String>) -> anyhow::Result<Options> {
         captcha_secret: String::new(),
         params: Params::default(),
         lead: 5.0,
+        sms_file: PathBuf::new(),
         phase: format!("drill-{}", time::OffsetDateTime::now_utc().unix_timestamp()),
         out: PathBuf::from("drill-out"),
         goose_args: Vec::new(),
@@ -93,6 +103,11 @@ fn parse(args: Vec<String>) -> anyhow::Result<Options> {
             "--lead-seconds" => {
                 o.lead = value("--lead-seconds")?.parse().context("--lead-seconds")?
             }
+            "--sms-file" => o.sms_file = PathBuf::from(value("--sms-file")?),
+            "--no-show-rate" => {
+                o.params.no_show_rate =
+                    value("--no-show-rate")?.parse().context("--no-show-rate")?
+            }
             "--seed" => o.params.seed = value("--seed")?.parse().context("--seed")?,
             "--phase" => o.phase = value("--phase")?,
             "--out" => o.out = PathBuf::from(value("--out")?),
@@ -103,10 +118,14 @@ fn parse(args: Vec<String>) -> anyhow::Result<Options> {
         || o.admin.is_empty()
         || o.secret.is_empty()
         || o.captcha_secret.is_empty()
+        || o.sms_file.as_os_str().is_empty()
     {
         bail!(
-            "--targets, --admin-token, --token-secret and --captcha-secret are required\n{MODEL_HELP}"
+            "--targets, --admin-token, --token-secret, --captcha-secret and --sms-file are required\n{MODEL_HELP}"
         );
+    }
+    if !(0.0..=1.0).contains(&o.params.no_show_rate) {
+        bail!("--no-show-rate must be in [0, 1]");
     }
     if !(o.params.scale > 0.0 && o.params.scale <= 2.0) {
         bail!("--scale must be in (0, 2]");
@@ -134,23 +153,22 @@ async fn run() -> anyhow::Result<bool> {
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
     let phase = PhaseId::parse(&o.phase).context("--phase")?;
     let lead = Duration::from_secs_f64(o.lead.max(0.0));
-    let opens_at = time::OffsetDateTime::now_utc() + lead + Duration::from_secs(2);
-    let scenario = model::Scenario::build(o.params.clone(), phase, opens_at);
+    // Tentative: the phase is announced (cutoff and opening) after the registration wave.
+    let tentative = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    let scenario = model::Scenario::build(o.params.clone(), phase, tentative);
     let arrivals = scenario.arrivals();
     eprintln!(
-        "slotd-drill: {} invited, {} will try, {} seats in {} slots at {} sites; window compressed {:.0}x",
+        "slotd-drill: {} people, {} will try, {} seats in {} slots at {} sites on {}; window compressed {:.0}x",
         scenario.people.len(),
         arrivals.len(),
         scenario.capacity,
         scenario.calendar.phases[0].slots.len(),
         scenario.sites.len(),
+        scenario.day,
         scenario.compression()
     );
     let client = reqwest::Client::new();
     let provisioning = provision::provision(&client, &o.targets[0], &o.admin, &scenario).await?;
-    // The opening, in this process's clock: the calendar's `opens_at` minus now.
-    let to_open = (opens_at - time::OffsetDateTime::now_utc()).max(time::Duration::ZERO);
-    let opening = Instant::now() + Duration::try_from(to_open).unwrap_or_default();
     let window = Duration::from_secs_f64(o.params.window_seconds);
     let popularity = scenario
         .sites
@@ -158,6 +176,7 @@ async fn run() -> anyhow::Result<bool> {
         .map(|s| (s.site.id.to_string(), s.popularity))
         .collect::<HashMap<_, _>>();
     let people = scenario.people.len();
+    let wave_size = scenario.people.iter().filter(|p| !p.late).count();
     let drill = install(Drill {
         scenario,
         arrivals,
@@ -167,6 +186,8 @@ async fn run() -> anyhow::Result<bool> {
         captchas: Captchas::new(o.secret.as_bytes(), Some(o.captcha_secret.as_bytes()), 120),
         partner_key: provisioning.partner_key.clone(),
         next_registration: AtomicUsize::new(0),
+        wave_size,
+        wave_done: AtomicUsize::new(0),
         registered: (0..people).map(|_| AtomicBool::new(false)).collect(),
         registered_early: AtomicU64::new(0),
         registered_late: AtomicU64::new(0),
@@ -174,8 +195,11 @@ async fn run() -> anyhow::Result<bool> {
         logins: AtomicU64::new(0),
         login_failures: AtomicU64::new(0),
         popularity,
-        opening,
-        deadline: opening + window + Duration::from_secs(60),
+        opening: OnceLock::new(),
+        window,
+        settlement: OnceLock::new(),
+        aborted: AtomicBool::new(false),
+        texts: Mutex::new(sms::TextLog::new(people)),
         next: AtomicUsize::new(0),
         samples: Mutex::new(Vec::new()),
         seats: Mutex::new(Vec::new()),
@@ -183,8 +207,21 @@ async fn run() -> anyhow::Result<bool> {
         gave_up: AtomicU64::new(0),
         unserved: AtomicU64::new(0),
         idempotency_mismatches: AtomicU64::new(0),
+        uninvited_stayed: AtomicU64::new(0),
+        uninvited_tries: AtomicU64::new(0),
+        uninvited_refused: AtomicU64::new(0),
+        uninvited_booked: AtomicU64::new(0),
+        uninvited_other: AtomicU64::new(0),
     });
     let sampler = report::spawn_seat_sampler(client.clone(), o.targets[0].clone(), drill.clone());
+    let tail = sms::spawn_tail(o.sms_file.clone(), drill.clone());
+    let announcing = tokio::spawn(announce::announce(
+        client.clone(),
+        o.targets[0].clone(),
+        o.admin.clone(),
+        drill.clone(),
+        lead,
+    ));
 
     let config = GooseConfiguration::parse_args_default(&o.goose_args)
         .map_err(|e| anyhow::anyhow!("goose options: {e}"))?;
@@ -193,8 +230,26 @@ async fn run() -> anyhow::Result<bool> {
         .await
         .map_err(|e| anyhow::anyhow!("goose: {e:?}"))?;
     sampler.abort();
+    let announcement = announcing.await.context("the announcement task")??;
+    let day = day::run(&client, &o.targets, &o.admin, &drill).await?;
+    eprintln!(
+        "slotd-drill: day {}: {} checked in, {} refused; close-out {} attended, {} no-shows",
+        day.date,
+        day.checked_in,
+        day.refused_total(),
+        day.closed_attended,
+        day.closed_no_show
+    );
+    let (carry, texts) = carry::run(&client, &o.targets[0], &o.admin, &drill, &day).await?;
+    tail.abort();
     let checks = verify::verify(&client, &o.targets, &o.admin, &drill).await?;
-    let ok = report::write(&o.out, &drill, &metrics, &provisioning, &checks)?;
+    let cycle = report::Cycle {
+        announcement: &announcement,
+        day: &day,
+        carry: &carry,
+        texts: &texts,
+    };
+    let ok = report::write(&o.out, &drill, &metrics, &provisioning, &checks, &cycle)?;
     eprintln!(
         "slotd-drill: report in {}",
         o.out.join("summary.md").display()

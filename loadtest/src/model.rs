@@ -14,9 +14,10 @@
 use std::collections::HashMap;
 
 use slotd::domain::{
-    Calendar, Geography, IdNumber, Phase, PhaseId, Site, SiteId, Slot, SlotId, synthetic_id,
+    Calendar, Eligibility, Geography, IdNumber, Phase, PhaseId, Site, SiteId, Slot, SlotId, TAIWAN,
+    synthetic_id,
 };
-use time::{Duration, OffsetDateTime};
+use time::{Date, Duration, OffsetDateTime};
 
 /// Every parameter of the model, with its default and why.
 #[derive(Debug, Clone)]
@@ -45,8 +46,9 @@ pub struct Params {
     /// Where people look: own district, else own county, else anywhere.
     pub own_district_share: f64,
     pub own_county_share: f64,
-    /// Vaccination days and periods per site.
-    pub days: usize,
+    /// Vaccination periods per site, all on the drill's day (today in Taiwan), so that
+    /// check-in and the close-out of that day run inside the drill.
+    pub periods: usize,
     /// Booking attempts per person before giving up until the next phase.
     pub max_attempts: usize,
     /// Behaviours.
@@ -56,6 +58,16 @@ pub struct Params {
     pub cancel_share: f64,
     pub malformed_share: f64,
     pub bad_token_share: f64,
+    /// Share who register only at arrival, after the settlement's cutoff: not eligible
+    /// in this phase, so never invited nor texted; they carry over to the next.
+    pub late_registration_share: f64,
+    /// Of those arriving without an invitation, the share who try to book anyway (a
+    /// neighbour got a text): each must be refused `403 not-invited`.
+    pub uninvited_try_share: f64,
+    /// Share of live bookings whose person does not come on the day (2021: about 3 %).
+    pub no_show_rate: f64,
+    /// Share of check-ins where staff type the ID number instead of scanning the code.
+    pub id_number_check_in_share: f64,
     /// Seed of every random choice: the same seed gives the same people and calendar.
     pub seed: u64,
 }
@@ -75,7 +87,7 @@ impl Default for Params {
             zipf_times: 0.8,
             own_district_share: 0.75,
             own_county_share: 0.22,
-            days: 6,
+            periods: 12,
             max_attempts: 6,
             kiosk_share: 0.10,
             double_click_share: 0.05,
@@ -83,6 +95,10 @@ impl Default for Params {
             cancel_share: 0.02,
             malformed_share: 0.01,
             bad_token_share: 0.01,
+            late_registration_share: 0.02,
+            uninvited_try_share: 0.5,
+            no_show_rate: 0.03,
+            id_number_check_in_share: 0.1,
             seed: 20_210_713,
         }
     }
@@ -145,6 +161,9 @@ pub struct Person {
     pub district: &'static str,
     /// Whether they try to book at all, and when (real seconds after the opening).
     pub arrives_at: Option<f64>,
+    /// Registers only at arrival, after the settlement's cutoff (see
+    /// [`Params::late_registration_share`]).
+    pub late: bool,
 }
 
 /// A drill site with its popularity.
@@ -159,6 +178,11 @@ pub struct DrillSite {
 pub struct Scenario {
     pub params: Params,
     pub phase: PhaseId,
+    /// The phase after: settled once the drill's day is closed out, to prove the
+    /// carry-over (no-shows and invitees who never booked come back, attendees do not).
+    pub next_phase: PhaseId,
+    /// The vaccination day: today in Taiwan when the scenario was built.
+    pub day: Date,
     pub people: Vec<Person>,
     pub sites: Vec<DrillSite>,
     pub calendar: Calendar,
@@ -168,8 +192,14 @@ pub struct Scenario {
 const UNINHABITED: [&str; 3] = ["釣魚臺列嶼", "東沙群島", "南沙群島"];
 
 impl Scenario {
-    /// Builds the scenario; the phase opens at `opens_at`.
-    pub fn build(params: Params, phase: PhaseId, opens_at: OffsetDateTime) -> Scenario {
+    /// Builds the scenario. The phase is announced later ([`Scenario::announced`]), once
+    /// the registration wave is over; until then it opens at `tentative`, far enough
+    /// away that nobody books early. Its slots are all dated today in Taiwan.
+    pub fn build(params: Params, phase: PhaseId, tentative: OffsetDateTime) -> Scenario {
+        let opens_at = tentative;
+        let day = OffsetDateTime::now_utc().to_offset(TAIWAN).date();
+        let next_phase =
+            PhaseId::parse(&format!("{phase}-next")).expect("a phase id with a suffix is valid");
         let geo = Geography::get();
         let mut rng = Rng::new(params.seed);
         let invited = (params.invited_national * params.scale).round().max(1.0) as usize;
@@ -229,12 +259,14 @@ impl Scenario {
                 let arrives_at = rng
                     .chance(params.attempt_share)
                     .then(|| arrival(&mut rng, &params));
+                let late = rng.chance(params.late_registration_share);
                 people.push(Person {
                     // Serial numbers from 5,000,000: clear of the ids tests and demos use.
                     id: synthetic_id(5_000_000 + people.len() as u64),
                     county: county.name,
                     district: d.name,
                     arrives_at,
+                    late,
                 });
             }
         }
@@ -243,9 +275,21 @@ impl Scenario {
         // sites are bigger, but not as much bigger as they are more wanted), spread
         // evenly over the site's slots.
         let total_seats = invited as f64 * params.supply_ratio;
-        let periods = [("AM", "09:00-12:00"), ("PM", "13:30-16:30")];
-        let first_day = (opens_at + Duration::days(3)).date();
+        // One-hour periods from 08:00, all on the drill's day.
+        let periods: Vec<(String, String)> = (0..params.periods.max(1))
+            .map(|i| {
+                let h = 8 + i % 16;
+                (
+                    format!("P{:02}", i + 1),
+                    format!("{h:02}:00-{:02}:00", h + 1),
+                )
+            })
+            .collect();
+        // `Date` displays as ISO 8601, `2021-07-16`.
+        let iso = day.to_string();
+        let ymd = iso.replace('-', "");
         let mut slots = Vec::new();
+        let mut next_slots = Vec::new();
         let mut capacity = 0u64;
         for county in &geo.counties {
             let Some(members) = by_county.get(county.name) else {
@@ -258,58 +302,105 @@ impl Scenario {
                 .collect();
             let sum: f64 = weights.iter().sum();
             for (&s, w) in members.iter().zip(&weights) {
-                let per_slot = (seats * w / sum / (params.days * periods.len()) as f64)
-                    .round()
-                    .max(1.0) as u32;
-                for day in 0..params.days {
-                    let date = first_day + Duration::days(day as i64);
-                    // `Date` displays as ISO 8601, `2021-07-16`.
-                    let iso = date.to_string();
-                    let ymd = iso.replace('-', "");
-                    for (tag, period) in periods {
-                        slots.push(Slot {
-                            id: SlotId::parse(&format!(
-                                "{}-{}-{ymd}-{tag}",
-                                phase, sites[s].site.id
-                            ))
+                let site = &sites[s].site.id;
+                let per_slot = (seats * w / sum / periods.len() as f64).round().max(1.0) as u32;
+                for (tag, period) in &periods {
+                    slots.push(Slot {
+                        id: SlotId::parse(&format!("{phase}-{site}-{ymd}-{tag}"))
                             .expect("generated ids are valid"),
-                            site: sites[s].site.id.clone(),
-                            date: iso.clone(),
-                            period: period.to_string(),
-                            vaccine: "AZ".into(),
-                            capacity: per_slot,
-                        });
-                        capacity += u64::from(per_slot);
-                    }
+                        site: site.clone(),
+                        date: iso.clone(),
+                        period: period.clone(),
+                        vaccine: "AZ".into(),
+                        capacity: per_slot,
+                    });
+                    capacity += u64::from(per_slot);
                 }
+                // The next phase needs no seats in the drill, only its settlement: one
+                // token slot a week later per site.
+                let later = (day + Duration::days(7)).to_string();
+                next_slots.push(Slot {
+                    id: SlotId::parse(&format!(
+                        "{next_phase}-{site}-{}-P01",
+                        later.replace('-', "")
+                    ))
+                    .expect("generated ids are valid"),
+                    site: site.clone(),
+                    date: later,
+                    period: "08:00-09:00".into(),
+                    vaccine: "AZ".into(),
+                    capacity: 1,
+                });
             }
         }
         let window = Duration::seconds_f64(params.window_hours * 3600.0 / compression(&params));
+        let everyone = people.len() as u64;
         let calendar = Calendar {
             sites: sites.iter().map(|s| s.site.clone()).collect(),
-            phases: vec![Phase {
-                id: phase.clone(),
-                name: format!("演練 {phase}"),
-                vaccines: vec!["AZ".into()],
-                opens_at,
-                // The compressed window, plus slack so that the last arrivals finish.
-                closes_at: opens_at + window + Duration::minutes(10),
-                invitation_required: true,
-                // Only registrants book: the drill registers everyone first.
-                registration_required: true,
-                eligibility: None,
-                doses: None,
-                slots,
-            }],
+            phases: vec![
+                Phase {
+                    id: phase.clone(),
+                    name: format!("演練 {phase}"),
+                    vaccines: vec!["AZ".into()],
+                    opens_at,
+                    // The compressed window, plus slack so that the last arrivals finish.
+                    closes_at: opens_at + window + Duration::minutes(10),
+                    // Settlement decides who may book: registered before the cutoff
+                    // (set at the announcement) and AZ ticked; doses for everyone, so
+                    // every eligible registrant is invited.
+                    invitation_required: true,
+                    // Only registrants book.
+                    registration_required: true,
+                    eligibility: Some(Eligibility {
+                        registered_before: Some(opens_at),
+                        vaccines: vec!["AZ".into()],
+                        ..Eligibility::default()
+                    }),
+                    doses: Some(everyone),
+                    slots,
+                },
+                Phase {
+                    id: next_phase.clone(),
+                    name: format!("演練 {next_phase}"),
+                    vaccines: vec!["AZ".into()],
+                    opens_at: opens_at + Duration::days(7),
+                    closes_at: opens_at + Duration::days(9),
+                    invitation_required: true,
+                    registration_required: true,
+                    // No cutoff: the late registrants come in with the carry-over.
+                    eligibility: Some(Eligibility {
+                        vaccines: vec!["AZ".into()],
+                        ..Eligibility::default()
+                    }),
+                    doses: Some(everyone),
+                    slots: next_slots,
+                },
+            ],
         };
         Scenario {
             params,
             phase,
+            next_phase,
+            day,
             people,
             sites,
             calendar,
             capacity,
         }
+    }
+
+    /// The calendar as announced once the registration wave is over: registrations
+    /// before `cutoff` count, and the window opens at `opens_at`.
+    pub fn announced(&self, cutoff: OffsetDateTime, opens_at: OffsetDateTime) -> Calendar {
+        let mut c = self.calendar.clone();
+        let p = &mut c.phases[0];
+        let length = p.closes_at - p.opens_at;
+        p.opens_at = opens_at;
+        p.closes_at = opens_at + length;
+        if let Some(e) = p.eligibility.as_mut() {
+            e.registered_before = Some(cutoff);
+        }
+        c
     }
 
     /// People who will try to book, in order of arrival.
@@ -350,9 +441,112 @@ fn arrival(rng: &mut Rng, p: &Params) -> f64 {
     }
 }
 
+/// A yes-or-no that depends only on the seed, a salt naming the question, and the person:
+/// the same person gets the same answer whichever goose user or task asks, in any order.
+fn decide(seed: u64, salt: u64, person: usize, share: f64) -> bool {
+    let mut rng = Rng::new(seed ^ salt ^ (person as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    rng.next_u64();
+    rng.chance(share)
+}
+
+impl Params {
+    /// Whether `person` stays away on the day of a live booking.
+    pub fn no_show(&self, person: usize) -> bool {
+        decide(self.seed, 0x006e_6f2d_7368_6f77, person, self.no_show_rate)
+    }
+
+    /// Whether staff check `person` in by ID number rather than by booking code.
+    pub fn checks_in_by_id(&self, person: usize) -> bool {
+        decide(
+            self.seed,
+            0x6964_2d6e_756d,
+            person,
+            self.id_number_check_in_share,
+        )
+    }
+}
+
+/// Whether `observed` no-shows out of `bookings` fit the rate `rate`: within four
+/// binomial standard deviations, plus one booking for rounding.
+pub fn no_shows_fit(observed: u64, bookings: u64, rate: f64) -> bool {
+    if bookings == 0 {
+        return observed == 0;
+    }
+    let n = bookings as f64;
+    let sigma = (n * rate * (1.0 - rate)).sqrt();
+    (observed as f64 - n * rate).abs() <= 4.0 * sigma + 1.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_shows_are_chosen_the_same_way_every_time_and_near_the_rate() {
+        let p = Params::default();
+        let a: Vec<bool> = (0..20_000).map(|i| p.no_show(i)).collect();
+        let b: Vec<bool> = (0..20_000).rev().map(|i| p.no_show(i)).collect();
+        assert!(
+            a.iter().eq(b.iter().rev()),
+            "independent of the order asked"
+        );
+        let n = a.iter().filter(|x| **x).count() as u64;
+        assert!(no_shows_fit(n, 20_000, p.no_show_rate), "{n} of 20000");
+        let other = Params {
+            seed: 7,
+            ..Params::default()
+        };
+        assert_ne!(
+            a,
+            (0..20_000).map(|i| other.no_show(i)).collect::<Vec<_>>(),
+            "another seed, other no-shows"
+        );
+        let by_id = (0..20_000).filter(|&i| p.checks_in_by_id(i)).count();
+        assert!((1_500..2_500).contains(&by_id), "{by_id}");
+        let both = (0..20_000)
+            .filter(|&i| p.no_show(i) && p.checks_in_by_id(i))
+            .count();
+        assert!(both < 150, "the two choices are independent: {both}");
+    }
+
+    #[test]
+    fn the_no_show_tolerance_takes_sampling_noise_but_not_a_wrong_rate() {
+        assert!(no_shows_fit(300, 10_000, 0.03));
+        assert!(no_shows_fit(360, 10_000, 0.03));
+        assert!(!no_shows_fit(0, 10_000, 0.03));
+        assert!(!no_shows_fit(600, 10_000, 0.03));
+        assert!(no_shows_fit(0, 0, 0.03));
+        assert!(no_shows_fit(1, 10, 0.03));
+    }
+
+    #[test]
+    fn the_drill_day_is_today_and_the_announcement_sets_the_cutoff() {
+        let now = OffsetDateTime::now_utc();
+        let s = Scenario::build(
+            Params::default(),
+            PhaseId::parse("T1").expect("id"),
+            now + Duration::days(1),
+        );
+        let today = now.to_offset(TAIWAN).date().to_string();
+        assert!(
+            s.calendar.phases[0].slots.iter().all(|x| x.date == today),
+            "every slot of the phase is today"
+        );
+        assert_eq!(s.calendar.phases[1].id.as_str(), "T1-next");
+        let c = s.announced(now, now + Duration::seconds(5));
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.phases[0].opens_at, now + Duration::seconds(5));
+        assert_eq!(
+            c.phases[0]
+                .eligibility
+                .as_ref()
+                .and_then(|e| e.registered_before),
+            Some(now)
+        );
+        assert!(c.phases[0].invitation_required);
+        let late = s.people.iter().filter(|p| p.late).count();
+        assert!(late > 100 && late < 400, "{late}");
+    }
 
     #[test]
     fn the_default_scenario_is_national_and_short_of_supply() {

@@ -1,5 +1,6 @@
-//! Provisioning: the drill's calendar, insured persons, kiosk partner and invitations,
-//! loaded through the admin API.
+//! Provisioning: the drill's calendar, insured persons and kiosk partner, loaded through
+//! the admin API. Nobody is invited here: settlement decides that, after the
+//! registration wave (see `announce`).
 
 use std::time::Instant;
 
@@ -7,9 +8,6 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::model::Scenario;
-
-/// Invitations per request: NDJSON of 250,000 ids is about 3.5 MB.
-const INVITATION_CHUNK: usize = 250_000;
 
 /// Registry lines per request.
 const REGISTRY_CHUNK: usize = 200_000;
@@ -28,11 +26,9 @@ pub struct Provisioning {
     /// The kiosk partner's key.
     #[serde(skip)]
     pub partner_key: String,
-    pub invitations: usize,
-    pub invitation_seconds: f64,
 }
 
-async fn put(
+pub async fn put(
     client: &reqwest::Client,
     url: String,
     admin: &str,
@@ -54,7 +50,57 @@ async fn put(
     Ok(r.json().await.unwrap_or_default())
 }
 
-/// Loads the calendar, then invites everyone, on `target`.
+/// An admin `POST` with a JSON body (or none); answers the JSON reply.
+pub async fn post(
+    client: &reqwest::Client,
+    url: String,
+    admin: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut rb = client
+        .post(&url)
+        .header("authorization", format!("Bearer {admin}"));
+    if let Some(b) = body {
+        rb = rb
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let r = rb.send().await.with_context(|| format!("POST {url}"))?;
+    if !r.status().is_success() {
+        let status = r.status();
+        bail!(
+            "POST {url}: {status} {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+    r.json()
+        .await
+        .with_context(|| format!("POST {url}: the answer"))
+}
+
+/// An admin `GET`; answers the JSON reply.
+pub async fn get(
+    client: &reqwest::Client,
+    url: String,
+    admin: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let r = client
+        .get(&url)
+        .header("authorization", format!("Bearer {admin}"))
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    if !r.status().is_success() {
+        let status = r.status();
+        bail!("GET {url}: {status} {}", r.text().await.unwrap_or_default());
+    }
+    r.json()
+        .await
+        .with_context(|| format!("GET {url}: the answer"))
+}
+
+/// Loads the calendar (the phase not yet announced), the registry and the kiosk
+/// partner, on `target`.
 pub async fn provision(
     client: &reqwest::Client,
     target: &str,
@@ -118,30 +164,11 @@ pub async fn provision(
         .as_str()
         .context("the partner answer has a key")?
         .to_string();
-    let started = Instant::now();
-    for chunk in s.people.chunks(INVITATION_CHUNK) {
-        let mut body = String::with_capacity(chunk.len() * 13);
-        for p in chunk {
-            body.push('"');
-            body.push_str(&p.id.to_string());
-            body.push_str("\"\n");
-        }
-        put(
-            client,
-            format!("{target}/v1/admin/phases/{}/invitations", s.phase),
-            admin,
-            "application/x-ndjson",
-            body.into_bytes(),
-        )
-        .await?;
-    }
     Ok(Provisioning {
         slots: s.calendar.phases[0].slots.len(),
         calendar_seconds,
         persons: s.people.len(),
         registry_seconds,
         partner_key,
-        invitations: s.people.len(),
-        invitation_seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -14,6 +14,10 @@ use plotters::prelude::*;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::announce::Announcement;
+use crate::carry::{CarryOver, Texts};
+use crate::day::Day;
+use crate::model::no_shows_fit;
 use crate::provision::Provisioning;
 use crate::state::{Drill, Route, Sample};
 use crate::verify::Checks;
@@ -36,11 +40,15 @@ pub fn spawn_seat_sampler(
                     .and_then(|p| p["remaining"].as_u64())
                 && let Ok(mut s) = d.seats.lock()
             {
-                s.push((d.since_open_ms(at), rem));
+                s.push((at, rem));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     })
+}
+
+fn load_u(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
 }
 
 /// Latency percentiles of one route, in milliseconds.
@@ -106,11 +114,11 @@ fn fmt_time(t: Option<f64>) -> String {
 }
 
 /// Per-second buckets: (second, requests, p50 ms, p99 ms).
-fn per_second(samples: &[Sample]) -> Vec<(i64, usize, f64, f64)> {
+fn per_second(d: &Drill, samples: &[Sample]) -> Vec<(i64, usize, f64, f64)> {
     let mut buckets: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
     for s in samples {
         buckets
-            .entry(s.at_ms.div_euclid(1000))
+            .entry(d.since_open_ms(s.at).div_euclid(1000))
             .or_default()
             .push(s.latency_us);
     }
@@ -170,6 +178,109 @@ fn chart(path: &Path, title: &str, y_label: &str, series: &[Series<'_>]) -> anyh
     Ok(())
 }
 
+/// The stages after the surge, for the report.
+#[derive(Debug)]
+pub struct Cycle<'a> {
+    pub announcement: &'a Announcement,
+    pub day: &'a Day,
+    pub carry: &'a CarryOver,
+    pub texts: &'a Texts,
+}
+
+impl Cycle<'_> {
+    /// No-shows at close-out against the rate, over the live bookings of the day.
+    fn no_shows_fit(&self, rate: f64) -> bool {
+        let day = self.day;
+        no_shows_fit(
+            day.closed_no_show,
+            day.closed_attended + day.closed_no_show,
+            rate,
+        )
+    }
+
+    /// The journey's invariants, as (what, count that must be 0).
+    fn invariants(&self, d: &Drill, rate: f64) -> Vec<(String, u64)> {
+        let (day, carry, texts) = (self.day, self.carry, self.texts);
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        vec![
+            (
+                format!(
+                    "texts in the file not matching the invitations ({} lines, {} message ids, {} invitations)",
+                    texts.lines, texts.unique, texts.expected
+                ),
+                texts.lines.abs_diff(texts.expected) + texts.unique.abs_diff(texts.expected),
+            ),
+            ("message ids written twice".into(), texts.duplicates),
+            (
+                "gateway lines unreadable or to nobody of the drill".into(),
+                texts.unreadable + texts.unknown_to,
+            ),
+            (
+                "texts dead in the outbox".into(),
+                texts.outbox["dead"].as_u64().unwrap_or(0),
+            ),
+            (
+                "bookings made before the person's text".into(),
+                texts.booked_before_text as u64,
+            ),
+            (
+                format!(
+                    "uninvited people who booked (of {} who tried; {} refused not-invited, {} otherwise)",
+                    load(&d.uninvited_tries),
+                    load(&d.uninvited_refused),
+                    load(&d.uninvited_other)
+                ),
+                load(&d.uninvited_booked),
+            ),
+            ("check-ins refused".into(), day.refused_total() as u64),
+            (
+                format!(
+                    "close-out attended differing from check-ins ({} vs {})",
+                    day.closed_attended, day.checked_in
+                ),
+                day.closed_attended.abs_diff(day.checked_in as u64),
+            ),
+            (
+                format!(
+                    "no-shows outside the rate's tolerance ({} of {}, rate {rate})",
+                    day.closed_no_show,
+                    day.closed_attended + day.closed_no_show
+                ),
+                u64::from(!self.no_shows_fit(rate)),
+            ),
+            (
+                format!("no-shows not carried over (of {})", carry.no_shows),
+                carry.no_shows_missing as u64,
+            ),
+            (
+                format!(
+                    "invitees who never booked not carried over (of {})",
+                    carry.never_booked
+                ),
+                carry.never_booked_missing as u64,
+            ),
+            (
+                format!(
+                    "registrants never invited not carried over (of {})",
+                    carry.never_invited
+                ),
+                carry.never_invited_missing as u64,
+            ),
+            (
+                "attendees invited again".into(),
+                carry.attended_reinvited as u64,
+            ),
+            (
+                format!(
+                    "next phase eligible/invited/texted off the expected {} ({} / {} / {})",
+                    carry.eligible_expected, carry.eligible, carry.invited, carry.texted
+                ),
+                u64::from(!carry.ok()),
+            ),
+        ]
+    }
+}
+
 /// Writes the report; answers whether every invariant held.
 pub fn write(
     out: &Path,
@@ -177,11 +288,24 @@ pub fn write(
     metrics: &GooseMetrics,
     prov: &Provisioning,
     checks: &Checks,
+    cycle: &Cycle<'_>,
 ) -> anyhow::Result<bool> {
     let samples = d.samples.lock().map(|s| s.clone()).unwrap_or_default();
-    let seats = d.seats.lock().map(|s| s.clone()).unwrap_or_default();
-    let first = samples.iter().map(|s| s.at_ms).min().unwrap_or(0);
-    let last = samples.iter().map(|s| s.at_ms).max().unwrap_or(0);
+    let seats: Vec<(i64, u64)> = d
+        .seats
+        .lock()
+        .map(|s| s.iter().map(|(at, r)| (d.since_open_ms(*at), *r)).collect())
+        .unwrap_or_default();
+    let first = samples
+        .iter()
+        .map(|s| d.since_open_ms(s.at))
+        .min()
+        .unwrap_or(0);
+    let last = samples
+        .iter()
+        .map(|s| d.since_open_ms(s.at))
+        .max()
+        .unwrap_or(0);
     let seconds = (last - first) as f64 / 1000.0;
     let routes = route_figures(&samples, seconds);
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
@@ -201,9 +325,11 @@ pub fn write(
     let t50 = time_to(&seats, capacity, 0.5);
     let t90 = time_to(&seats, capacity, 0.9);
     let t100 = time_to(&seats, capacity, 1.0);
-    let ok = checks.ok();
+    let rate = d.scenario.params.no_show_rate;
+    let journey = cycle.invariants(d, rate);
+    let ok = checks.ok() && journey.iter().all(|(_, n)| *n == 0);
 
-    let buckets = per_second(&samples);
+    let buckets = per_second(d, &samples);
     chart(
         &out.join("requests-per-second.svg"),
         "Requests per second",
@@ -246,7 +372,11 @@ pub fn write(
     )?;
 
     let mut md = String::new();
-    let _ = writeln!(md, "# Surge drill: phase {}\n", d.scenario.phase);
+    let _ = writeln!(
+        md,
+        "# Drill: phase {} and its carry-over into {}\n",
+        d.scenario.phase, d.scenario.next_phase
+    );
     let _ = writeln!(
         md,
         "**Invariants: {}**\n",
@@ -283,8 +413,109 @@ pub fn write(
     );
     let _ = writeln!(
         md,
-        "| double-clicks answered with another booking | {} |\n",
+        "| double-clicks answered with another booking | {} |",
         checks.idempotency_mismatches
+    );
+    for j in &checks.journeys {
+        let _ = writeln!(
+            md,
+            "| phase {} audit not ok, journey included ({}) | {} |",
+            j["phase"].as_str().unwrap_or("?"),
+            j["journey"]["breaches"]
+                .as_array()
+                .map_or(0, Vec::len)
+                .to_string()
+                + " journey breaches",
+            u8::from(!(j["ok"] == true && j["journey"]["ok"] == true))
+        );
+    }
+    for (what, n) in &journey {
+        let _ = writeln!(md, "| {what} | {n} |");
+    }
+    let _ = writeln!(md);
+    let (ann, day, carry, texts) = (cycle.announcement, cycle.day, cycle.carry, cycle.texts);
+    let settled = &ann.settlement;
+    let _ = writeln!(md, "## The cycle, stage by stage\n");
+    let _ = writeln!(md, "| stage | figures |\n|---|---|");
+    let _ = writeln!(
+        md,
+        "| 1. registration | {} in the wave ({:.1} s), {} late (after the cutoff), {} failed; {} live in the store |",
+        load_u(&d.registered_early),
+        ann.wave_seconds,
+        load_u(&d.registered_late),
+        load_u(&d.registration_failures),
+        checks.registrations["live"]
+    );
+    let _ = writeln!(
+        md,
+        "| 2. settlement of {} | {} invited of {} eligible (target {}, doses {}) in {:.2} s; by vaccine {} |",
+        d.scenario.phase,
+        settled["invited"],
+        settled["eligible"],
+        settled["target"],
+        settled["doses"],
+        ann.settlement_seconds,
+        settled["by_vaccine"]
+    );
+    let _ = writeln!(
+        md,
+        "| 3. texts | {} lines in the file: {} for this phase, {} for the next; this phase's reached the tail over {:.1} s ({:.0}/s); outbox: {} sent, {} dead, {}/s at the end |",
+        texts.lines,
+        texts
+            .per_phase
+            .get(d.scenario.phase.as_str())
+            .copied()
+            .unwrap_or(0),
+        texts
+            .per_phase
+            .get(d.scenario.next_phase.as_str())
+            .copied()
+            .unwrap_or(0),
+        texts.spread_seconds,
+        texts.per_second,
+        texts.outbox["sent"],
+        texts.outbox["dead"],
+        texts.outbox["per_second"]
+    );
+    let _ = writeln!(
+        md,
+        "| 4. bookings | {} made by invitees after their text; uninvited arrivals: {} stayed home, {} tried: {} refused not-invited, {} otherwise, {} booked |",
+        acked.len(),
+        load_u(&d.uninvited_stayed),
+        load_u(&d.uninvited_tries),
+        load_u(&d.uninvited_refused),
+        load_u(&d.uninvited_other),
+        load_u(&d.uninvited_booked)
+    );
+    let _ = writeln!(
+        md,
+        "| 5. check-ins on {} | {} of {} live bookings checked in ({} by code, {} by ID number) in {:.1} s; {} stayed away (rate {rate}) |",
+        day.date,
+        day.checked_in,
+        day.live_bookings,
+        day.by_code,
+        day.by_id_number,
+        day.check_in_seconds,
+        day.stayed_away
+    );
+    let _ = writeln!(
+        md,
+        "| 6. close-out | {} attended, {} no-shows ({:.1} %) |",
+        day.closed_attended,
+        day.closed_no_show,
+        100.0 * day.closed_no_show as f64
+            / (day.closed_attended + day.closed_no_show).max(1) as f64
+    );
+    let _ = writeln!(
+        md,
+        "| 7. settlement of {} | {} invited of {} eligible: carried over {} no-shows, {} invitees who never booked, {} never invited before; {} attendees left out |\n",
+        d.scenario.next_phase,
+        carry.invited,
+        carry.eligible,
+        carry.no_shows - carry.no_shows_missing,
+        carry.never_booked - carry.never_booked_missing,
+        carry.never_invited - carry.never_invited_missing,
+        day.attended.len() - carry.attended_reinvited
     );
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     let _ = writeln!(md, "## Registration and login\n");
@@ -309,9 +540,10 @@ pub fn write(
     let _ = writeln!(md, "## Demand and supply\n");
     let _ = writeln!(
         md,
-        "- scale {} of phase 2 of 2021: {} invited, {} tried to book, {} seats in {} slots at {} sites",
+        "- scale {} of phase 2 of 2021: {} people ({} invited), {} tried to book, {} seats in {} slots at {} sites",
         p.scale,
         d.scenario.people.len(),
+        settled["invited"],
         tried,
         capacity,
         prov.slots,
@@ -326,9 +558,9 @@ pub fn write(
     );
     let _ = writeln!(
         md,
-        "- bookings made: {booked_people} ({:.1} % of those who tried, {:.1} % of the invited (2021: 83.8 %); {:.1} % of seats taken, audit says {taken} booked live)",
+        "- bookings made: {booked_people} ({:.1} % of those who tried, {:.1} % of the invited (2021: 83.8 %); {:.1} % of seats taken, audit says {taken} live)",
         100.0 * booked_people as f64 / tried.max(1) as f64,
-        100.0 * booked_people as f64 / d.scenario.people.len().max(1) as f64,
+        100.0 * booked_people as f64 / settled["invited"].as_u64().unwrap_or(0).max(1) as f64,
         100.0 * taken as f64 / capacity.max(1) as f64
     );
     let _ = writeln!(
@@ -347,8 +579,8 @@ pub fn write(
     );
     let _ = writeln!(
         md,
-        "- provisioning: calendar {:.2} s, {} invitations {:.2} s\n",
-        prov.calendar_seconds, prov.invitations, prov.invitation_seconds
+        "- provisioning: calendar {:.2} s; invitations by settlement (above)\n",
+        prov.calendar_seconds
     );
     let _ = writeln!(
         md,
@@ -404,6 +636,20 @@ pub fn write(
         "phase": d.scenario.phase,
         "ok": ok,
         "invariants": checks,
+        "journey": {
+            "invariants": journey.iter().map(|(w, n)| json!({"what": w, "count": n})).collect::<Vec<_>>(),
+            "announcement": ann,
+            "day": day,
+            "carry_over": carry,
+            "texts": texts,
+            "uninvited": {
+                "stayed": load_u(&d.uninvited_stayed),
+                "tried": load_u(&d.uninvited_tries),
+                "refused": load_u(&d.uninvited_refused),
+                "refused_otherwise": load_u(&d.uninvited_other),
+                "booked": load_u(&d.uninvited_booked),
+            },
+        },
         "params": format!("{:?}", d.scenario.params),
         "invited": d.scenario.people.len(),
         "tried": tried,

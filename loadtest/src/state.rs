@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use slotd::identity::captcha::Captchas;
 use slotd::token::TokenKey;
 
 use crate::model::Scenario;
+use crate::sms::TextLog;
 
 /// The routes the drill calls, named by template (never by URL with ids in it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -22,10 +23,11 @@ pub enum Route {
     Register,
     Login,
     KioskLogin,
+    CheckIn,
 }
 
 impl Route {
-    pub const ALL: [Route; 9] = [
+    pub const ALL: [Route; 10] = [
         Route::RegistrationSession,
         Route::Register,
         Route::Login,
@@ -35,6 +37,7 @@ impl Route {
         Route::MyBookings,
         Route::Change,
         Route::Cancel,
+        Route::CheckIn,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +51,7 @@ impl Route {
             Route::MyBookings => "GET /v1/me/bookings",
             Route::Change => "PUT /v1/me/bookings/{booking}",
             Route::Cancel => "DELETE /v1/me/bookings/{booking}",
+            Route::CheckIn => "POST /v1/sites/{site}/check-ins",
         }
     }
 }
@@ -55,8 +59,8 @@ impl Route {
 /// One request as the drill saw it.
 #[derive(Debug, Clone)]
 pub struct Sample {
-    /// Milliseconds since the opening (negative: before it).
-    pub at_ms: i64,
+    /// When the request was sent.
+    pub at: Instant,
     pub route: Route,
     /// 0 when no answer came (connection error).
     pub status: u16,
@@ -70,7 +74,12 @@ pub struct Sample {
 pub struct Acked {
     pub person: usize,
     pub booking: String,
+    /// The booking code staff scan, and the site it is for (after any change).
+    pub code: String,
+    pub site: String,
     pub live: bool,
+    /// When the booking request that made it was sent.
+    pub at: Instant,
 }
 
 /// Everything the goose users share.
@@ -85,8 +94,11 @@ pub struct Drill {
     pub captchas: Captchas,
     /// The drill's kiosk partner key (from provisioning).
     pub partner_key: String,
-    /// The next person of the registration wave.
+    /// The next person of the registration wave, the people the wave is for (all but the
+    /// late registrants), and how many of them it has tried.
     pub next_registration: AtomicUsize,
+    pub wave_size: usize,
+    pub wave_done: AtomicUsize,
     /// Whether each person (by index) holds a registration.
     pub registered: Vec<AtomicBool>,
     /// Registrations made before the opening, and at arrival (the wave had not reached them).
@@ -96,18 +108,33 @@ pub struct Drill {
     pub logins: AtomicU64,
     pub login_failures: AtomicU64,
     pub popularity: HashMap<String, f64>,
-    /// The instant the phase opens; arrivals are scheduled from it.
-    pub opening: Instant,
-    /// People not yet started after this are counted as unserved.
-    pub deadline: Instant,
+    /// The instant the phase opens, set when it is announced after the registration
+    /// wave; arrivals are scheduled from it.
+    pub opening: OnceLock<Instant>,
+    /// The window compressed; people not yet started `window + 60 s` after the opening
+    /// are counted as unserved.
+    pub window: Duration,
+    /// The phase's settlement answer, once it ran.
+    pub settlement: OnceLock<serde_json::Value>,
+    /// Set when the announcement failed: the users stop waiting for an opening.
+    pub aborted: AtomicBool,
+    /// The SMS tail's findings.
+    pub texts: Mutex<TextLog>,
     pub next: AtomicUsize,
     pub samples: Mutex<Vec<Sample>>,
-    /// `(ms since the opening, free seats)` every 250 ms.
-    pub seats: Mutex<Vec<(i64, u64)>>,
+    /// `(when, free seats)` every 250 ms.
+    pub seats: Mutex<Vec<(Instant, u64)>>,
     pub acked: Mutex<Vec<Acked>>,
     pub gave_up: AtomicU64,
     pub unserved: AtomicU64,
     pub idempotency_mismatches: AtomicU64,
+    /// Arrivals without a text: who stayed home, who tried anyway, and what the tries got.
+    pub uninvited_stayed: AtomicU64,
+    pub uninvited_tries: AtomicU64,
+    pub uninvited_refused: AtomicU64,
+    pub uninvited_booked: AtomicU64,
+    /// Tries refused for another reason (`slot-full` when the slot filled meanwhile).
+    pub uninvited_other: AtomicU64,
 }
 
 impl Drill {
@@ -124,12 +151,22 @@ impl Drill {
         serde_json::json!({ "id": c.id, "answer": answer })
     }
 
+    /// Milliseconds from the opening to `at` (negative: before it; before the phase is
+    /// announced, from now).
     pub fn since_open_ms(&self, at: Instant) -> i64 {
-        if at >= self.opening {
-            at.duration_since(self.opening).as_millis() as i64
+        let opening = self.opening.get().copied().unwrap_or_else(Instant::now);
+        if at >= opening {
+            at.duration_since(opening).as_millis() as i64
         } else {
-            -(self.opening.duration_since(at).as_millis() as i64)
+            -(opening.duration_since(at).as_millis() as i64)
         }
+    }
+
+    /// After this, people not yet started are unserved; `None` before the opening is set.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.opening
+            .get()
+            .map(|o| *o + self.window + Duration::from_secs(60))
     }
 
     pub fn record(&self, sample: Sample) {

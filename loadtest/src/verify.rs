@@ -1,5 +1,5 @@
-//! After the surge: the store's audits (bookings and registrations), and every
-//! acknowledged booking looked up again.
+//! After the cycle: the store's audits (bookings with the journey of both phases, and
+//! registrations), and every acknowledged booking looked up again.
 
 use std::sync::Arc;
 
@@ -13,7 +13,12 @@ use crate::state::Drill;
 /// The invariants, each a count that must be zero.
 #[derive(Debug, Clone, Serialize)]
 pub struct Checks {
+    /// Every phase audit `ok`, its `journey` included (one message per invitation, every
+    /// invitee eligible, no booking without invitation, attended within seats, nobody
+    /// attended twice).
     pub audit_ok: bool,
+    /// Each phase's `{phase, ok, journey}`.
+    pub journeys: Vec<Value>,
     pub overbooked_slots: usize,
     pub double_booked_people: usize,
     pub counter_mismatches: usize,
@@ -50,20 +55,35 @@ pub async fn verify(
     admin: &str,
     d: &Arc<Drill>,
 ) -> anyhow::Result<Checks> {
-    let url = format!("{}/v1/admin/phases/{}/audit", targets[0], d.scenario.phase);
-    let audit: Value = client
-        .get(&url)
-        .header("authorization", format!("Bearer {admin}"))
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?
-        .json()
-        .await
-        .context("audit answer")?;
+    let mut journeys = Vec::new();
+    let mut audits = Vec::new();
+    for phase in [&d.scenario.phase, &d.scenario.next_phase] {
+        let url = format!("{}/v1/admin/phases/{phase}/audit", targets[0]);
+        let audit: Value = client
+            .get(&url)
+            .header("authorization", format!("Bearer {admin}"))
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?
+            .json()
+            .await
+            .context("audit answer")?;
+        journeys.push(serde_json::json!({
+            "phase": phase, "ok": audit["ok"], "journey": audit["journey"],
+            "breaches": audit["breaches"],
+        }));
+        audits.push(audit);
+    }
+    let audit_ok = audits
+        .iter()
+        .all(|a| a["ok"] == true && a["journey"]["ok"] == true);
+    let audit = &audits[0];
     let kinds = |k: &str| {
-        audit["breaches"]
-            .as_array()
-            .map_or(0, |b| b.iter().filter(|x| x["kind"] == k).count())
+        audits
+            .iter()
+            .filter_map(|a| a["breaches"].as_array())
+            .map(|b| b.iter().filter(|x| x["kind"] == k).count())
+            .sum::<usize>()
     };
     let acked = d.acked.lock().map(|a| a.clone()).unwrap_or_default();
     let mut missing = 0;
@@ -92,8 +112,10 @@ pub async fn verify(
                     Ok(r) => r.json::<Value>().await.ok().is_some_and(|v| {
                         v["bookings"].as_array().is_some_and(|bs| {
                             bs.iter().any(|b| {
+                                // After the close-out a live booking is
+                                // attended or a no-show; a cancelled one stays so.
                                 b["booking"] == a.booking.as_str()
-                                    && (b["status"] == "booked") == a.live
+                                    && (b["status"] != "cancelled") == a.live
                             })
                         })
                     }),
@@ -124,7 +146,8 @@ pub async fn verify(
         .await
         .context("registration audit answer")?;
     Ok(Checks {
-        audit_ok: audit["ok"] == true,
+        audit_ok,
+        journeys,
         overbooked_slots: kinds("overbooked"),
         double_booked_people: kinds("double-booked"),
         counter_mismatches: kinds("counter-mismatch"),

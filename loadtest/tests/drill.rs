@@ -1,11 +1,12 @@
 //! The tiny drill of CI: the real `scripts/drill` (Redis in the durable profile, two
-//! slotd instances, the goose harness, the offline audit) at a thousandth of phase 2.
+//! slotd instances texting through one file gateway, the goose harness, check-ins,
+//! close-out, the next phase's carry-over, the offline audit) at a thousandth of phase 2.
 
 use std::path::Path;
 use std::process::Command;
 
 #[test]
-fn a_tiny_drill_books_seats_runs_every_route_and_keeps_every_invariant() {
+fn a_tiny_drill_runs_the_whole_cycle_and_keeps_every_invariant() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let bins = Path::new(env!("CARGO_BIN_EXE_slotd-drill"))
         .parent()
@@ -61,6 +62,23 @@ fn a_tiny_drill_books_seats_runs_every_route_and_keeps_every_invariant() {
         "{}",
         summary["bookings_made"]
     );
+    let journey = &summary["journey"];
+    for i in journey["invariants"]
+        .as_array()
+        .expect("journey invariants")
+    {
+        assert_eq!(i["count"], 0, "{}", i["what"]);
+    }
+    assert!(
+        journey["day"]["checked_in"].as_u64().unwrap_or(0) > 500,
+        "{}",
+        journey["day"]
+    );
+    assert!(
+        journey["carry_over"]["invited"].as_u64().unwrap_or(0) > 0
+            && journey["texts"]["lines"] == journey["texts"]["expected"],
+        "{journey}"
+    );
     let routes: Vec<&str> = summary["routes"]
         .as_array()
         .expect("routes")
@@ -77,6 +95,7 @@ fn a_tiny_drill_books_seats_runs_every_route_and_keeps_every_invariant() {
         "POST /v1/me/registration",
         "POST /v1/sessions",
         "POST /v1/kiosk/sessions",
+        "POST /v1/sites/{site}/check-ins",
     ] {
         assert!(routes.contains(&r), "{r} ran: {routes:?}");
     }
