@@ -261,9 +261,15 @@ pub mod slotd_process {
         /// # Panics
         /// If it exits or does not report its address within 60 s.
         pub fn start(args: &[String]) -> Slotd {
+            Self::start_with_env(args, &[])
+        }
+
+        /// [`Slotd::start`] with extra environment variables (crash points).
+        pub fn start_with_env(args: &[String], env: &[(&str, &str)]) -> Slotd {
             let mut child = Command::new(binary())
                 .args(["serve", "--listen", "127.0.0.1:0"])
                 .args(args)
+                .envs(env.iter().copied())
                 .env("SLOTD_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -317,6 +323,18 @@ pub mod slotd_process {
                 );
                 std::thread::sleep(Duration::from_millis(50));
             }
+        }
+
+        /// Waits up to `within` for the process to exit by itself.
+        pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+            let deadline = std::time::Instant::now() + within;
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    return Some(status);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            None
         }
 
         /// `SIGKILL`: no shutdown, no flush.

@@ -117,9 +117,11 @@ pub async fn serve_on(
                 tracing::info!(records, cut_bytes = cut, "identity journal replayed");
                 (store, report.has_calendar, identity)
             };
+            let store = Arc::new(store);
+            store.spawn_compactor(config.snapshot_every_bytes);
             start(
                 config,
-                Arc::new(store),
+                store,
                 Arc::new(identity),
                 has_calendar,
                 listener,
@@ -313,28 +315,55 @@ pub fn repair(args: &RepairArgs, env: &HashMap<String, String>) -> Result<bool, 
     let dir = Path::new(&dir);
     let io = |e: std::io::Error| BootError::Io(format!("repair: {e}"));
     let mut clean = true;
-    for name in ["journal.log", "identity.log"] {
-        let path = dir.join(name);
-        if !path.is_file() {
+    for stem in ["journal", "identity"] {
+        let files = crate::store::segments::list(dir, stem).map_err(io)?;
+        // Every file of the journal: the snapshots and the segments, oldest first. What a
+        // damaged file lost is judged against the records of all of them.
+        let mut paths: Vec<(Option<u64>, std::path::PathBuf)> = files
+            .snapshots
+            .iter()
+            .map(|(k, p)| (Some(*k), p.clone()))
+            .collect();
+        paths.extend(files.segments.iter().map(|(_, p)| (None, p.clone())));
+        let mut all_records = Vec::new();
+        let mut damaged_files = Vec::new();
+        for (snapshot, path) in &paths {
+            let (records, damaged) = journal::salvage(path).map_err(io)?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let body = match snapshot {
+                // A snapshot's header and end frames are not records.
+                Some(_) => records
+                    .iter()
+                    .filter(|r| !r.starts_with(br#"{"snapshot":"#) && !r.starts_with(br#"{"end":"#))
+                    .cloned()
+                    .collect(),
+                None => records.clone(),
+            };
+            if damaged.is_empty() {
+                println!("{name}: {} records, no damage", body.len());
+            } else {
+                println!("{name}: DAMAGED, {} valid records survive", body.len());
+                for d in &damaged {
+                    println!(
+                        "  bytes {}..{} unreadable ({}): {} bytes dropped",
+                        d.offset,
+                        d.resumes_at,
+                        d.reason,
+                        d.resumes_at - d.offset
+                    );
+                }
+                damaged_files.push((*snapshot, path.clone(), name, body.clone()));
+            }
+            all_records.extend(body);
+        }
+        if damaged_files.is_empty() {
             continue;
         }
-        let (records, damaged) = journal::salvage(&path).map_err(io)?;
-        if damaged.is_empty() {
-            println!("{name}: {} records, no damage", records.len());
-            continue;
-        }
-        println!("{name}: DAMAGED, {} valid records survive", records.len());
-        for d in &damaged {
-            println!(
-                "  bytes {}..{} unreadable ({}): {} bytes dropped",
-                d.offset,
-                d.resumes_at,
-                d.reason,
-                d.resumes_at - d.offset
-            );
-        }
-        if name == "journal.log" {
-            let lost = crate::store::lost_in(&records);
+        if stem == "journal" {
+            let lost = crate::store::lost_in(&all_records);
             println!(
                 "  acknowledged bookings lost ({}): {}",
                 lost.bookings.len(),
@@ -350,7 +379,7 @@ pub fn repair(args: &RepairArgs, env: &HashMap<String, String>) -> Result<bool, 
                 println!("  the calendar record is lost: load the calendar again (--calendar)");
             }
         } else {
-            let lost = crate::store::identity::lost_serials(&records);
+            let lost = crate::store::identity::lost_serials(&all_records);
             let list: Vec<String> = lost.iter().map(u64::to_string).collect();
             println!(
                 "  registrations lost (serials, {}): {}",
@@ -358,22 +387,33 @@ pub fn repair(args: &RepairArgs, env: &HashMap<String, String>) -> Result<bool, 
                 list.join(" ")
             );
         }
-        if args.drop_damaged {
-            let aside = dir.join(format!(
-                "{name}.damaged-{}",
-                OffsetDateTime::now_utc().unix_timestamp()
-            ));
-            journal::rewrite(&path, &records, &aside).map_err(io)?;
-            println!(
-                "  saved the damaged file as {}; {name} now holds the {} valid records",
-                aside.display(),
-                records.len()
-            );
-        } else {
-            clean = false;
-            println!(
-                "  nothing changed: run again with --drop-damaged to drop the damaged records"
-            );
+        for (snapshot, path, name, body) in damaged_files {
+            if args.drop_damaged {
+                let aside = dir.join(format!(
+                    "{name}.damaged-{}",
+                    OffsetDateTime::now_utc().unix_timestamp()
+                ));
+                let framed: Vec<Vec<u8>> = match snapshot {
+                    Some(k) => {
+                        let mut v = vec![format!("{{\"snapshot\":{k}}}").into_bytes()];
+                        v.extend(body.iter().cloned());
+                        v.push(format!("{{\"end\":{}}}", body.len()).into_bytes());
+                        v
+                    }
+                    None => body.clone(),
+                };
+                journal::rewrite(&path, &framed, &aside).map_err(io)?;
+                println!(
+                    "  saved the damaged file as {}; {name} now holds the {} valid records",
+                    aside.display(),
+                    body.len()
+                );
+            } else {
+                clean = false;
+                println!(
+                    "  {name}: nothing changed: run again with --drop-damaged to drop the damaged records"
+                );
+            }
         }
     }
     Ok(clean)

@@ -140,6 +140,10 @@ pub struct ServeArgs {
     /// Records per journal group commit at most [default: 8192].
     #[arg(long)]
     pub journal_max_batch: Option<String>,
+    /// Journal bytes after which the embedded store writes a snapshot and starts a new
+    /// segment, so that a restart reads little journal; 0: never [default: 67108864].
+    #[arg(long)]
+    pub snapshot_every_bytes: Option<String>,
     /// Milliseconds between availability snapshots [default: 250].
     #[arg(long)]
     pub snapshot_interval_ms: Option<String>,
@@ -419,6 +423,8 @@ pub struct Config {
     pub limits: Limits,
     /// Default 8,192.
     pub journal_max_batch: usize,
+    /// Default 64 MiB: a segment of that size replays in about a second.
+    pub snapshot_every_bytes: u64,
     /// Default 250 ms.
     pub snapshot_interval: Duration,
     /// Default `slotd`.
@@ -446,6 +452,7 @@ impl Default for Config {
             token_secret: None,
             limits: Limits::default(),
             journal_max_batch: 8_192,
+            snapshot_every_bytes: 64 << 20,
             snapshot_interval: Duration::from_millis(250),
             redis_prefix: "slotd".into(),
             redis_timeout: Duration::from_secs(2),
@@ -612,6 +619,10 @@ impl Config {
             ("person-write-rate", l.person_write_rate.to_string()),
             ("shutdown-grace", format!("{:?}", l.shutdown_grace)),
             ("journal-max-batch", self.journal_max_batch.to_string()),
+            (
+                "snapshot-every-bytes",
+                self.snapshot_every_bytes.to_string(),
+            ),
             ("snapshot-interval", format!("{:?}", self.snapshot_interval)),
             ("redis-prefix", self.redis_prefix.clone()),
             ("redis-timeout", format!("{:?}", self.redis_timeout)),
@@ -921,6 +932,12 @@ impl Config {
             admin_token: secret(&args.admin_token, "SLOTD_ADMIN_TOKEN")?,
             token_secret: secret(&args.token_secret, "SLOTD_TOKEN_SECRET")?,
             limits,
+            snapshot_every_bytes: src.number(
+                &args.snapshot_every_bytes,
+                "SLOTD_SNAPSHOT_EVERY_BYTES",
+                d.snapshot_every_bytes,
+                0,
+            )?,
             journal_max_batch: src.number(
                 &args.journal_max_batch,
                 "SLOTD_JOURNAL_MAX_BATCH",

@@ -22,7 +22,7 @@ use dashmap::mapref::entry::Entry;
 use dashmap::{DashMap, DashSet};
 use serde::{Deserialize, Serialize};
 
-use super::journal::{Ack, Journal, Replay};
+use super::journal::{Ack, Journal};
 use super::outbox::{Book, Delivery, MessageState};
 use super::{
     AttendOutcome, CancelOutcome, Change, ChangeOutcome, CloseOut, Idempotency, LoadReport,
@@ -36,6 +36,10 @@ use crate::domain::{
 };
 use crate::inventory::Inventory;
 use std::sync::PoisonError;
+
+mod snapshot;
+
+pub use snapshot::SnapshotReport;
 
 /// Idempotency keys remembered per person; older ones are forgotten.
 const KEYS_PER_PERSON: usize = 16;
@@ -120,6 +124,11 @@ pub(super) enum Record {
     Sms {
         outcomes: Vec<SmsOutcome>,
     },
+    /// A person's remembered idempotency keys, oldest first (snapshots only).
+    Keys {
+        person: IdNumber,
+        keys: Vec<(String, String, BookingId)>,
+    },
 }
 
 /// One message's new state, as journaled.
@@ -133,6 +142,16 @@ pub(super) struct SmsOutcome {
 }
 
 impl SmsOutcome {
+    pub(super) fn copy(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            state: self.state,
+            attempts: self.attempts,
+            due_ms: self.due_ms,
+            error: self.error.clone(),
+        }
+    }
+
     pub(super) fn of(id: &str, d: &Delivery) -> Self {
         let (state, attempts, due_ms, error) = match d {
             Delivery::Sent => (MessageState::Sent, 0, 0, None),
@@ -192,8 +211,9 @@ pub struct EmbeddedStore {
     owners: DashMap<u64, u64>,
     sequence: AtomicU64,
     journal: Option<Journal>,
-    /// Serialises calendar loads.
+    /// Serialises calendar loads (and a snapshot's rotation with them).
     loader: tokio::sync::Mutex<()>,
+    compactor: std::sync::Mutex<Option<snapshot::Compactor>>,
 }
 
 /// What opening an embedded store found.
@@ -227,55 +247,85 @@ impl EmbeddedStore {
             sequence: AtomicU64::new(0),
             journal,
             loader: tokio::sync::Mutex::new(()),
+            compactor: std::sync::Mutex::new(None),
         }
     }
 
-    /// Opens the journal in `dir`, replays it, and starts its writer.
+    /// Opens the journal in `dir` (the newest snapshot and the segments after it),
+    /// replays it, and starts its writer.
     pub fn open(dir: &Path, max_batch: usize) -> Result<(Self, OpenReport), StoreError> {
-        let (
-            journal,
-            Replay {
-                records,
-                truncated_bytes,
-            },
-        ) = Journal::open(dir, max_batch)
+        let (journal, replay) = Journal::open(dir, max_batch)
             .map_err(|e| StoreError::Unavailable(format!("journal in {}: {e}", dir.display())))?;
         let store = Self::with_journal(Some(journal));
-        let report = store.replay(&records, truncated_bytes)?;
+        let report = store.replay(&replay.snapshot, &replay.records, replay.truncated_bytes)?;
         Ok((store, report))
     }
 
     /// Replays the journal in `dir` into a store without a journal, touching nothing on
     /// disk: for the offline audit, safe beside a running server.
     pub fn open_read_only(dir: &Path) -> Result<(Self, OpenReport), StoreError> {
-        let path = dir.join("journal.log");
-        if !path.is_file() {
+        let loaded = super::segments::load(dir, "journal")
+            .map_err(|e| StoreError::Unavailable(format!("journal in {}: {e}", dir.display())))?;
+        if loaded.snapshot.is_none() && !loaded.last.1.is_file() {
             return Err(StoreError::Unavailable(format!(
                 "no journal at {}",
-                path.display()
+                loaded.last.1.display()
             )));
         }
-        let (records, valid, total) = super::journal::read_frames(&path)
-            .map_err(|e| StoreError::Unavailable(format!("journal {}: {e}", path.display())))?;
         let store = Self::ephemeral();
-        let report = store.replay(&records, total - valid)?;
+        let snapshot = loaded.snapshot.map(|s| s.1).unwrap_or_default();
+        let report = store.replay(&snapshot, &loaded.records, loaded.total - loaded.valid)?;
         Ok((store, report))
     }
 
-    fn replay(&self, records: &[Vec<u8>], truncated_bytes: u64) -> Result<OpenReport, StoreError> {
+    /// Replays a snapshot's records, then the segments' records, then sets every slot's
+    /// seats from the live bookings. Every record sets state rather than changing it, so
+    /// a record whose effect the snapshot already holds (a snapshot is taken while
+    /// writes go on: see [`Self::snapshot`]) changes nothing when replayed again.
+    fn replay(
+        &self,
+        snapshot: &[Vec<u8>],
+        records: &[Vec<u8>],
+        truncated_bytes: u64,
+    ) -> Result<OpenReport, StoreError> {
         let mut report = OpenReport {
-            records: records.len(),
+            records: snapshot.len() + records.len(),
             truncated_bytes,
             has_calendar: false,
         };
-        for (n, raw) in records.iter().enumerate() {
+        for (n, raw) in snapshot.iter().chain(records).enumerate() {
             let record: Record = serde_json::from_slice(raw).map_err(|e| {
                 StoreError::Internal(format!("journal record {n} does not parse: {e}"))
             })?;
             report.has_calendar |= matches!(record, Record::Calendar { .. });
             self.apply(record)?;
         }
+        self.rebuild_seats();
         Ok(report)
+    }
+
+    /// Sets every slot's free seats to its capacity less its live bookings (after a
+    /// replay, which does not count seats record by record).
+    fn rebuild_seats(&self) {
+        let catalog = self.catalog.load();
+        let mut taken = vec![0u32; catalog.slots.len()];
+        for p in self.people.iter() {
+            for b in p.bookings.iter().filter(|b| b.status.is_live()) {
+                if let Some(s) = catalog.slot_index(b.slot.as_str()) {
+                    taken[s as usize] += 1;
+                }
+            }
+        }
+        for (i, n) in taken.into_iter().enumerate() {
+            let capacity = self.inventory.capacity(i as u32);
+            if n > capacity {
+                // A journal written by this store never overfills a slot; should one
+                // (edited by hand), the audit reports it rather than replay hiding it.
+                tracing::error!(slot = %catalog.slots[i].slot.id, live = n, capacity, "journal replay: a slot holds more live bookings than seats");
+            }
+            self.inventory
+                .overwrite(i as u32, capacity, capacity.saturating_sub(n));
+        }
     }
 
     /// Replays one record into memory, without journaling it again.
@@ -295,13 +345,6 @@ impl EmbeddedStore {
             }
             Record::Booked { seq, booking, key } => {
                 self.sequence.fetch_max(seq, Ordering::Relaxed);
-                if let Some(s) = self.catalog.load().slot_index(booking.slot.as_str())
-                    && !self.inventory.try_reserve(s)
-                {
-                    // A journal written by this store never overfills a slot; should one
-                    // (edited by hand), the audit reports it rather than replay hiding it.
-                    tracing::error!(booking = %booking.booking, slot = %booking.slot, "journal replay: booking of a full slot");
-                }
                 self.owners.insert(seq, booking.person.packed());
                 let mut person = self.people.entry(booking.person.packed()).or_default();
                 if let Some((k, f)) = key {
@@ -309,9 +352,16 @@ impl EmbeddedStore {
                         key: k,
                         fingerprint: f,
                     };
-                    person.remember(Some(&idem), &booking.booking);
+                    if !person.keys.iter().any(|(key, _, _)| *key == idem.key) {
+                        person.remember(Some(&idem), &booking.booking);
+                    }
                 }
-                person.bookings.push(booking);
+                if person.booking_mut(&booking.booking).is_none() {
+                    person.bookings.push(booking);
+                }
+            }
+            Record::Keys { person, keys } => {
+                self.people.entry(person.packed()).or_default().keys = keys;
             }
             Record::Changed {
                 person,
@@ -319,19 +369,14 @@ impl EmbeddedStore {
                 slot,
                 key,
             } => {
-                let catalog = self.catalog.load();
                 let mut p = self.people.entry(person.packed()).or_default();
                 let idem = key.map(|(key, fingerprint)| Idempotency { key, fingerprint });
-                p.remember(idem.as_ref(), &booking);
+                if let Some(i) = &idem
+                    && !p.keys.iter().any(|(k, _, _)| *k == i.key)
+                {
+                    p.remember(idem.as_ref(), &booking);
+                }
                 if let Some(b) = p.booking_mut(&booking) {
-                    if let Some(s) = catalog.slot_index(slot.as_str())
-                        && !self.inventory.try_reserve(s)
-                    {
-                        tracing::error!(booking = %booking, slot = %slot, "journal replay: change into a full slot");
-                    }
-                    if let Some(s) = catalog.slot_index(b.slot.as_str()) {
-                        self.inventory.release(s);
-                    }
                     b.slot = slot;
                 }
             }
@@ -364,13 +409,9 @@ impl EmbeddedStore {
                 }
             }
             Record::Cancelled { person, booking } => {
-                let catalog = self.catalog.load();
                 let mut p = self.people.entry(person.packed()).or_default();
                 if let Some(b) = p.booking_mut(&booking).filter(|b| b.status.is_open()) {
                     b.status = BookingStatus::Cancelled;
-                    if let Some(s) = catalog.slot_index(b.slot.as_str()) {
-                        self.inventory.release(s);
-                    }
                 }
             }
         }
@@ -502,7 +543,13 @@ pub fn lost_in(records: &[Vec<u8>]) -> Lost {
                 | Record::Attended { booking, .. }
                 | Record::NoShow { booking, .. },
             ) => touched.push(booking),
-            Ok(Record::Invited { .. } | Record::Settled { .. } | Record::Sms { .. }) | Err(_) => {}
+            Ok(
+                Record::Invited { .. }
+                | Record::Settled { .. }
+                | Record::Sms { .. }
+                | Record::Keys { .. },
+            )
+            | Err(_) => {}
         }
     }
     let last = seqs.iter().next_back().copied().unwrap_or(0);
@@ -858,6 +905,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn shutdown(&self) {
+        self.stop_compactor().await;
         if let Some(j) = &self.journal {
             let journal_path = j.path().to_path_buf();
             j.close();

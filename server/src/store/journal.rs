@@ -19,7 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -46,12 +46,18 @@ pub type Ack = oneshot::Receiver<Result<(), JournalError>>;
 
 enum Op {
     Append(Vec<u8>, Option<oneshot::Sender<Result<(), JournalError>>>),
+    /// Close the current segment (written and synced) and start the next one; answers its
+    /// number.
+    Rotate(oneshot::Sender<io::Result<u64>>),
     Close,
 }
 
 /// What replaying a journal found.
 #[derive(Debug, Default)]
 pub struct Replay {
+    /// The newest snapshot's records (empty without one): replayed first.
+    pub snapshot: Vec<Vec<u8>>,
+    /// The records of the segments after it.
     pub records: Vec<Vec<u8>>,
     /// Bytes cut off the end because the last frame was torn or corrupt.
     pub truncated_bytes: u64,
@@ -64,6 +70,16 @@ pub struct Journal {
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
     failed: Arc<AtomicBool>,
     path: PathBuf,
+    /// Bytes written to the current segment: what decides the next snapshot.
+    segment_bytes: Arc<AtomicU64>,
+}
+
+/// Where the writer appends, and how it names the next segment.
+struct Segment {
+    dir: PathBuf,
+    stem: String,
+    index: u64,
+    bytes: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Op {
@@ -222,7 +238,7 @@ pub fn read_frames(path: &Path) -> io::Result<(Vec<Vec<u8>>, u64, u64)> {
     Ok((s.records, s.valid, s.total))
 }
 
-fn damaged(path: &Path, d: &Damage) -> io::Error {
+pub(super) fn damaged(path: &Path, d: &Damage) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!(
@@ -262,38 +278,52 @@ impl Journal {
         Self::open_file(dir, "journal.log", max_batch)
     }
 
-    /// [`Journal::open`] on `dir/name`: each capability's store keeps its own log.
+    /// [`Journal::open`] on `dir/name`: each capability's store keeps its own log. The
+    /// log is segmented (see [`segments`](super::segments)): the newest snapshot and the
+    /// segments after it are read; files older than that snapshot are removed.
     pub fn open_file(dir: &Path, name: &str, max_batch: usize) -> io::Result<(Journal, Replay)> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join(name);
-        let (records, valid, total) = read_frames(&path)?;
+        let stem = name.strip_suffix(".log").unwrap_or(name);
+        let loaded = super::segments::load(dir, stem)?;
+        let (index, path) = loaded.last.clone();
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
             .write(true)
             .truncate(false)
             .open(&path)?;
-        if valid < total {
+        if loaded.valid < loaded.total {
             tracing::warn!(
                 path = %path.display(),
-                cut = total - valid,
-                "journal ends in a torn or corrupt record; cutting it off"
+                cut = loaded.total - loaded.valid,
+                "journal ends in a torn record; cutting it off"
             );
-            file.set_len(valid)?;
+            file.set_len(loaded.valid)?;
             file.sync_all()?;
         }
-        file.seek(SeekFrom::Start(valid))?;
-        // Make the file's existence durable too.
+        file.seek(SeekFrom::Start(loaded.valid))?;
+        for stale in &loaded.stale {
+            tracing::info!(file = %stale.display(), "removing a journal file a snapshot stands for");
+            std::fs::remove_file(stale)?;
+        }
+        // Make the file's existence (and the removals) durable too.
         if let Ok(d) = File::open(dir) {
             let _best_effort = d.sync_all();
         }
         let (tx, rx) = crossbeam_channel::unbounded();
         let failed = Arc::new(AtomicBool::new(false));
+        let segment_bytes = Arc::new(AtomicU64::new(loaded.valid));
+        let segment = Segment {
+            dir: dir.to_path_buf(),
+            stem: stem.to_string(),
+            index,
+            bytes: segment_bytes.clone(),
+        };
         let writer = {
             let failed = failed.clone();
             std::thread::Builder::new()
                 .name("slotd-journal".into())
-                .spawn(move || write_loop(file, rx, max_batch.max(1), failed))?
+                .spawn(move || write_loop(file, segment, rx, max_batch.max(1), failed))?
         };
         Ok((
             Journal {
@@ -301,12 +331,31 @@ impl Journal {
                 writer: std::sync::Mutex::new(Some(writer)),
                 failed,
                 path,
+                segment_bytes,
             },
             Replay {
-                records,
-                truncated_bytes: total - valid,
+                snapshot: loaded.snapshot.map(|s| s.1).unwrap_or_default(),
+                records: loaded.records,
+                truncated_bytes: loaded.total - loaded.valid,
             },
         ))
+    }
+
+    /// Bytes in the current segment.
+    pub fn segment_bytes(&self) -> u64 {
+        self.segment_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Ends the current segment after everything queued before this call, and starts the
+    /// next one; resolves to its number. A snapshot of the state as of this call stands
+    /// for every segment before it.
+    pub fn rotate(&self) -> oneshot::Receiver<io::Result<u64>> {
+        let (done, answer) = oneshot::channel();
+        if let Err(crossbeam_channel::SendError(Op::Rotate(done))) = self.tx.send(Op::Rotate(done))
+        {
+            let _ = done.send(Err(io::Error::other("journal is closed")));
+        }
+        answer
     }
 
     /// The log file.
@@ -365,18 +414,28 @@ impl Drop for Journal {
     }
 }
 
-fn write_loop(file: File, rx: Receiver<Op>, max_batch: usize, failed: Arc<AtomicBool>) {
+fn write_loop(
+    file: File,
+    mut segment: Segment,
+    rx: Receiver<Op>,
+    max_batch: usize,
+    failed: Arc<AtomicBool>,
+) {
     let mut out = io::BufWriter::with_capacity(1 << 20, file);
     let mut batch = Vec::with_capacity(max_batch);
     let mut closing = false;
     while !closing {
+        let mut rotate = None;
         match rx.recv() {
             Ok(Op::Append(bytes, done)) => batch.push((bytes, done)),
+            Ok(Op::Rotate(done)) => rotate = Some(done),
             Ok(Op::Close) | Err(_) => break,
         }
-        while batch.len() < max_batch {
+        while rotate.is_none() && batch.len() < max_batch {
             match rx.try_recv() {
                 Ok(Op::Append(bytes, done)) => batch.push((bytes, done)),
+                // A rotation ends the batch: what came before it belongs to this segment.
+                Ok(Op::Rotate(done)) => rotate = Some(done),
                 Ok(Op::Close) => {
                     closing = true;
                     break;
@@ -396,6 +455,8 @@ fn write_loop(file: File, rx: Receiver<Op>, max_batch: usize, failed: Arc<Atomic
             })
         };
         if records > 0 {
+            let written: usize = batch.iter().map(|(b, _)| b.len()).sum();
+            segment.bytes.fetch_add(written as u64, Ordering::Relaxed);
             metrics::histogram!(m::JOURNAL_BATCH_RECORDS).record(records as f64);
             metrics::histogram!(m::JOURNAL_FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
         }
@@ -404,13 +465,21 @@ fn write_loop(file: File, rx: Receiver<Op>, max_batch: usize, failed: Arc<Atomic
                 let _requester_may_have_gone = done.send(result.clone());
             }
         }
+        if let Some(done) = rotate {
+            let next = if failed.load(Ordering::Acquire) {
+                Err(io::Error::other("an earlier write failed"))
+            } else {
+                start_segment(&mut out, &mut segment)
+            };
+            let _requester_may_have_gone = done.send(next);
+        }
     }
     // Close: anything still queued is written too, so that a clean shutdown loses nothing.
     let rest: Vec<_> = rx
         .try_iter()
         .filter_map(|op| match op {
             Op::Append(b, d) => Some((b, d)),
-            Op::Close => None,
+            Op::Rotate(_) | Op::Close => None,
         })
         .collect();
     // After a failed write nothing more is written: a record queued behind a batch that
@@ -425,6 +494,24 @@ fn write_loop(file: File, rx: Receiver<Op>, max_batch: usize, failed: Arc<Atomic
             let _ = done.send(result.clone());
         }
     }
+}
+
+/// Syncs the current segment and switches to a new, empty one (its creation synced in
+/// the directory). Answers the new segment's number.
+fn start_segment(out: &mut io::BufWriter<File>, segment: &mut Segment) -> io::Result<u64> {
+    out.flush()?;
+    out.get_ref().sync_data()?;
+    let next = segment.index + 1;
+    let path = super::segments::segment_path(&segment.dir, &segment.stem, next);
+    let file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)?;
+    File::open(&segment.dir)?.sync_all()?;
+    *out = io::BufWriter::with_capacity(1 << 20, file);
+    segment.index = next;
+    segment.bytes.store(0, Ordering::Relaxed);
+    Ok(next)
 }
 
 type Pending = (Vec<u8>, Option<oneshot::Sender<Result<(), JournalError>>>);

@@ -7,6 +7,7 @@
 //! - [`RedisStore`]: one Redis shared by many instances; Lua scripts decide each write,
 //!   a local mirror of the seats answers known-full slots and availability.
 //! - [`contract`]: the behaviour every backend must show, as a test suite any backend runs.
+//! - [`segments`]: the files of a segmented journal: segments, snapshots, and reading them.
 //!
 //! The rules that do not depend on the clock live in the store, decided atomically with
 //! taking the seat: capacity, one live booking per person per phase, the idempotency
@@ -30,8 +31,9 @@ pub mod identity;
 pub mod journal;
 pub mod outbox;
 mod redis;
+pub mod segments;
 
-pub use embedded::{EmbeddedStore, Lost, lost_in};
+pub use embedded::{EmbeddedStore, Lost, SnapshotReport, lost_in};
 // `self::`: a bare `redis::` here would be ambiguous with the `redis` crate.
 pub use self::redis::RedisStore;
 pub(crate) use self::redis::bounded as redis_bounded;

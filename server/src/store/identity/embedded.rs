@@ -117,6 +117,7 @@ impl EmbeddedIdentity {
         let (
             journal,
             Replay {
+                snapshot,
                 records,
                 truncated_bytes,
             },
@@ -124,17 +125,21 @@ impl EmbeddedIdentity {
             StoreError::Unavailable(format!("identity journal in {}: {e}", dir.display()))
         })?;
         let store = Self::with_journal(Some(journal));
+        store.replay(&snapshot)?;
         store.replay(&records)?;
-        Ok((store, records.len(), truncated_bytes))
+        Ok((store, snapshot.len() + records.len(), truncated_bytes))
     }
 
     /// Replays `dir/identity.log` without touching it (the offline audit).
     pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
-        let path = dir.join("identity.log");
-        let (records, _, _) = crate::store::journal::read_frames(&path)
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        let loaded = crate::store::segments::load(dir, "identity").map_err(|e| {
+            StoreError::Unavailable(format!("identity journal in {}: {e}", dir.display()))
+        })?;
         let store = Self::ephemeral();
-        store.replay(&records)?;
+        if let Some((_, snapshot)) = &loaded.snapshot {
+            store.replay(snapshot)?;
+        }
+        store.replay(&loaded.records)?;
         Ok(store)
     }
 

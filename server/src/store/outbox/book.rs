@@ -32,6 +32,10 @@ impl Book {
     /// Adds a settled invitation with its queued message `seq`.
     pub fn add(&mut self, phase: PhaseId, person: IdNumber, to: String, at: i64, seq: u64) {
         self.last = self.last.max(seq);
+        if self.messages.contains_key(&seq) {
+            // Replayed twice (a snapshot taken while settlement ran): already here.
+            return;
+        }
         self.settled
             .insert((phase.clone(), person.packed()), (at, seq));
         self.messages.insert(
