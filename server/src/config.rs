@@ -209,7 +209,7 @@ pub struct ServeArgs {
     /// Messages sent per second at most, across this instance [default: 100].
     #[arg(long)]
     pub sms_rate: Option<String>,
-    /// Failed sends after which a message is dead [default: 8].
+    /// Failed sends after which a message is dead [default: 12].
     #[arg(long)]
     pub sms_max_attempts: Option<String>,
     /// Seconds a webhook call may take [default: 10].
@@ -317,7 +317,10 @@ pub struct SmsConfig {
     pub gateway: Option<crate::sms::GatewaySpec>,
     /// Default 100 messages/s: carriers cap throughput per sender.
     pub rate: u32,
-    /// Default 8: with backoff capped at 5 minutes, about 15 minutes of trying.
+    /// Default 12: the waits between tries are drawn up to 1, 2, 4 … s, capped at 5
+    /// minutes, so a text is tried for up to about 18 minutes (9 on average) before it is
+    /// dead. While the carrier is down as a whole the dispatcher pauses instead (see
+    /// `dispatcher`), so an outage does not use up attempts.
     pub max_attempts: u32,
     /// Default 10 s per webhook call; a claim's lease is four times this.
     pub timeout: Duration,
@@ -336,7 +339,7 @@ impl Default for SmsConfig {
         Self {
             gateway: None,
             rate: 100,
-            max_attempts: 8,
+            max_attempts: 12,
             timeout: Duration::from_secs(10),
             concurrency: 16,
             booking_url: "https://1922.gov.tw".into(),

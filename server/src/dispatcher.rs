@@ -2,12 +2,17 @@
 //! sends at most `--sms-rate` messages a second through the gateway, and records what
 //! became of each.
 //!
-//! A claim leases messages for four send timeouts, so with several instances each
-//! message has one dispatcher at a time. A failure is tried again after an exponential
-//! backoff with full jitter (1 s doubling to 5 minutes); a permanent refusal, or
-//! `--sms-max-attempts` failures, make the message dead. A dispatcher killed between a
-//! send and its record leaves the message to be claimed again after the lease: the
-//! gateways are idempotent per message id, so the person still gets one text.
+//! A claim leases its batch for as long as sending it can take (the rate's wait, then
+//! one send timeout per round of `--sms-concurrency` sends, and two more), so with
+//! several instances each message has one dispatcher at a time. A failure is tried again
+//! after an exponential backoff with full jitter (1 s doubling to 5 minutes); a permanent
+//! refusal, or `--sms-max-attempts` failures, make the message dead. A dispatcher killed
+//! between a send and its record leaves the message to be claimed again after the lease:
+//! the gateways are idempotent per message id, so the person still gets one text.
+//!
+//! A carrier that is down as a whole must not use up every queued text's attempts: after
+//! [`BREAKER_AFTER`] retryable failures in a row the dispatcher stops claiming and waits
+//! (2 s doubling to a minute), then probes with one text; the first success resumes.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -30,6 +35,10 @@ const MAX_BATCH: usize = 500;
 const IDLE: Duration = Duration::from_millis(200);
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Retryable failures in a row after which the whole gateway is paused.
+pub const BREAKER_AFTER: u32 = 20;
+const PAUSE_BASE: Duration = Duration::from_secs(2);
+const PAUSE_MAX: Duration = Duration::from_secs(60);
 
 static CLAIM_FAILED: Limited = Limited::new();
 static RECORD_FAILED: Limited = Limited::new();
@@ -88,8 +97,11 @@ pub async fn run<S: Store>(
     let cfg = app.sms.config.clone();
     let rate = NonZeroU32::new(cfg.rate).unwrap_or(NonZeroU32::MIN);
     let limiter = governor::RateLimiter::direct(governor::Quota::per_second(rate));
-    let lease_ms = (cfg.timeout * 4).as_millis() as i64;
     let batch = MAX_BATCH.min(cfg.rate as usize).max(1);
+    let rounds = batch.div_ceil(cfg.concurrency.max(1)) as u32 + 2;
+    let lease_ms = (cfg.timeout * rounds + Duration::from_secs(1)).as_millis() as i64;
+    // The breaker: failures in a row, and how many times it has opened since a success.
+    let (mut in_a_row, mut opened) = (0u32, 0u32);
     let mut last_sample = std::time::Instant::now() - Duration::from_secs(1);
     tracing::info!(
         gateway = gateway.name(),
@@ -104,7 +116,23 @@ pub async fn run<S: Store>(
                 metrics::gauge!(m::SMS_QUEUED).set(s.queued as f64);
             }
         }
-        let claimed = match app.sms.outbox.claim(now_ms(), batch, lease_ms).await {
+        // Open breaker: wait, then probe with a single text.
+        let probing = in_a_row >= BREAKER_AFTER;
+        if probing {
+            let pause = (PAUSE_BASE * 2u32.saturating_pow(opened)).min(PAUSE_MAX);
+            opened = opened.saturating_add(1);
+            tracing::warn!(
+                failures = in_a_row,
+                pause_s = pause.as_secs(),
+                "SMS gateway failing; pausing before one probe"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => continue,
+            }
+        }
+        let want = if probing { 1 } else { batch };
+        let claimed = match app.sms.outbox.claim(now_ms(), want, lease_ms).await {
             Ok(c) => c,
             Err(e) => {
                 if let Some(folded) = CLAIM_FAILED.check(std::time::Instant::now()) {
@@ -146,6 +174,11 @@ pub async fn run<S: Store>(
         let results = gateway.send(&outgoing).await;
         let now = now_ms();
         for (msg, result) in sending.iter().zip(results) {
+            match &result {
+                Ok(()) => (in_a_row, opened) = (0, 0),
+                Err(SendError::Retry(_)) => in_a_row = in_a_row.saturating_add(1),
+                Err(SendError::Permanent(_)) => {}
+            }
             let d = outcome(msg.attempts, result, cfg.max_attempts, now);
             let label = match &d {
                 Delivery::Sent => "sent",

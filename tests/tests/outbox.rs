@@ -383,10 +383,12 @@ async fn a_failing_carrier_gets_retries_with_backoff_and_refusals_go_dead() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_calendar(dir.path());
     let (refused, broken) = (mobile(7), mobile(8));
+    // One number in ten is flaky (its first two tries fail); one is refused, one broken.
+    let flaky = |to: &str| to.ends_with('1');
     let decide: Arc<Decide> = Arc::new(move |to: &str, tries: u32| {
         if to == refused {
             StatusCode::BAD_REQUEST
-        } else if to == broken || tries <= 2 {
+        } else if to == broken || (flaky(to) && tries <= 2) {
             StatusCode::SERVICE_UNAVAILABLE
         } else {
             StatusCode::OK
@@ -421,6 +423,7 @@ async fn a_failing_carrier_gets_retries_with_backoff_and_refusals_go_dead() {
         "a broken number is tried --sms-max-attempts times"
     );
     assert_eq!(tries(&mobile(1)), 3, "two 503s, then the text goes through");
+    assert_eq!(tries(&mobile(2)), 1);
     // Backoff: the third try of anyone came at least a moment after the first.
     assert!(started.elapsed() >= Duration::from_millis(500));
     let audit = http
@@ -433,4 +436,45 @@ async fn a_failing_carrier_gets_retries_with_backoff_and_refusals_go_dead() {
         .await
         .expect("audit");
     assert_eq!(audit.body["journey"]["dead"], json!(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_outage_pauses_the_dispatcher_instead_of_using_up_attempts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_calendar(dir.path());
+    let down_until = Instant::now() + Duration::from_secs(3);
+    let decide: Arc<Decide> = Arc::new(move |_: &str, _: u32| {
+        if Instant::now() < down_until {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        }
+    });
+    let carrier = carrier(Duration::ZERO, decide).await;
+    // Three attempts only: without the pause, a 3 s outage would kill the texts it met.
+    let args = serve_args(
+        dir.path(),
+        &carrier.url,
+        &["--sms-max-attempts", "3", "--sms-rate", "50"],
+    );
+    let http = Http::new(Duration::from_secs(10));
+    let server = Slotd::start(&args);
+    register_and_settle(&http, &server.base).await;
+    let stats = wait_sent(&http, &server.base, PEOPLE, Duration::from_secs(90)).await;
+    assert_eq!(
+        (stats["sent"].clone(), stats["dead"].clone()),
+        (json!(PEOPLE), json!(0)),
+        "{stats}"
+    );
+    let failed_during_outage = carrier
+        .snapshot()
+        .iter()
+        .map(|r| r.key.clone())
+        .collect::<Vec<_>>()
+        .len()
+        - PEOPLE as usize;
+    assert!(
+        failed_during_outage <= 2 * 50 + 10,
+        "the outage met about one batch and the probes, not every text: {failed_during_outage}"
+    );
 }

@@ -124,9 +124,10 @@ impl WebhookGateway {
 }
 
 /// What an answer means for the message: 2xx sent; 408, 425, 429 and 5xx a passing
-/// refusal; any other 4xx a refusal of this message that a resend cannot change.
-/// Anything else (a redirect, say) is a fault of configuration rather than of the
-/// message, so it is retried: nothing is dropped while an operator fixes the URL.
+/// refusal; any other 4xx a refusal of this message that a resend cannot change. 401,
+/// 403 and 404, and anything else (a redirect, say), are faults of configuration (an
+/// expired key, a wrong path) rather than of the message, so they are retried: nothing
+/// is dropped while an operator fixes the gateway.
 fn classify(status: StatusCode, body: &[u8]) -> Result<(), SendError> {
     if status.is_success() {
         return Ok(());
@@ -134,7 +135,7 @@ fn classify(status: StatusCode, body: &[u8]) -> Result<(), SendError> {
     let quoted = String::from_utf8_lossy(&body[..body.len().min(QUOTED)]);
     let detail = format!("carrier answered {status}: {}", quoted.trim());
     match status.as_u16() {
-        408 | 425 | 429 | 500..=599 => Err(SendError::Retry(detail)),
+        401 | 403 | 404 | 408 | 425 | 429 | 500..=599 => Err(SendError::Retry(detail)),
         400..=499 => Err(SendError::Permanent(detail)),
         _ => Err(SendError::Retry(detail)),
     }

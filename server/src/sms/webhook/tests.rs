@@ -288,8 +288,10 @@ async fn statuses_are_classified_into_ok_retry_and_permanent() {
         (503, "retry"),
         (504, "retry"),
         (302, "retry"),
-        (401, "permanent"),
-        (404, "permanent"),
+        (401, "retry"),
+        (403, "retry"),
+        (404, "retry"),
+        (400, "permanent"),
         (409, "permanent"),
         (422, "permanent"),
     ];
