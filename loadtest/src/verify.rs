@@ -58,7 +58,7 @@ pub async fn verify(
     let mut journeys = Vec::new();
     let mut audits = Vec::new();
     for phase in [&d.scenario.phase, &d.scenario.next_phase] {
-        let url = format!("{}/v1/admin/phases/{phase}/audit", targets[0]);
+        let url = format!("{}/v1/admin/phases/{phase}/audit?journey=true", targets[0]);
         let audit: Value = client
             .get(&url)
             .header("authorization", format!("Bearer {admin}"))

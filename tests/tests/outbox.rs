@@ -260,7 +260,7 @@ async fn a_webhook_text_is_sent_once_per_invitation_across_kill_9_mid_send() {
     let audit = http
         .call(
             "GET",
-            &format!("{}/v1/admin/phases/P1/audit", second.base),
+            &format!("{}/v1/admin/phases/P1/audit?journey=true", second.base),
             Some(ADMIN),
             None,
         )
@@ -429,7 +429,7 @@ async fn a_failing_carrier_gets_retries_with_backoff_and_refusals_go_dead() {
     let audit = http
         .call(
             "GET",
-            &format!("{}/v1/admin/phases/P1/audit", server.base),
+            &format!("{}/v1/admin/phases/P1/audit?journey=true", server.base),
             Some(ADMIN),
             None,
         )

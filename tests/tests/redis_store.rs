@@ -905,7 +905,12 @@ async fn the_journey_audit_catches_planted_breaches() {
         .await
         .expect("clean");
     // A message moved to someone else: one invitation without, one message without.
-    let _: () = cmd(&s(&["HSET", "j:sms:msg:m1", "person", &p3]))
+    let first = slotd::store::outbox::Outbox::messages(&store)
+        .await
+        .expect("messages")[0]
+        .id
+        .clone();
+    let _: () = cmd(&s(&["HSET", &format!("j:sms:msg:{first}"), "person", &p3]))
         .query_async(&mut c)
         .await
         .expect("plant");

@@ -51,8 +51,12 @@ fn refusal(code: Code, catalog: &Catalog, b: Option<&Booking>) -> Problem {
         _ => "no such booking",
     };
     let p = Problem::new(code, detail);
+    // Staff of one site see the bookings of their own site only: a booking elsewhere is
+    // not theirs to read.
     match b {
-        Some(b) if code != Code::UnknownBooking => p.with("booking", view_value(catalog, b)),
+        Some(b) if matches!(code, Code::WrongDate | Code::BookingCancelled) => {
+            p.with("booking", view_value(catalog, b))
+        }
         _ => p,
     }
 }

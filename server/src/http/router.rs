@@ -415,7 +415,7 @@ where
         Route::Calendar => admin::put_calendar(app, h, body).await,
         Route::Invitations(p) => admin::put_invitations(app, p, h, body).await,
         Route::Tokens => admin::post_token(app, h, body).await,
-        Route::Audit(p) => admin::get_audit(app, p, h).await,
+        Route::Audit(p) => admin::get_audit(app, p, query.as_deref(), h).await,
         Route::Captcha => registration::captcha(app).await,
         Route::RegistrationSession => registration::create_session(app, h, peer, body).await,
         Route::Register => registration::register(app, h, body).await,

@@ -15,7 +15,7 @@ use crate::identity::RegistrationEvent;
 use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::identity::IdentityStore;
-use crate::store::outbox::{Message, MessageState, Outbox, Settled};
+use crate::store::outbox::{Message, MessageState, Outbox, Settled, message_seq};
 
 /// What the journey audit found in one phase.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -33,7 +33,8 @@ pub struct JourneyAudit {
     pub breaches: Vec<String>,
 }
 
-/// Everything the audit reads once for every phase.
+/// Everything the audit reads once for every phase: the settled invitations first, then
+/// the messages (see [`audit_phase`] on why that order).
 #[derive(Debug)]
 pub struct Inputs {
     pub bookings: Vec<Booking>,
@@ -92,9 +93,20 @@ pub async fn audit_phase<S: Store>(
         .filter(|s| &s.phase == phase)
         .collect();
     a.settled = settled.len() as u64;
+    // Invitations are read before messages: a message of a settlement that ran between the
+    // two reads is newer than every invitation read, and is left to the next audit.
+    let cut = settled
+        .iter()
+        .filter_map(|s| message_seq(&s.message))
+        .max()
+        .unwrap_or(0);
     let mut by_id: HashMap<&str, &Message> = HashMap::new();
     let mut per_person: HashMap<u64, u32> = HashMap::new();
-    for m in inputs.messages.iter().filter(|m| &m.phase == phase) {
+    for m in inputs
+        .messages
+        .iter()
+        .filter(|m| &m.phase == phase && message_seq(&m.id).is_some_and(|s| s <= cut))
+    {
         a.messages += 1;
         match m.state {
             MessageState::Sent => a.sent += 1,

@@ -199,5 +199,13 @@ mod tests {
             }),
             vec![11, 14]
         );
+        // A rule naming only counties this geography lacks admits nobody, not everyone.
+        assert_eq!(
+            only(Eligibility {
+                counties: vec!["東京都".into()],
+                ..Eligibility::default()
+            }),
+            Vec::<u64>::new()
+        );
     }
 }

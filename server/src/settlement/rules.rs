@@ -12,10 +12,10 @@ pub struct Rules {
     pub registered_before: Option<i64>,
     /// Brands one of which the registrant ticked: the rule's, else the phase's vaccines.
     pub vaccines: u8,
-    /// Counties (bit per [`Geography::counties`] index); 0 admits every county.
-    pub counties: u64,
-    /// Categories (bit per category); 0 admits everyone.
-    pub categories: u32,
+    /// Counties (bit per [`Geography::counties`] index); `None` admits every county.
+    pub counties: Option<u64>,
+    /// Categories (bit per category); `None` admits everyone.
+    pub categories: Option<u32>,
     /// Julian-day bounds of the birth date, both inclusive.
     pub born_on_or_before: Option<i32>,
     pub born_on_or_after: Option<i32>,
@@ -30,7 +30,8 @@ fn brand_mask<'a>(names: impl IntoIterator<Item = &'a String>) -> u8 {
 
 impl Rules {
     /// The rules of `phase`. A calendar is validated before it is loaded, so every
-    /// name here is known; anything unknown would only narrow the set.
+    /// name here is known; a listed name that were not would match nobody (a rule that
+    /// lists only unknown counties admits no one, never everyone).
     pub fn of(phase: &Phase) -> Self {
         let e = phase.eligibility.clone().unwrap_or_default();
         let geo = Geography::get();
@@ -42,16 +43,18 @@ impl Rules {
             } else {
                 brand_mask(&e.vaccines)
             },
-            counties: e
-                .counties
-                .iter()
-                .filter_map(|c| geo.county_index(c))
-                .fold(0, |m, i| m | 1 << i),
-            categories: e
-                .categories
-                .iter()
-                .filter(|&&c| (1..=31).contains(&c))
-                .fold(0, |m, &c| m | 1 << c),
+            counties: (!e.counties.is_empty()).then(|| {
+                e.counties
+                    .iter()
+                    .filter_map(|c| geo.county_index(c))
+                    .fold(0, |m, i| m | 1 << i)
+            }),
+            categories: (!e.categories.is_empty()).then(|| {
+                e.categories
+                    .iter()
+                    .filter(|&&c| (1..=31).contains(&c))
+                    .fold(0, |m, &c| m | 1 << c)
+            }),
             born_on_or_before: before.map(julian_day),
             born_on_or_after: after.map(julian_day),
         }
@@ -61,8 +64,8 @@ impl Rules {
     pub fn admits(&self, r: &Registrant) -> bool {
         self.registered_before.is_none_or(|t| r.registered_at < t)
             && r.vaccines & self.vaccines != 0
-            && (self.counties == 0 || self.counties & (1 << r.county) != 0)
-            && (self.categories == 0 || self.categories & r.categories != 0)
+            && self.counties.is_none_or(|m| m & (1 << r.county) != 0)
+            && self.categories.is_none_or(|m| m & r.categories != 0)
             && self.born_on_or_before.is_none_or(|d| r.birth <= d)
             && self.born_on_or_after.is_none_or(|d| r.birth >= d)
     }

@@ -1280,7 +1280,11 @@ impl Store for RedisStore {
             let mut invocation = inner.scripts.close_out.prepare_invoke();
             invocation
                 .key(inner.keys.ledger(phase.as_str()))
-                .arg(inner.keys.prefix());
+                .arg(inner.keys.prefix())
+                .arg(slots.len());
+            for s in &slots {
+                invocation.arg(s.as_str());
+            }
             for id in chunk {
                 invocation.arg(id);
             }

@@ -274,7 +274,7 @@ impl TestApp {
         let a = self
             .admin(
                 Method::GET,
-                &format!("/v1/admin/phases/{phase}/audit"),
+                &format!("/v1/admin/phases/{phase}/audit?journey=true"),
                 None,
             )
             .await;

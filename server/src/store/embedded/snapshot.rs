@@ -114,7 +114,7 @@ impl EmbeddedStore {
             let mut settled: BTreeMap<(PhaseId, i64), Vec<Invitee>> = BTreeMap::new();
             let mut outcomes = Vec::new();
             for m in &messages {
-                let seq = u64::from_str_radix(m.id.trim_start_matches('m'), 16).unwrap_or(0);
+                let seq = crate::store::outbox::message_seq(&m.id).unwrap_or(0);
                 settled
                     .entry((m.phase.clone(), m.invited_at))
                     .or_default()

@@ -296,6 +296,8 @@ impl IdentityStore for RedisIdentity {
     fn registrants(&self) -> BoxFuture<'_, Result<Vec<crate::settlement::Registrant>, StoreError>> {
         boxed(async move {
             let mut out = Vec::new();
+            // SCAN may return a key twice (the table resized during the walk).
+            let mut seen = std::collections::HashSet::new();
             let pattern = format!("{}:id:reg:*", self.prefix);
             let mut cursor: u64 = 0;
             loop {
@@ -323,7 +325,7 @@ impl IdentityStore for RedisIdentity {
                     for r in raw.into_iter().flatten() {
                         let r: Registration = serde_json::from_str(&r)
                             .map_err(|e| parse_error("a registration", e))?;
-                        if r.is_live() {
+                        if r.is_live() && seen.insert(r.person.packed()) {
                             live.push(r);
                         }
                     }

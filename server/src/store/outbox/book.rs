@@ -19,7 +19,7 @@ pub struct Book {
 }
 
 fn seq_of(id: &str) -> Option<u64> {
-    u64::from_str_radix(id.strip_prefix('m')?, 16).ok()
+    super::message_seq(id)
 }
 
 impl Book {
@@ -41,7 +41,7 @@ impl Book {
         self.messages.insert(
             seq,
             Message {
-                id: message_id(seq),
+                id: message_id(seq, phase.as_str(), person),
                 phase,
                 person,
                 to,
@@ -148,7 +148,7 @@ impl Book {
                     phase: phase.clone(),
                     person: IdNumber::from_packed(*person)?,
                     at,
-                    message: message_id(seq),
+                    message: message_id(seq, phase.as_str(), IdNumber::from_packed(*person)?),
                 })
             })
             .collect();

@@ -34,9 +34,10 @@ impl Outbox for EmbeddedStore {
                 let mut book = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
                 let mut fresh = Vec::new();
                 for i in chunk {
-                    // Joining the invited set is the decision: someone already invited
-                    // (by an earlier run or an uploaded list) gets no second message.
-                    if self.invited.insert((p as u32, i.person.packed())) {
+                    // Someone already invited (by an earlier run or an uploaded list) gets
+                    // no second message. Settlement runs hold the book's lock, so no other
+                    // run decides between this check and the insert below.
+                    if !self.invited.contains(&(p as u32, i.person.packed())) {
                         let seq = book.next_seq();
                         book.add(phase.clone(), i.person, i.to.clone(), at, seq);
                         fresh.push((i.person, i.to.clone(), seq));
@@ -44,6 +45,7 @@ impl Outbox for EmbeddedStore {
                 }
                 added += fresh.len() as u64;
                 if !fresh.is_empty() {
+                    let people: Vec<u64> = fresh.iter().map(|f| f.0.packed()).collect();
                     last = self
                         .log(&Record::Settled {
                             phase: phase.clone(),
@@ -51,6 +53,11 @@ impl Outbox for EmbeddedStore {
                             invites: fresh,
                         })
                         .or(last);
+                    // The invitations open booking only once their record is queued: a
+                    // booking can never be journaled ahead of its invitation.
+                    for person in people {
+                        self.invited.insert((p as u32, person));
+                    }
                 }
             }
             Self::durable(last).await?;

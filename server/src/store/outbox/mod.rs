@@ -63,7 +63,7 @@ impl MessageState {
 /// One invitation message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
-    /// `m` and a sequence number in hex: the gateways' idempotency key.
+    /// `m{seq:x}-{tag}` (see [`message_id`]): the gateways' idempotency key.
     pub id: String,
     pub phase: PhaseId,
     pub person: IdNumber,
@@ -147,7 +147,24 @@ pub trait Outbox: Send + Sync + std::fmt::Debug + 'static {
     fn settled(&self) -> BoxFuture<'_, Result<Vec<Settled>, StoreError>>;
 }
 
-/// The message id of a sequence number.
-pub fn message_id(seq: u64) -> String {
-    format!("m{seq:x}")
+/// The tag that ends a message id: the first 8 hex digits of SHA-256 over
+/// `phase:person`. A store that starts again from sequence 1 (an ephemeral one, a
+/// flushed Redis) therefore never reuses the id of an earlier store's text to someone
+/// else, which an idempotent gateway would skip as already sent.
+pub fn message_tag(phase: &str, person: IdNumber) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(format!("{phase}:{person}").as_bytes());
+    d[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The message id of sequence number `seq` to `person` for `phase`: `m{seq:x}-{tag}`.
+pub fn message_id(seq: u64, phase: &str, person: IdNumber) -> String {
+    format!("m{seq:x}-{}", message_tag(phase, person))
+}
+
+/// The sequence number of a message id.
+pub fn message_seq(id: &str) -> Option<u64> {
+    let hex = id.strip_prefix('m')?;
+    let hex = hex.split_once('-').map_or(hex, |(h, _)| h);
+    u64::from_str_radix(hex, 16).ok()
 }

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `{p}:phase:{phase}:invited` | set | the phase's invited set (shared with booking) |
 //! | `{p}:phase:{phase}:settled` | hash | person → `at\tmessage` for settled invitations |
-//! | `{p}:sms:seq` | string | message sequence; ids `m{seq:x}` |
+//! | `{p}:sms:seq` | string | message sequence; ids `m{seq:x}-{tag}` (see `message_id`) |
 //! | `{p}:sms:msg:{id}` | hash | the message (`phase`, `person`, `to`, `at`, `state`, `attempts`, `due`, `error`) |
 //! | `{p}:sms:due` | zset | queued and failed messages by due time (ms); a claim moves it to the lease's end |
 //! | `{p}:sms:stats` | hash | `queued`, `sent`, `failed`, `dead` |
@@ -96,7 +96,9 @@ impl Outbox for RedisStore {
                     .arg(phase.as_str())
                     .arg(at.unix_timestamp());
                 for i in chunk {
-                    inv.arg(i.person.to_string()).arg(&i.to);
+                    inv.arg(i.person.to_string())
+                        .arg(&i.to)
+                        .arg(super::message_tag(phase.as_str(), i.person));
                 }
                 let mut c = conn.clone();
                 added += bounded::<u64>("settle", BULK, inv.invoke_async(&mut c)).await?;
@@ -241,7 +243,7 @@ impl Outbox for RedisStore {
                     });
                 }
             }
-            out.sort_by_key(|s| u64::from_str_radix(s.message.trim_start_matches('m'), 16).ok());
+            out.sort_by_key(|s| super::message_seq(&s.message));
             Ok(out)
         })
     }

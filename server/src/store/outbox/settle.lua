@@ -10,15 +10,16 @@
 -- KEYS[4] due messages             ZSET message id -> due (unix ms)
 -- KEYS[5] outbox counters          HASH queued / sent / failed / dead
 -- KEYS[6] every message id         LIST, oldest first
--- ARGV: prefix, phase, at (unix seconds), then (person, mobile) pairs
+-- ARGV: prefix, phase, at (unix seconds), then (person, mobile, tag) triples; a message id
+--       is 'm' .. hex(sequence) .. '-' .. tag
 --
 -- Reply: how many were invited
 local prefix, phase, at = ARGV[1], ARGV[2], ARGV[3]
 local added = 0
-for i = 4, #ARGV, 2 do
-  local person, to = ARGV[i], ARGV[i + 1]
+for i = 4, #ARGV, 3 do
+  local person, to, tag = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if redis.call('SADD', KEYS[1], person) == 1 then
-    local id = string.format('m%x', redis.call('INCR', KEYS[3]))
+    local id = string.format('m%x', redis.call('INCR', KEYS[3])) .. '-' .. tag
     redis.call('HSET', prefix .. ':sms:msg:' .. id, 'id', id, 'phase', phase,
       'person', person, 'to', to, 'at', at, 'state', 'queued', 'attempts', '0', 'due', '0')
     redis.call('ZADD', KEYS[4], 0, id)
