@@ -228,6 +228,7 @@ async fn start<S: Store + Outbox>(
         WebhookOptions {
             timeout: config.sms.timeout,
             concurrency: config.sms.concurrency,
+            ca_file: config.sms.ca_file.clone(),
         },
     )
     .map_err(|e| BootError::Io(format!("--sms-gateway: {e}")))?;

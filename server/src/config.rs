@@ -203,7 +203,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub kiosk_token_ttl: Option<String>,
     /// Where invitation texts go: `file:PATH` (one JSON line per message) or an
-    /// `http://` webhook [default: file:DATA_DIR/sms.ndjson].
+    /// `http://` (or, built with `--features https-webhook`, `https://`) webhook
+    /// [default: file:DATA_DIR/sms.ndjson].
     #[arg(long)]
     pub sms_gateway: Option<String>,
     /// Messages sent per second at most, across this instance [default: 100].
@@ -228,6 +229,9 @@ pub struct ServeArgs {
     /// Share of a phase's doses that settlement invites up to, 0 < share <= 1 [default: 1].
     #[arg(long)]
     pub settlement_share: Option<String>,
+    /// PEM certificates an https SMS webhook may chain to, besides the system's roots.
+    #[arg(long)]
+    pub sms_ca_file: Option<String>,
 }
 
 /// Flags of `slotd audit`.
@@ -330,6 +334,8 @@ pub struct SmsConfig {
     pub booking_url: String,
     /// Default none: the built-in text.
     pub template: Option<PathBuf>,
+    /// Default none: the system's roots only.
+    pub ca_file: Option<PathBuf>,
     /// Default 1.0 (2021 filled 83.8 % of phase 2's doses).
     pub settlement_share: f64,
 }
@@ -344,6 +350,7 @@ impl Default for SmsConfig {
             concurrency: 16,
             booking_url: "https://1922.gov.tw".into(),
             template: None,
+            ca_file: None,
             settlement_share: 1.0,
         }
     }
@@ -678,6 +685,13 @@ impl Config {
                     .as_ref()
                     .map_or_else(|| "built-in".into(), |p| p.display().to_string()),
             ),
+            (
+                "sms-ca-file",
+                self.sms
+                    .ca_file
+                    .as_ref()
+                    .map_or_else(|| "none".into(), |p| p.display().to_string()),
+            ),
             ("settlement-share", self.sms.settlement_share.to_string()),
         ];
         lines
@@ -905,6 +919,9 @@ impl Config {
                 .unwrap_or(ds.booking_url),
             template: src
                 .get(&args.sms_template, "SLOTD_SMS_TEMPLATE")
+                .map(PathBuf::from),
+            ca_file: src
+                .get(&args.sms_ca_file, "SLOTD_SMS_CA_FILE")
                 .map(PathBuf::from),
             settlement_share: match src.get(&args.settlement_share, "SLOTD_SETTLEMENT_SHARE") {
                 None => ds.settlement_share,

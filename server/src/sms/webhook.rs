@@ -26,7 +26,7 @@ const MAX_RESPONSE: usize = 64 * 1024;
 const QUOTED: usize = 200;
 
 /// How a webhook gateway talks to its carrier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookOptions {
     /// The most one request may take, connecting and reading the answer included. A
     /// carrier that does not answer in time gets the message again later, under the same
@@ -35,14 +35,71 @@ pub struct WebhookOptions {
     /// The most requests of one batch in flight at once: the carrier's rate limit, not
     /// ours, is what this respects.
     pub concurrency: usize,
+    /// PEM certificates trusted for `https://` besides the system's roots (a carrier
+    /// with a private CA); `None`: the system's roots only.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+#[cfg(feature = "https-webhook")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+#[cfg(not(feature = "https-webhook"))]
+type Connector = HttpConnector;
+
+/// Speaks TLS (rustls on aws-lc-rs, TLS 1.2 and 1.3) to `https://` carriers, trusting
+/// the system's roots and `ca_file`; plain HTTP to `http://` ones.
+#[cfg(feature = "https-webhook")]
+fn connector(
+    http: HttpConnector,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Connector, GatewayError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let tls = |e: String| GatewayError::Tls(e);
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        for cert in CertificateDer::pem_file_iter(path)
+            .map_err(|e| tls(format!("--sms-ca-file {}: {e}", path.display())))?
+        {
+            let cert = cert.map_err(|e| tls(format!("--sms-ca-file {}: {e}", path.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| tls(format!("--sms-ca-file {}: {e}", path.display())))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(tls(format!(
+            "no trusted root certificate: none of the system's ({added} usable) and no --sms-ca-file"
+        )));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
+#[cfg(not(feature = "https-webhook"))]
+fn connector(
+    http: HttpConnector,
+    _ca_file: Option<&std::path::Path>,
+) -> Result<Connector, GatewayError> {
+    Ok(http)
 }
 
 /// POSTs each message as JSON, `{"message","to","phase","text"}`, with
-/// `Idempotency-Key: <message id>`, over plain HTTP (see
-/// [`GatewayError::HttpsUnsupported`]). Idempotency rests on the carrier honouring the
-/// key: a message whose answer was lost is sent again under the same key.
+/// `Idempotency-Key: <message id>`, over HTTP, or HTTPS with the `https-webhook` feature
+/// (see [`GatewayError::HttpsUnsupported`]). Idempotency rests on the carrier honouring
+/// the key: a message whose answer was lost is sent again under the same key.
 pub struct WebhookGateway {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
     uri: Uri,
     options: WebhookOptions,
 }
@@ -57,9 +114,9 @@ impl std::fmt::Debug for WebhookGateway {
 }
 
 impl WebhookGateway {
-    /// A gateway posting to `uri`, which must be `http://`.
+    /// A gateway posting to `uri`: `http://`, or `https://` in a build with TLS.
     pub fn new(uri: Uri, options: WebhookOptions) -> Result<Self, GatewayError> {
-        if uri.scheme_str() == Some("https") {
+        if uri.scheme_str() == Some("https") && cfg!(not(feature = "https-webhook")) {
             return Err(GatewayError::HttpsUnsupported(uri));
         }
         if options.timeout.is_zero() {
@@ -68,9 +125,12 @@ impl WebhookGateway {
         if options.concurrency == 0 {
             return Err(GatewayError::ZeroOption("concurrency"));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(options.timeout));
-        connector.set_nodelay(true);
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(options.timeout));
+        http.set_nodelay(true);
+        // hyper-rustls hands https URLs to the inner connector, which must allow them.
+        http.enforce_http(false);
+        let connector = connector(http, options.ca_file.as_deref())?;
         let client = Client::builder(TokioExecutor::new())
             // Without a timer the pool never closes idle connections.
             .pool_timer(TokioTimer::new())

@@ -99,6 +99,7 @@ impl Carrier {
             WebhookOptions {
                 timeout,
                 concurrency,
+                ca_file: None,
             },
         )
         .expect("http gateway")
@@ -344,6 +345,7 @@ async fn refused_connection_is_retry() {
     let options = WebhookOptions {
         timeout: TIMEOUT,
         concurrency: 1,
+        ca_file: None,
     };
     let gateway = WebhookGateway::new(uri, options).expect("http gateway");
     let results = gateway.send(&batch(&["m1"])).await;
@@ -365,4 +367,197 @@ async fn empty_batch_answers_nothing() {
     let gateway = carrier.gateway("/ok", TIMEOUT, 1);
     assert!(gateway.send(&[]).await.is_empty());
     assert!(carrier.seen().is_empty());
+}
+
+/// An https carrier with a certificate from a private CA, made with `openssl` for the
+/// test; the gateway trusts it through `ca_file` and nothing else.
+#[cfg(feature = "https-webhook")]
+mod https {
+    use std::path::Path;
+    use std::process::Command;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    use super::*;
+
+    fn openssl(dir: &Path, args: &[&str]) {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl runs (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `ca.pem`, and `server.pem` / `server.key` for localhost and 127.0.0.1, signed by it.
+    fn certificates(dir: &Path) {
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=slotd test CA",
+        ]);
+        openssl(dir, &ca);
+        let mut csr = vec!["req"];
+        csr.extend(ec);
+        csr.extend([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        openssl(dir, &csr);
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .expect("ext");
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+            ],
+        );
+    }
+
+    /// Serves TLS on 127.0.0.1:0, answering 200 and keeping each Idempotency-Key.
+    async fn carrier(dir: &Path) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(dir.join("server.pem"))
+                .expect("pem")
+                .map(|c| c.expect("cert"))
+                .collect();
+        let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).expect("key");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let keys: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = keys.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, seen) = (acceptor.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = service_fn(move |req: http::Request<Incoming>| {
+                        let seen = seen.clone();
+                        async move {
+                            if let Some(k) = req
+                                .headers()
+                                .get("idempotency-key")
+                                .and_then(|v| v.to_str().ok())
+                            {
+                                seen.lock().expect("lock").push(k.to_string());
+                            }
+                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        (addr, keys)
+    }
+
+    #[tokio::test]
+    async fn an_https_carrier_is_reached_when_its_ca_is_trusted_and_refused_otherwise() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        certificates(dir.path());
+        let (addr, keys) = carrier(dir.path()).await;
+        let uri: Uri = format!("https://localhost:{}/sms", addr.port())
+            .parse()
+            .expect("uri");
+        let trusting = WebhookGateway::new(
+            uri.clone(),
+            WebhookOptions {
+                timeout: TIMEOUT,
+                concurrency: 1,
+                ca_file: Some(dir.path().join("ca.pem")),
+            },
+        )
+        .expect("https gateway");
+        let results = trusting.send(&batch(&["m1-0a0b0c0d"])).await;
+        assert_eq!(results, vec![Ok(())]);
+        assert_eq!(*keys.lock().expect("lock"), vec!["m1-0a0b0c0d".to_string()]);
+
+        // The system's roots do not know the test CA: the handshake fails, and a failed
+        // handshake is a passing fault (retried), never a text sent in clear.
+        let doubting = WebhookGateway::new(
+            uri,
+            WebhookOptions {
+                timeout: TIMEOUT,
+                concurrency: 1,
+                ca_file: None,
+            },
+        );
+        match doubting {
+            Ok(g) => {
+                let results = g.send(&batch(&["m2-0a0b0c0d"])).await;
+                assert!(is_retry(&results[0]), "{results:?}");
+                assert_eq!(
+                    keys.lock().expect("lock").len(),
+                    1,
+                    "nothing reached the carrier"
+                );
+            }
+            // A machine without any system roots refuses at start instead.
+            Err(GatewayError::Tls(e)) => assert!(e.contains("no trusted root"), "{e}"),
+            Err(e) => panic!("{e}"),
+        }
+        let missing = WebhookGateway::new(
+            format!("https://localhost:{}/sms", addr.port())
+                .parse()
+                .expect("uri"),
+            WebhookOptions {
+                timeout: TIMEOUT,
+                concurrency: 1,
+                ca_file: Some(dir.path().join("no-such.pem")),
+            },
+        );
+        assert!(matches!(missing, Err(GatewayError::Tls(e)) if e.contains("no-such.pem")));
+    }
 }
