@@ -6,6 +6,7 @@
 //! - `identity`: argon2id password checks (logins per core), TOTP, captchas, and a
 //!   registration against a booking in the same run.
 //! - `settlement`: choosing 1.1 million invitees out of 1 and 10 million registrants.
+//! - `restart`: reopening after a phase-2-sized opening, from the journal and from a snapshot.
 //!
 //! Run with `cargo bench --workspace --bench NAME` (see `BENCHMARKS.md`).
 

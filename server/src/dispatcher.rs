@@ -11,8 +11,9 @@
 //! the gateways are idempotent per message id, so the person still gets one text.
 //!
 //! A carrier that is down as a whole must not use up every queued text's attempts: after
-//! [`BREAKER_AFTER`] retryable failures in a row the dispatcher stops claiming and waits
-//! (2 s doubling to a minute), then probes with one text; the first success resumes.
+//! [`BREAKER_AFTER`] first tries in a row fail (retries do not count: they are the texts
+//! that failed before) the dispatcher stops claiming and waits (2 s doubling to a
+//! minute), then probes with one text; the first success resumes.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -174,10 +175,14 @@ pub async fn run<S: Store>(
         let results = gateway.send(&outgoing).await;
         let now = now_ms();
         for (msg, result) in sending.iter().zip(results) {
+            // Only first tries (and probes) count towards the breaker: a batch of retries
+            // is mostly texts that failed before, and says little about the carrier.
             match &result {
                 Ok(()) => (in_a_row, opened) = (0, 0),
-                Err(SendError::Retry(_)) => in_a_row = in_a_row.saturating_add(1),
-                Err(SendError::Permanent(_)) => {}
+                Err(SendError::Retry(_)) if msg.attempts == 0 || probing => {
+                    in_a_row = in_a_row.saturating_add(1);
+                }
+                Err(_) => {}
             }
             let d = outcome(msg.attempts, result, cfg.max_attempts, now);
             let label = match &d {
