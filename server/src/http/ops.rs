@@ -25,17 +25,23 @@ pub fn live() -> HttpResponse {
 pub async fn ready<S: Store>(app: &App<S>) -> Result<HttpResponse, Problem> {
     let calendar = !app.store.catalog().phases.is_empty();
     let store = app.store.ready().await;
-    if calendar && store {
-        Ok(respond(
+    match (calendar, store) {
+        (true, Ok(())) => Ok(respond(
             StatusCode::OK,
             &json!({ "status": "ready", "store": app.store.backend() }),
-        ))
-    } else {
-        Err(Problem::new(
+        )),
+        (_, Err(reason)) => Err(Problem::new(
             Code::StoreUnavailable,
-            format!("not ready: store reachable {store}, calendar loaded {calendar}"),
+            format!("not ready: {reason}"),
         )
-        .retry_after(1))
+        .with("reason", reason.into())
+        .retry_after(1)),
+        (false, Ok(())) => Err(Problem::new(
+            Code::StoreUnavailable,
+            "not ready: no calendar loaded",
+        )
+        .with("reason", "no calendar loaded".into())
+        .retry_after(1)),
     }
 }
 

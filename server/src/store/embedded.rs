@@ -9,9 +9,12 @@
 //! a seat is released only after its record is queued. Whoever takes a released seat
 //! therefore queues after the release's record, and replay never sees a slot overfull.
 //! The answer waits for the group commit after the lock is dropped (no lock across an
-//! `.await`). A journal failure poisons the store: every later write answers
-//! `Unavailable`, and after a restart the journal, which holds only what was
-//! acknowledged or was about to be, is the truth.
+//! `.await`). While the journal fails (a write or fsync error, or an fsync stalled past
+//! two seconds) every write answers `Unavailable` at once and the store is unready; the
+//! writer keeps the records it could not write and writes them again until the disk
+//! takes them, so memory and disk agree again and writes resume by themselves. After a
+//! restart the journal, which holds only what was acknowledged or was about to be, is
+//! the truth.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -40,6 +43,9 @@ use std::sync::PoisonError;
 mod snapshot;
 
 pub use snapshot::SnapshotReport;
+
+/// The longest a write waits for its record to be durable before it answers 503.
+const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Idempotency keys remembered per person; older ones are forgotten.
 const KEYS_PER_PERSON: usize = 16;
@@ -426,23 +432,29 @@ impl EmbeddedStore {
         Some(journal.append(&bytes))
     }
 
-    /// Refuses writes once the journal has failed.
+    /// Refuses writes while the journal cannot take them: a write or fsync failed and is
+    /// being retried, or an fsync has stalled (see [`Journal::health`]).
     pub(super) fn check_writable(&self) -> Result<(), StoreError> {
         match &self.journal {
-            Some(j) if j.has_failed() => Err(StoreError::Unavailable(
-                "the journal failed; restart on a healthy disk".into(),
-            )),
-            _ => Ok(()),
+            Some(j) => j.health().map_err(StoreError::Unavailable),
+            None => Ok(()),
         }
     }
 
+    /// Waits for a record to be durable, at most [`ACK_WAIT`]: an answer must not hang
+    /// on a stalled disk. Past it the write answers 503; its record may still become
+    /// durable, as an unacknowledged write may (a retry finds it).
     pub(super) async fn durable(ack: Option<Ack>) -> Result<(), StoreError> {
         match ack {
             None => Ok(()),
-            Some(ack) => match ack.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
-                Err(_) => Err(StoreError::Unavailable("journal writer stopped".into())),
+            Some(ack) => match tokio::time::timeout(ACK_WAIT, ack).await {
+                Ok(Ok(Ok(()))) => Ok(()),
+                Ok(Ok(Err(e))) => Err(StoreError::Unavailable(e.to_string())),
+                Ok(Err(_)) => Err(StoreError::Unavailable("journal writer stopped".into())),
+                Err(_) => Err(StoreError::Unavailable(format!(
+                    "the journal did not confirm the write within {} s",
+                    ACK_WAIT.as_secs()
+                ))),
             },
         }
     }
@@ -900,8 +912,8 @@ impl Store for EmbeddedStore {
         ))
     }
 
-    async fn ready(&self) -> bool {
-        self.check_writable().is_ok()
+    async fn ready(&self) -> Result<(), String> {
+        self.check_writable().map_err(|e| e.to_string())
     }
 
     async fn shutdown(&self) {
@@ -1136,7 +1148,7 @@ mod tests {
     async fn the_embedded_store_names_itself_and_is_ready_until_its_journal_fails() {
         let store = EmbeddedStore::ephemeral();
         assert_eq!(store.backend(), "embedded");
-        assert!(store.ready().await);
+        assert!(store.ready().await.is_ok());
     }
 
     #[test]

@@ -68,10 +68,33 @@ pub struct Replay {
 pub struct Journal {
     tx: Sender<Op>,
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
-    failed: Arc<AtomicBool>,
+    health: Arc<Health>,
     path: PathBuf,
     /// Bytes written to the current segment: what decides the next snapshot.
     segment_bytes: Arc<AtomicU64>,
+}
+
+/// An fsync that has not returned after this long marks the journal stalled: the store
+/// refuses writes and the node is unready until it returns.
+pub const STALL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often a failing journal tries to write its held records again.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What the writer thread tells the rest of the process about the disk.
+#[derive(Debug, Default)]
+struct Health {
+    /// A write or fsync failed and the records since are held, not yet durable.
+    failed: AtomicBool,
+    /// Unix milliseconds at which the fsync in progress began; 0 when none is.
+    syncing_since: AtomicU64,
+    /// The last failure, for readiness and logs.
+    last_error: std::sync::Mutex<String>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Where the writer appends, and how it names the next segment.
@@ -311,7 +334,7 @@ impl Journal {
             let _best_effort = d.sync_all();
         }
         let (tx, rx) = crossbeam_channel::unbounded();
-        let failed = Arc::new(AtomicBool::new(false));
+        let health = Arc::new(Health::default());
         let segment_bytes = Arc::new(AtomicU64::new(loaded.valid));
         let segment = Segment {
             dir: dir.to_path_buf(),
@@ -320,16 +343,26 @@ impl Journal {
             bytes: segment_bytes.clone(),
         };
         let writer = {
-            let failed = failed.clone();
+            let health = health.clone();
+            let written = loaded.valid;
             std::thread::Builder::new()
                 .name("slotd-journal".into())
-                .spawn(move || write_loop(file, segment, rx, max_batch.max(1), failed))?
+                .spawn(move || {
+                    Writer {
+                        out: file,
+                        segment,
+                        written,
+                        held: Vec::new(),
+                        health,
+                    }
+                    .run(rx, max_batch.max(1))
+                })?
         };
         Ok((
             Journal {
                 tx,
                 writer: std::sync::Mutex::new(Some(writer)),
-                failed,
+                health,
                 path,
                 segment_bytes,
             },
@@ -363,9 +396,34 @@ impl Journal {
         &self.path
     }
 
-    /// Whether a write has failed; the store then refuses writes.
+    /// Whether the journal cannot take writes now: a write or fsync failed (it is being
+    /// retried), or an fsync has been running longer than [`STALL`].
     pub fn has_failed(&self) -> bool {
-        self.failed.load(Ordering::Acquire)
+        self.health().is_err()
+    }
+
+    /// Why the journal cannot take writes now, if it cannot.
+    pub fn health(&self) -> Result<(), String> {
+        if self.health.failed.load(Ordering::Acquire) {
+            let e = self
+                .health
+                .last_error
+                .lock()
+                .map(|e| e.clone())
+                .unwrap_or_default();
+            return Err(format!(
+                "journal write failed ({e}); retrying every {} ms",
+                RETRY_EVERY.as_millis()
+            ));
+        }
+        let since = self.health.syncing_since.load(Ordering::Acquire);
+        if since > 0 {
+            let for_ms = now_ms().saturating_sub(since);
+            if for_ms > STALL.as_millis() as u64 {
+                return Err(format!("journal fsync has not returned for {for_ms} ms"));
+            }
+        }
+        Ok(())
     }
 
     /// Queues one record. The order of `append` calls is the order on disk. A record
@@ -414,49 +472,132 @@ impl Drop for Journal {
     }
 }
 
-fn write_loop(
-    file: File,
-    mut segment: Segment,
-    rx: Receiver<Op>,
-    max_batch: usize,
-    failed: Arc<AtomicBool>,
-) {
-    let mut out = io::BufWriter::with_capacity(1 << 20, file);
-    let mut batch = Vec::with_capacity(max_batch);
-    let mut closing = false;
-    while !closing {
-        let mut rotate = None;
-        match rx.recv() {
-            Ok(Op::Append(bytes, done)) => batch.push((bytes, done)),
-            Ok(Op::Rotate(done)) => rotate = Some(done),
-            Ok(Op::Close) | Err(_) => break,
-        }
-        while rotate.is_none() && batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(Op::Append(bytes, done)) => batch.push((bytes, done)),
-                // A rotation ends the batch: what came before it belongs to this segment.
-                Ok(Op::Rotate(done)) => rotate = Some(done),
-                Ok(Op::Close) => {
-                    closing = true;
-                    break;
+type Pending = (Vec<u8>, Option<oneshot::Sender<Result<(), JournalError>>>);
+
+/// The writer thread's state.
+///
+/// A failed write or fsync does not stop it: the file is cut back to its last durable
+/// length (after a failed fsync the page cache cannot be trusted, so the bytes are
+/// written again rather than synced again), the batch's waiters are told it failed, and
+/// its records, with every record queued while the failure lasts, are held in order and
+/// written again every [`RETRY_EVERY`]. Their changes are in memory already (a record is
+/// queued after its change), so writing them once the disk is back makes the disk agree
+/// with memory; none of them was acknowledged, so a client retries and sees the truth.
+/// The store refuses new writes meanwhile ([`Journal::health`]).
+struct Writer {
+    /// The current segment, positioned at `written`. A batch is one contiguous buffer,
+    /// written with one call: no buffering layer to empty after a failure.
+    out: File,
+    segment: Segment,
+    /// The length of the current segment that is durable.
+    written: u64,
+    /// Framed records not yet durable, held through a failure.
+    held: Vec<u8>,
+    health: Arc<Health>,
+}
+
+impl Writer {
+    fn failing(&self) -> bool {
+        self.health.failed.load(Ordering::Acquire)
+    }
+
+    fn run(mut self, rx: Receiver<Op>, max_batch: usize) {
+        let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
+        let mut closing = false;
+        while !closing {
+            let mut rotate = None;
+            let first = if self.failing() {
+                match rx.recv_timeout(RETRY_EVERY) {
+                    Ok(op) => Some(op),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
                 }
-                Err(_) => break,
+            } else {
+                match rx.recv() {
+                    Ok(op) => Some(op),
+                    Err(_) => break,
+                }
+            };
+            match first {
+                Some(Op::Append(bytes, done)) => batch.push((bytes, done)),
+                Some(Op::Rotate(done)) => rotate = Some(done),
+                Some(Op::Close) => closing = true,
+                None => {}
+            }
+            while !closing && rotate.is_none() && batch.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(Op::Append(bytes, done)) => batch.push((bytes, done)),
+                    // A rotation ends the batch: what came before it belongs to this segment.
+                    Ok(Op::Rotate(done)) => rotate = Some(done),
+                    Ok(Op::Close) => closing = true,
+                    Err(_) => break,
+                }
+            }
+            if self.failing() {
+                self.recover();
+            }
+            self.commit(&mut batch);
+            if let Some(done) = rotate {
+                let next = if self.failing() {
+                    Err(io::Error::other("the journal is failing; no new segment"))
+                } else {
+                    self.start_segment()
+                };
+                let _requester_may_have_gone = done.send(next);
             }
         }
-        let started = Instant::now();
-        let records = batch.iter().filter(|(b, _)| !b.is_empty()).count();
-        let result = if failed.load(Ordering::Acquire) {
-            Err(JournalError("an earlier write failed".into()))
-        } else {
-            write_batch(&mut out, &batch, records > 0).map_err(|e| {
-                failed.store(true, Ordering::Release);
-                tracing::error!(error = %e, "journal write failed; refusing further writes");
-                JournalError(e.to_string())
+        // Close: anything still queued is written too, so that a clean shutdown loses
+        // nothing; held records get one last try.
+        let mut rest: Vec<Pending> = rx
+            .try_iter()
+            .filter_map(|op| match op {
+                Op::Append(b, d) => Some((b, d)),
+                Op::Rotate(_) | Op::Close => None,
             })
+            .collect();
+        if self.failing() {
+            self.recover();
+        }
+        self.commit(&mut rest);
+        if self.failing() {
+            tracing::error!(
+                bytes = self.held.len(),
+                "journal closed while failing: records never acknowledged are dropped"
+            );
+        }
+    }
+
+    /// Writes and syncs `batch` (or holds it while failing) and answers its waiters.
+    fn commit(&mut self, batch: &mut Vec<Pending>) {
+        let records = batch.iter().filter(|(b, _)| !b.is_empty()).count();
+        if batch.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let result = if self.failing() {
+            for (bytes, _) in batch.iter() {
+                self.held.extend_from_slice(bytes);
+            }
+            Err(JournalError(format!(
+                "the journal is failing: {}",
+                self.health
+                    .last_error
+                    .lock()
+                    .map(|e| e.clone())
+                    .unwrap_or_default()
+            )))
+        } else {
+            let bytes: Vec<u8> = batch.iter().flat_map(|(b, _)| b.iter().copied()).collect();
+            match self.write_durably(&bytes, records > 0) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    self.held = bytes;
+                    self.fail(&e);
+                    Err(JournalError(e.to_string()))
+                }
+            }
         };
-        if records > 0 {
-            let written: usize = batch.iter().map(|(b, _)| b.len()).sum();
-            segment.bytes.fetch_add(written as u64, Ordering::Relaxed);
+        if records > 0 && result.is_ok() {
             metrics::histogram!(m::JOURNAL_BATCH_RECORDS).record(records as f64);
             metrics::histogram!(m::JOURNAL_FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
         }
@@ -465,64 +606,116 @@ fn write_loop(
                 let _requester_may_have_gone = done.send(result.clone());
             }
         }
-        if let Some(done) = rotate {
-            let next = if failed.load(Ordering::Acquire) {
-                Err(io::Error::other("an earlier write failed"))
-            } else {
-                start_segment(&mut out, &mut segment)
-            };
-            let _requester_may_have_gone = done.send(next);
+    }
+
+    fn fail(&mut self, e: &io::Error) {
+        if let Ok(mut last) = self.health.last_error.lock() {
+            *last = e.to_string();
+        }
+        if !self.health.failed.swap(true, Ordering::AcqRel) {
+            tracing::error!(error = %e, path = %segment_path(&self.segment).display(), "journal write failed; refusing writes and retrying");
         }
     }
-    // Close: anything still queued is written too, so that a clean shutdown loses nothing.
-    let rest: Vec<_> = rx
-        .try_iter()
-        .filter_map(|op| match op {
-            Op::Append(b, d) => Some((b, d)),
-            Op::Rotate(_) | Op::Close => None,
-        })
-        .collect();
-    // After a failed write nothing more is written: a record queued behind a batch that
-    // was refused could depend on it (a seat freed there, taken here).
-    let result = if failed.load(Ordering::Acquire) {
-        Err(JournalError("an earlier write failed".into()))
-    } else {
-        write_batch(&mut out, &rest, true).map_err(|e| JournalError(e.to_string()))
-    };
-    for (_, done) in rest {
-        if let Some(done) = done {
-            let _ = done.send(result.clone());
+
+    /// Tries the held records again: cut the file back to its durable length, write
+    /// them, sync. On success the journal takes writes again.
+    fn recover(&mut self) {
+        let held = std::mem::take(&mut self.held);
+        match self.write_durably(&held, true) {
+            Ok(()) => {
+                self.health.failed.store(false, Ordering::Release);
+                tracing::warn!(
+                    bytes = held.len(),
+                    "journal recovered: the held records are durable"
+                );
+            }
+            Err(e) => {
+                self.held = held;
+                self.fail(&e);
+            }
         }
+    }
+
+    /// Appends `bytes` at the durable length and syncs. On failure the file is cut back
+    /// to that length again (best effort: the next try cuts again first).
+    fn write_durably(&mut self, bytes: &[u8], sync: bool) -> io::Result<()> {
+        let result = (|| {
+            fault("write")?;
+            self.out.write_all(bytes)?;
+            if sync {
+                self.health.syncing_since.store(now_ms(), Ordering::Release);
+                let synced = fault("fsync").and_then(|()| self.out.sync_data());
+                self.health.syncing_since.store(0, Ordering::Release);
+                synced?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                self.written += bytes.len() as u64;
+                self.segment
+                    .bytes
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                // Cut back whatever part of the batch reached the file.
+                let _best_effort = self
+                    .out
+                    .set_len(self.written)
+                    .and_then(|()| self.out.seek(SeekFrom::Start(self.written)).map(|_| ()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Syncs the current segment and switches to a new, empty one (its creation synced
+    /// in the directory). Answers the new segment's number.
+    fn start_segment(&mut self) -> io::Result<u64> {
+        self.out.sync_data()?;
+        let next = self.segment.index + 1;
+        let path = super::segments::segment_path(&self.segment.dir, &self.segment.stem, next);
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        File::open(&self.segment.dir)?.sync_all()?;
+        self.out = file;
+        self.segment.index = next;
+        self.segment.bytes.store(0, Ordering::Relaxed);
+        self.written = 0;
+        Ok(next)
     }
 }
 
-/// Syncs the current segment and switches to a new, empty one (its creation synced in
-/// the directory). Answers the new segment's number.
-fn start_segment(out: &mut io::BufWriter<File>, segment: &mut Segment) -> io::Result<u64> {
-    out.flush()?;
-    out.get_ref().sync_data()?;
-    let next = segment.index + 1;
-    let path = super::segments::segment_path(&segment.dir, &segment.stem, next);
-    let file = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(&path)?;
-    File::open(&segment.dir)?.sync_all()?;
-    *out = io::BufWriter::with_capacity(1 << 20, file);
-    segment.index = next;
-    segment.bytes.store(0, Ordering::Relaxed);
-    Ok(next)
+fn segment_path(s: &Segment) -> PathBuf {
+    super::segments::segment_path(&s.dir, &s.stem, s.index)
 }
 
-type Pending = (Vec<u8>, Option<oneshot::Sender<Result<(), JournalError>>>);
-
-fn write_batch(out: &mut io::BufWriter<File>, batch: &[Pending], sync: bool) -> io::Result<()> {
-    for (bytes, _) in batch {
-        out.write_all(bytes)?;
-    }
-    out.flush()?;
-    if sync {
-        out.get_ref().sync_data()?;
+/// The fault-injection build's storage faults: the file named by `SLOTD_FAULT_FILE`
+/// holds `write-enospc`, `write-eio`, `fsync-eio` or `fsync-slow MS` (or nothing), read
+/// before each write and each fsync, so a test can start and clear a fault while the
+/// server runs. Without the feature, nothing.
+fn fault(_at: &str) -> io::Result<()> {
+    #[cfg(feature = "fault-injection")]
+    if let Ok(path) = std::env::var("SLOTD_FAULT_FILE") {
+        let wanted = std::fs::read_to_string(path).unwrap_or_default();
+        let wanted = wanted.trim();
+        match (
+            _at,
+            wanted.split_once(' ').map_or((wanted, ""), |(a, b)| (a, b)),
+        ) {
+            ("write", ("write-enospc", _)) => return Err(io::Error::from_raw_os_error(28)),
+            ("write", ("write-eio", _)) | ("fsync", ("fsync-eio", _)) => {
+                return Err(io::Error::from_raw_os_error(5));
+            }
+            ("fsync", ("fsync-slow", ms)) => {
+                std::thread::sleep(std::time::Duration::from_millis(
+                    ms.parse().unwrap_or(3_000),
+                ));
+            }
+            _ => {}
+        }
     }
     Ok(())
 }

@@ -241,8 +241,8 @@ pub trait Store: Send + Sync + 'static {
     /// Checks the invariants over everything the store holds.
     fn audit(&self) -> impl Future<Output = Result<AuditReport, StoreError>> + Send;
 
-    /// Whether the store can take writes now.
-    fn ready(&self) -> impl Future<Output = bool> + Send;
+    /// Whether the store can take writes now; if not, why (for `/health/ready`).
+    fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
 
     /// Makes everything acknowledged durable and stops background work.
     fn shutdown(&self) -> impl Future<Output = ()> + Send;

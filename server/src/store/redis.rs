@@ -1471,12 +1471,13 @@ impl Store for RedisStore {
         Ok(report)
     }
 
-    async fn ready(&self) -> bool {
+    async fn ready(&self) -> Result<(), String> {
         let mut conn = self.inner.conn.clone();
         self.inner
             .call::<String>("ping", ::redis::cmd("PING").query_async(&mut conn))
             .await
-            .is_ok()
+            .map(|_| ())
+            .map_err(|e| format!("Redis does not answer: {e}"))
     }
 
     async fn shutdown(&self) {

@@ -81,11 +81,14 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("identity journal: {e}"))
 }
 
+/// Waits for a record to be durable, at most five seconds (a stalled disk answers 503,
+/// never a hang; as in the booking store).
 async fn durable(ack: Option<Ack>) -> Result<(), StoreError> {
     match ack {
         None => Ok(()),
-        Some(ack) => ack
+        Some(ack) => tokio::time::timeout(std::time::Duration::from_secs(5), ack)
             .await
+            .map_err(|_| unavailable("the journal did not confirm the write within 5 s"))?
             .map_err(|_| unavailable("the writer stopped"))?
             .map_err(unavailable),
     }
