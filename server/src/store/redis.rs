@@ -28,6 +28,7 @@
 //! | `{p}:calendar` | string | the merged calendar, JSON |
 //! | `{p}:calendar:version` | string | bumped by every calendar change; instances reload on change |
 //! | `{p}:seq` | string | booking sequence; booking `r{seq:x}`, code `human_code(seq)` |
+//! | `{p}:epochs` | set | run ids of Redis seen; a new one moves `seq` forward (`epoch.lua`) |
 //! | `{p}:rev` | string | bumped by every change of a seat counter; orders the mirror |
 //! | `{p}:slot:{slot}:capacity` | string | seats in total |
 //! | `{p}:slot:{slot}:remaining` | string | seats free; never below 0 |
@@ -126,6 +127,7 @@ struct Scripts {
     calendar: Script,
     attend: Script,
     close_out: Script,
+    epoch: Script,
 }
 
 impl Scripts {
@@ -137,6 +139,7 @@ impl Scripts {
             calendar: Script::new(include_str!("redis/calendar.lua")),
             attend: Script::new(include_str!("redis/attend.lua")),
             close_out: Script::new(include_str!("redis/close_out.lua")),
+            epoch: Script::new(include_str!("redis/epoch.lua")),
         }
     }
 }
@@ -190,7 +193,15 @@ struct Inner {
     /// interleaving could swap an older catalog over a newer one. A tokio mutex, because
     /// it is held across the Redis round trips of that one sequence; requests never take it.
     calendar: Mutex<SlotKeys>,
+    /// Whether this Redis run's id has been checked against the sequence (see
+    /// `epoch.lua`). Any connection error clears it: Redis may have restarted, and the
+    /// next reserve checks again before it numbers a booking.
+    epoch_checked: std::sync::atomic::AtomicBool,
 }
+
+/// How far the booking sequence moves after a Redis restart: far above the bookings of
+/// the second a fast-profile crash can lose (and 300 restarts still leave codes unique).
+const EPOCH_MARGIN: u64 = 1_000_000;
 
 /// The Redis store. See the module documentation.
 #[derive(Debug)]
@@ -318,7 +329,52 @@ impl Inner {
         limit: Duration,
         request: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        bounded(op, limit, request).await
+        let result = bounded(op, limit, request).await;
+        if matches!(result, Err(StoreError::Unavailable(_))) {
+            self.epoch_checked
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
+        result
+    }
+
+    /// Before numbering a booking: if Redis may have restarted since the last check,
+    /// reads its run id and lets `epoch.lua` move the sequence past a lost second.
+    async fn ensure_epoch(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.epoch_checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let info: String = self
+            .call(
+                "epoch",
+                ::redis::cmd("INFO").arg("server").query_async(&mut conn),
+            )
+            .await?;
+        let run_id = info
+            .lines()
+            .find_map(|l| l.strip_prefix("run_id:"))
+            .map(str::trim)
+            .ok_or_else(|| parse_error("INFO server", "no run_id"))?
+            .to_string();
+        let mut invocation = self.scripts.epoch.prepare_invoke();
+        invocation
+            .key(self.keys.epochs())
+            .key(self.keys.sequence())
+            .arg(&run_id)
+            .arg(EPOCH_MARGIN);
+        let moved: u64 = self
+            .call("epoch", invocation.invoke_async(&mut conn))
+            .await?;
+        if moved > 0 {
+            tracing::warn!(
+                run_id,
+                moved,
+                "Redis restarted: the booking sequence moved past what a lost second may have issued"
+            );
+        }
+        self.epoch_checked.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The calendar and its version as Redis holds them, read in one `MGET` (atomic).
@@ -891,6 +947,7 @@ impl RedisStore {
             mirror: Mirror::default(),
             scripts: Scripts::new(),
             calendar: Mutex::new(SlotKeys::default()),
+            epoch_checked: std::sync::atomic::AtomicBool::new(false),
         });
         inner.check_durability(durability).await?;
         {
@@ -1085,6 +1142,7 @@ impl Store for RedisStore {
             metrics::counter!(m::FAST_PATH_REJECTIONS).increment(1);
             return Ok(ReserveOutcome::SlotFull);
         }
+        inner.ensure_epoch().await?;
         let k = &inner.keys;
         let (key, fingerprint) = idempotency_args(&r.idempotency);
         let booked_at = record::format_time(r.now)?;

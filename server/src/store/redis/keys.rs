@@ -36,6 +36,10 @@ impl Keys {
         format!("{}:seq", self.prefix)
     }
 
+    pub(super) fn epochs(&self) -> String {
+        format!("{}:epochs", self.prefix)
+    }
+
     pub(super) fn revision(&self) -> String {
         format!("{}:rev", self.prefix)
     }
