@@ -1,6 +1,6 @@
 //! Storage faults against the real `slotd` binary (built with the `fault-injection`
-//! feature, whose journal reads a fault from the file `SLOTD_FAULT_FILE` names before
-//! each write and fsync): disk full and EIO on write, EIO on fsync, and an fsync that
+//! feature, whose journal reads a fault from the file `fault-injection` in its directory
+//! before each write and fsync): disk full and EIO on write, EIO on fsync, and an fsync that
 //! takes seconds. While a fault lasts no write is acknowledged, writes answer
 //! `503 store-unavailable` promptly and `/health/ready` says why; when it clears the
 //! node recovers by itself, and nothing acknowledged is lost, across a kill -9 too.
@@ -44,12 +44,10 @@ impl Node {
             )
             .expect("calendar");
         }
-        let fault = dir.join("fault");
+        std::fs::create_dir_all(dir.join("store")).expect("store dir");
+        let fault = dir.join("store").join("fault-injection");
         std::fs::write(&fault, "").expect("fault file");
-        let server = Slotd::start_with_env(
-            &embedded_args(dir, ADMIN, SECRET),
-            &[("SLOTD_FAULT_FILE", fault.to_str().expect("utf-8"))],
-        );
+        let server = Slotd::start(&embedded_args(dir, ADMIN, SECRET));
         Node {
             server,
             http: Http::new(Duration::from_secs(20)),
