@@ -232,6 +232,10 @@ pub struct ServeArgs {
     /// PEM certificates an https SMS webhook may chain to, besides the system's roots.
     #[arg(long)]
     pub sms_ca_file: Option<String>,
+    /// A browser origin allowed to call the API (`https://host[:port]`); repeat the flag
+    /// for more, or list them comma-separated in SLOTD_CORS_ORIGINS [default: none].
+    #[arg(long = "cors-origin")]
+    pub cors_origin: Vec<String>,
 }
 
 /// Flags of `slotd audit`.
@@ -377,6 +381,8 @@ pub struct Limits {
     /// Default 10 s: a request body (a person's is under 1 KiB) must arrive whole within
     /// it; a large admin body, each part within it. Beyond, `408 request-timeout`.
     pub body_read_timeout: Duration,
+    /// Default none: browser origins allowed to call the API (CORS).
+    pub cors_origins: Vec<String>,
     /// Default 1,000: one request in a thousand is logged at info (5xx at warn, folded
     /// per 10 s); 0 logs none.
     pub access_log_sample: u64,
@@ -399,6 +405,7 @@ impl Default for Limits {
             max_admin_body_bytes: 512 << 20,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
+            cors_origins: Vec::new(),
             access_log_sample: 1_000,
             idle_timeout: Duration::from_secs(75),
             max_connections: 20_000,
@@ -745,6 +752,33 @@ impl Config {
                 "SLOTD_BODY_READ_TIMEOUT",
                 dl.body_read_timeout,
             )?,
+            cors_origins: {
+                let (list, origin) = if args.cors_origin.is_empty() {
+                    let env = src
+                        .env
+                        .get("SLOTD_CORS_ORIGINS")
+                        .cloned()
+                        .unwrap_or_default();
+                    (
+                        env.split(',')
+                            .map(|o| o.trim().to_string())
+                            .filter(|o| !o.is_empty())
+                            .collect::<Vec<_>>(),
+                        "SLOTD_CORS_ORIGINS",
+                    )
+                } else {
+                    (args.cors_origin.clone(), "--cors-origin")
+                };
+                if let Some(wrong) = list.iter().find(|o| !crate::http::valid_origin(o)) {
+                    return Err(bad(
+                        origin,
+                        format!(
+                            "{wrong:?} is not an origin: scheme://host[:port], as a browser sends it"
+                        ),
+                    ));
+                }
+                list
+            },
             idle_timeout: secs(&args.idle_timeout, "SLOTD_IDLE_TIMEOUT", dl.idle_timeout)?,
             access_log_sample: src.number(
                 &args.access_log_sample,

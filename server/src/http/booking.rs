@@ -46,6 +46,14 @@ pub fn view_value(catalog: &Catalog, b: &Booking) -> Value {
     serde_json::to_value(view(catalog, b)).unwrap_or(Value::Null)
 }
 
+/// A new booking's answer names where it lives: `Location: /v1/me/bookings/{id}`.
+fn with_location(mut r: HttpResponse, b: &Booking) -> HttpResponse {
+    if let Ok(v) = http::HeaderValue::from_str(&format!("/v1/me/bookings/{}", b.booking.as_str())) {
+        r.headers_mut().insert(http::header::LOCATION, v);
+    }
+    r
+}
+
 /// The client view of a booking, serialised straight into the answer.
 pub fn view<'a>(catalog: &'a Catalog, b: &'a Booking) -> BookingView<'a> {
     let slot = catalog.slot_index(b.slot.as_str()).map(|s| catalog.slot(s));
@@ -152,9 +160,11 @@ where
     Ok(match outcome {
         ReserveOutcome::Booked(b) => {
             Telemetry::get().committed(b.channel);
-            respond(StatusCode::CREATED, &view(&catalog, &b))
+            with_location(respond(StatusCode::CREATED, &view(&catalog, &b)), &b)
         }
-        ReserveOutcome::Replayed(b) => respond(StatusCode::CREATED, &view(&catalog, &b)),
+        ReserveOutcome::Replayed(b) => {
+            with_location(respond(StatusCode::CREATED, &view(&catalog, &b)), &b)
+        }
         ReserveOutcome::AlreadyHeld(b) => respond(StatusCode::OK, &view(&catalog, &b)),
         ReserveOutcome::SlotFull => {
             rejected("slot-full");

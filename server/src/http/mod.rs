@@ -8,10 +8,12 @@
 //!   outbox, close-out) and `check_in` (staff at a site): the day itself; `request`: body,
 //!   token and query parsing.
 //! - [`problem`]: every error as `application/problem+json`; `i18n`: its titles.
+//! - `cors`: browser frontends on the configured origins (`--cors-origin`).
 
 mod admin;
 mod booking;
 mod check_in;
+mod cors;
 mod i18n;
 mod login;
 mod ops;
@@ -25,6 +27,7 @@ mod server;
 mod settlement;
 mod telemetry;
 
+pub use cors::valid_origin;
 pub use i18n::Lang;
 pub use ops::OPENAPI;
 pub use problem::{Code, Problem};

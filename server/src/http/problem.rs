@@ -251,6 +251,12 @@ impl Problem {
         if let Some(v) = self.allow.and_then(|m| HeaderValue::from_str(&m).ok()) {
             h.insert(header::ALLOW, v);
         }
+        if status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"slotd\""),
+            );
+        }
         r
     }
 }

@@ -488,6 +488,15 @@ where
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let request_id = super::request_id::of(req.headers());
+    let origin = super::cors::allowed(req.headers(), &app.limits.cors_origins).cloned();
+    // A CORS preflight from an allowed origin, for a route that exists.
+    if let (Some(o), Some(asked)) = (
+        &origin,
+        super::cors::preflight_method(&method, req.headers()),
+    ) && let Resolved::Found(_, t) | Resolved::MethodNotAllowed(t) = resolve(&asked, &path)
+    {
+        return super::cors::preflight(o, t);
+    }
     let (result, route_index) = match resolve(&method, &path) {
         Resolved::NotFound => (
             Err(Problem::new(Code::NotFound, format!("no route {path}"))),
@@ -530,6 +539,11 @@ where
     if let Ok(v) = header::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(super::request_id::HEADER, v);
     }
+    super::cors::decorate(
+        &mut response,
+        origin.as_ref(),
+        !app.limits.cors_origins.is_empty(),
+    );
     let seconds = started.elapsed().as_secs_f64();
     access_log(
         app,

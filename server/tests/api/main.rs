@@ -873,3 +873,122 @@ async fn idle_keep_alive_connections_outlive_the_header_timeout_and_close_after_
         idle_from.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_listed_browser_origin_gets_cors_answers_and_others_do_not() {
+    let app = spawn_app_with(|c| c.limits.cors_origins = vec!["https://1922.gov.tw".into()]).await;
+    let preflight = |origin: &'static str, method: &'static str, path: &'static str| {
+        let app = &app;
+        async move {
+            app.send(
+                Method::OPTIONS,
+                path,
+                None,
+                None,
+                &[
+                    ("origin", origin),
+                    ("access-control-request-method", method),
+                    (
+                        "access-control-request-headers",
+                        "authorization, content-type, idempotency-key",
+                    ),
+                ],
+            )
+            .await
+        }
+    };
+    let ok = preflight("https://1922.gov.tw", "POST", "/v1/phases/P1/bookings").await;
+    assert_eq!(ok.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        ok.headers["access-control-allow-origin"],
+        "https://1922.gov.tw"
+    );
+    assert_eq!(ok.headers["access-control-allow-methods"], "POST");
+    let allowed = ok.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap_or("");
+    assert!(allowed.contains("authorization") && allowed.contains("idempotency-key"));
+    let two = preflight("https://1922.gov.tw", "DELETE", "/v1/me/bookings/b1").await;
+    assert_eq!(two.headers["access-control-allow-methods"], "PUT, DELETE");
+    // Another origin, and a path that does not exist, get no CORS answer.
+    let evil = preflight("https://evil.example", "POST", "/v1/phases/P1/bookings").await;
+    assert!(!evil.headers.contains_key("access-control-allow-origin"));
+    assert_eq!(evil.status, StatusCode::METHOD_NOT_ALLOWED);
+    let nowhere = preflight("https://1922.gov.tw", "GET", "/v1/nothing").await;
+    assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
+
+    // The real request: the origin is echoed, the headers a frontend reads are exposed.
+    let booked = app
+        .send(
+            Method::POST,
+            "/v1/phases/P1/bookings",
+            Some(&app.person(1)),
+            Some(Bytes::from_static(b"{\"slot\":\"C\"}")),
+            &[("origin", "https://1922.gov.tw")],
+        )
+        .await;
+    assert_eq!(booked.status, StatusCode::CREATED);
+    assert_eq!(
+        booked.headers["access-control-allow-origin"],
+        "https://1922.gov.tw"
+    );
+    let exposed = booked.headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap_or("");
+    assert!(exposed.contains("retry-after") && exposed.contains("location"));
+    assert!(booked.headers.get_all("vary").iter().any(|v| v == "origin"));
+    assert_eq!(
+        booked.headers["location"],
+        format!(
+            "/v1/me/bookings/{}",
+            booked.body["booking"].as_str().unwrap_or("")
+        )
+    );
+    let other = app
+        .send(
+            Method::GET,
+            "/v1/phases",
+            None,
+            None,
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert!(!other.headers.contains_key("access-control-allow-origin"));
+    let anonymous = app.get("/v1/me/bookings", None).await;
+    assert_eq!(
+        anonymous.headers["www-authenticate"],
+        "Bearer realm=\"slotd\""
+    );
+}
+
+#[test]
+fn cors_origins_are_checked_and_read_from_the_flag_or_the_environment() {
+    use slotd::config::{Config, ServeArgs};
+    let env = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<HashMap<_, _>>()
+    };
+    let c = Config::from_args(
+        &ServeArgs::default(),
+        &env(&[(
+            "SLOTD_CORS_ORIGINS",
+            "https://1922.gov.tw, http://localhost:5173",
+        )]),
+    )
+    .expect("valid");
+    assert_eq!(
+        c.limits.cors_origins,
+        vec!["https://1922.gov.tw", "http://localhost:5173"]
+    );
+    let bad = Config::from_args(
+        &ServeArgs {
+            cors_origin: vec!["*".into()],
+            ..ServeArgs::default()
+        },
+        &env(&[]),
+    )
+    .expect_err("refused");
+    assert!(bad.to_string().contains("--cors-origin"), "{bad}");
+}
