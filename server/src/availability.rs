@@ -19,6 +19,10 @@ use crate::catalog::Catalog;
 use crate::inventory::{Inventory, SlotIndex};
 use crate::metrics as m;
 
+mod page;
+
+pub use page::{Encoding, Page};
+
 /// Rendered pages kept per snapshot at most; beyond, pages are rendered uncached.
 const MAX_CACHED_PAGES: usize = 4096;
 
@@ -43,7 +47,7 @@ pub struct Snapshot {
     pub catalog: Arc<Catalog>,
     remaining: Vec<u32>,
     layouts: Arc<Vec<PhaseLayout>>,
-    pages: DashMap<(usize, Query), Bytes>,
+    pages: DashMap<(usize, Query), Arc<Page>>,
 }
 
 impl Snapshot {
@@ -61,13 +65,15 @@ impl Snapshot {
             .sum()
     }
 
-    /// The JSON page for `phase` and `query`, rendered once per snapshot.
-    pub fn page(&self, phase: usize, query: &Query) -> Bytes {
+    /// The page for `phase` and `query`, rendered once per snapshot. Callers key it only
+    /// on valid names (see the availability handler), so junk queries cannot crowd real
+    /// pages out of the cache.
+    pub fn page(&self, phase: usize, query: &Query) -> Arc<Page> {
         let key = (phase, query.clone());
         if let Some(p) = self.pages.get(&key) {
             return p.clone();
         }
-        let page = self.render(phase, query);
+        let page = Arc::new(Page::new(self.render(phase, query)));
         if self.pages.len() < MAX_CACHED_PAGES {
             self.pages.insert(key, page.clone());
         }

@@ -383,6 +383,9 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Default none: browser origins allowed to call the API (CORS).
     pub cors_origins: Vec<String>,
+    /// Default 1 s: `Cache-Control: max-age` of availability pages, the snapshot's age
+    /// rounded up (set from `--snapshot-interval-ms`).
+    pub availability_max_age: Duration,
     /// Default 1,000: one request in a thousand is logged at info (5xx at warn, folded
     /// per 10 s); 0 logs none.
     pub access_log_sample: u64,
@@ -406,6 +409,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             cors_origins: Vec::new(),
+            availability_max_age: Duration::from_secs(1),
             access_log_sample: 1_000,
             idle_timeout: Duration::from_secs(75),
             max_connections: 20_000,
@@ -730,6 +734,7 @@ impl Config {
                 .map(Duration::from_secs)
         };
         let limits = Limits {
+            availability_max_age: Duration::from_secs(1),
             max_body_bytes: src.number(
                 &args.max_body_bytes,
                 "SLOTD_MAX_BODY_BYTES",
@@ -1020,6 +1025,10 @@ impl Config {
                 true,
             )?,
         };
+        let mut config = config;
+        // An availability page is as old as the snapshot it comes from.
+        config.limits.availability_max_age =
+            Duration::from_secs(config.snapshot_interval.as_millis().div_ceil(1000).max(1) as u64);
         if config.redis_prefix.is_empty()
             || !config
                 .redis_prefix

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::problem::{Code, Problem};
 use super::request::{HttpResponse, bytes_response, query_pairs, respond};
 use crate::app::App;
-use crate::availability::Query;
+use crate::availability::{Encoding, Query};
 use crate::catalog::WindowState;
 use crate::domain::{parse_date, rfc3339};
 use crate::store::Store;
@@ -108,6 +108,7 @@ pub fn availability<S: Store>(
     app: &App<S>,
     phase: &str,
     query: Option<&str>,
+    headers: &http::HeaderMap,
 ) -> Result<HttpResponse, Problem> {
     let snapshot = app.availability.snapshot();
     let pi = snapshot
@@ -118,8 +119,8 @@ pub fn availability<S: Store>(
     for (k, v) in query_pairs(query) {
         let v = Some(v).filter(|v| !v.is_empty());
         match k.as_str() {
-            "county" => q.county = v,
-            "district" => q.district = v,
+            "county" => q.county = v.map(|c| c.replace('台', "臺")),
+            "district" => q.district = v.map(|d| d.replace('台', "臺")),
             "date" => {
                 if let Some(d) = &v
                     && parse_date(d).is_none()
@@ -134,9 +135,63 @@ pub fn availability<S: Store>(
             _ => {}
         }
     }
-    Ok(bytes_response(
-        StatusCode::OK,
-        "application/json",
-        snapshot.page(pi, &q),
-    ))
+    // Only real names make a page (and a cache entry): junk cannot crowd pages out.
+    let geo = crate::domain::Geography::get();
+    if let Some(c) = &q.county
+        && geo.county(c).is_none()
+    {
+        return Err(Problem::new(
+            Code::InvalidRequest,
+            format!("county {c:?} is not a county of Taiwan"),
+        ));
+    }
+    if let Some(d) = &q.district {
+        let known = match &q.county {
+            Some(c) => geo.is_known(c, d),
+            None => geo.districts.iter().any(|x| x.name == d),
+        };
+        if !known {
+            return Err(Problem::new(
+                Code::InvalidRequest,
+                format!("district {d:?} is not a district of that county"),
+            ));
+        }
+    }
+    let page = snapshot.page(pi, &q);
+    let cache = format!(
+        "public, max-age={}",
+        app.limits.availability_max_age.as_secs().max(1)
+    );
+    let not_modified = headers
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| page.matches(v));
+    let encoding = Encoding::negotiate(
+        headers
+            .get(http::header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let mut r = if not_modified {
+        crate::http::request::empty(StatusCode::NOT_MODIFIED)
+    } else {
+        bytes_response(StatusCode::OK, "application/json", page.body(encoding))
+    };
+    let h = r.headers_mut();
+    if let Ok(v) = http::HeaderValue::from_str(page.etag()) {
+        h.insert(http::header::ETAG, v);
+    }
+    if let Ok(v) = http::HeaderValue::from_str(&cache) {
+        h.insert(http::header::CACHE_CONTROL, v);
+    }
+    h.insert(
+        http::header::VARY,
+        http::HeaderValue::from_static("accept-encoding"),
+    );
+    if let (false, Some(e)) = (not_modified, encoding.header()) {
+        h.insert(
+            http::header::CONTENT_ENCODING,
+            http::HeaderValue::from_static(e),
+        );
+    }
+    Ok(r)
 }

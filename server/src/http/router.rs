@@ -58,7 +58,7 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         method: "GET",
         template: "/v1/phases/{phase}/availability",
-        statuses: &[200, 404, 422],
+        statuses: &[200, 304, 404, 422],
     },
     RouteSpec {
         method: "POST",
@@ -180,6 +180,11 @@ pub const ROUTES: &[RouteSpec] = &[
         template: "/v1/admin/phases/{phase}/close-out",
         statuses: &[200, 401, 404, 422, 503],
     },
+    RouteSpec {
+        method: "HEAD",
+        template: "/v1/phases/{phase}/availability",
+        statuses: &[200, 304, 404, 422],
+    },
 ];
 
 /// A resolved route.
@@ -215,6 +220,8 @@ pub enum Route<'a> {
     Sms,
     CheckIn(&'a str),
     CloseOut(&'a str),
+    /// `HEAD` of an availability page: its headers (ETag, length), no body.
+    AvailabilityHead(&'a str),
 }
 
 impl Route<'_> {
@@ -251,6 +258,7 @@ impl Route<'_> {
             Route::Sms => 27,
             Route::CheckIn(_) => 28,
             Route::CloseOut(_) => 29,
+            Route::AvailabilityHead(_) => 30,
         }
     }
 }
@@ -279,6 +287,10 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Resolved<'a> {
         (_, ["v1", "phases"]) => (None, "/v1/phases"),
         (&Method::GET, ["v1", "phases", p, "availability"]) => (
             Some(Route::Availability(p)),
+            "/v1/phases/{phase}/availability",
+        ),
+        (&Method::HEAD, ["v1", "phases", p, "availability"]) => (
+            Some(Route::AvailabilityHead(p)),
             "/v1/phases/{phase}/availability",
         ),
         (_, ["v1", "phases", _, "availability"]) => (None, "/v1/phases/{phase}/availability"),
@@ -407,7 +419,9 @@ where
         Route::Metrics => Ok(ops::metrics(app)),
         Route::OpenApi => Ok(ops::openapi()),
         Route::Phases => Ok(ops::phases(app)),
-        Route::Availability(p) => ops::availability(app, p, query.as_deref()),
+        Route::Availability(p) | Route::AvailabilityHead(p) => {
+            ops::availability(app, p, query.as_deref(), h)
+        }
         Route::Book(p) => booking::create(app, p, h, body).await,
         Route::MyBookings => booking::list(app, h).await,
         Route::Change(b) => booking::change(app, b, h, body).await,
@@ -544,6 +558,13 @@ where
         origin.as_ref(),
         !app.limits.cors_origins.is_empty(),
     );
+    // Only what says it may be cached is: person data, tokens and errors are not.
+    if !response.headers().contains_key(header::CACHE_CONTROL) {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
     let seconds = started.elapsed().as_secs_f64();
     access_log(
         app,

@@ -992,3 +992,62 @@ fn cors_origins_are_checked_and_read_from_the_flag_or_the_environment() {
     .expect_err("refused");
     assert!(bad.to_string().contains("--cors-origin"), "{bad}");
 }
+
+#[tokio::test]
+async fn availability_is_fit_for_a_cdn_and_person_data_is_not_cached() {
+    let app = spawn_app().await;
+    let path = "/v1/phases/P1/availability?county=%E8%87%BA%E5%8C%97%E5%B8%82";
+    let plain = app.get(path, None).await;
+    assert_eq!(plain.status, StatusCode::OK);
+    let etag = plain.headers["etag"].to_str().expect("ascii").to_string();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    assert_eq!(plain.headers["cache-control"], "public, max-age=1");
+    assert_eq!(plain.headers["vary"], "accept-encoding");
+    assert!(!plain.headers.contains_key("content-encoding"));
+
+    let again = app
+        .send(Method::GET, path, None, None, &[("if-none-match", &etag)])
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(again.headers["etag"], etag.as_str());
+
+    for (accept, coding) in [("gzip", "gzip"), ("br, gzip", "br")] {
+        let url = format!("http://{}{path}", app.addr);
+        let req = http::Request::get(url)
+            .header("accept-encoding", accept)
+            .body(http_body_util::Full::new(Bytes::new()))
+            .expect("request");
+        let res = app.client.request(req).await.expect("answer");
+        assert_eq!(res.headers()["content-encoding"], coding);
+        let squeezed = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        let whole = serde_json::to_vec(&plain.body).expect("json").len();
+        assert!(
+            squeezed.len() * 3 < whole,
+            "{coding}: {} of {whole}",
+            squeezed.len()
+        );
+    }
+    let head = app.send(Method::HEAD, path, None, None, &[]).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.headers.contains_key("etag"));
+
+    for junk in [
+        "county=Atlantis",
+        "county=%E8%87%BA%E5%8C%97%E5%B8%82&district=Nowhere",
+        "district=Nowhere",
+    ] {
+        let a = app
+            .get(&format!("/v1/phases/P1/availability?{junk}"), None)
+            .await;
+        assert_eq!(
+            (a.status, a.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid-request"),
+            "{junk}"
+        );
+    }
+    let mine = app.get("/v1/me/bookings", Some(&app.person(1))).await;
+    assert_eq!(mine.headers["cache-control"], "no-store");
+}
