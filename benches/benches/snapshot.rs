@@ -80,8 +80,14 @@ fn snapshot(c: &mut Criterion) {
     println!(
         "snapshot: {} slots; county page {} bytes, phase page {} bytes",
         catalog.slots.len(),
-        cached.page(phase, &by_county).len(),
-        cached.page(phase, &Query::default()).len()
+        cached
+            .page(phase, &by_county)
+            .body(slotd::availability::Encoding::Identity)
+            .len(),
+        cached
+            .page(phase, &Query::default())
+            .body(slotd::availability::Encoding::Identity)
+            .len()
     );
 }
 
