@@ -92,7 +92,11 @@ fn writer<S: Store>(
     now: OffsetDateTime,
 ) -> Result<Claims, Problem> {
     let claims = authenticate(app, headers, BOOKING_SCOPES, now.unix_timestamp())?;
-    if !app.rate.allow(claims.person.packed(), now.unix_timestamp()) {
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    if !app
+        .rate
+        .allow(claims.person.packed(), now.unix_timestamp(), key)
+    {
         return Err(Problem::new(
             Code::RateLimited,
             "too many booking requests from this person",
@@ -140,7 +144,10 @@ where
     .await?;
     let req: SlotBody = json(&raw)?;
     let channel = channel(&claims, req.channel.as_deref())?;
-    let idem = idempotency(headers, "reserve", phase, claims.person, &raw)?;
+    // The parsed request, not its bytes: a field sent with its default value is the same
+    // request as the field left out, and spacing or key order change nothing.
+    let asked = format!("slot={}\nchannel={}", req.slot, channel.as_str());
+    let idem = idempotency(headers, "reserve", phase, claims.person, asked.as_bytes())?;
     service::check_registration(
         &*app.store,
         &*app.identity.store,
@@ -239,7 +246,8 @@ where
     )
     .await?;
     let req: SlotBody = json(&raw)?;
-    let idem = idempotency(headers, "change", id, claims.person, &raw)?;
+    let asked = format!("slot={}", req.slot);
+    let idem = idempotency(headers, "change", id, claims.person, asked.as_bytes())?;
     service::check_registration(
         &*app.store,
         &*app.identity.store,

@@ -213,7 +213,7 @@ fn registrant<S: Store>(app: &App<S>, headers: &HeaderMap) -> Result<IdNumber, P
 fn registrant_writing<S: Store>(app: &App<S>, headers: &HeaderMap) -> Result<IdNumber, Problem> {
     let person = registrant(app, headers)?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    if !app.rate.allow(person.packed(), now) {
+    if !app.rate.allow(person.packed(), now, None) {
         return Err(Problem::new(
             Code::RateLimited,
             "too many registration changes from this person",

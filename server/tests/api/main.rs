@@ -1051,3 +1051,58 @@ async fn availability_is_fit_for_a_cdn_and_person_data_is_not_cached() {
     let mine = app.get("/v1/me/bookings", Some(&app.person(1))).await;
     assert_eq!(mine.headers["cache-control"], "no-store");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_of_one_write_get_its_answer_never_429_and_defaults_change_nothing() {
+    let app = Arc::new(spawn_app_with(|c| c.limits.person_write_rate = 2).await);
+    let me = app.person(1);
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (app, me) = (app.clone(), me.clone());
+            // Half send the default channel spelled out, in another key order.
+            let body: &'static [u8] = if i % 2 == 0 {
+                b"{\"slot\":\"C\"}"
+            } else {
+                b"{ \"channel\": \"web\", \"slot\": \"C\" }"
+            };
+            tokio::spawn(async move {
+                app.send(
+                    Method::POST,
+                    "/v1/phases/P1/bookings",
+                    Some(&me),
+                    Some(Bytes::from_static(body)),
+                    &[("idempotency-key", "double-click")],
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut bookings = std::collections::HashSet::new();
+    for t in tasks {
+        let a = t.await.expect("task");
+        assert_eq!(a.status, StatusCode::CREATED, "{}: {}", a.status, a.body);
+        bookings.insert(a.body["booking"].as_str().unwrap_or("").to_string());
+    }
+    assert_eq!(
+        bookings.len(),
+        1,
+        "one booking, answered to every duplicate"
+    );
+    assert_eq!(app.remaining("P1", "C").await, 4);
+    // New keys are new writes, and the rate still holds for them.
+    let mut limited = false;
+    for k in 0..6 {
+        let key = format!("other-{k}");
+        let a = app
+            .send(
+                Method::POST,
+                "/v1/phases/P1/bookings",
+                Some(&me),
+                Some(Bytes::from_static(b"{\"slot\":\"D\"}")),
+                &[("idempotency-key", &key)],
+            )
+            .await;
+        limited |= a.status == StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(limited, "fresh keys do not escape the rate limit");
+}
