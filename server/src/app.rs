@@ -27,6 +27,8 @@ pub struct App<S: Store> {
     pub limits: Limits,
     pub availability: Availability,
     pub rate: RateLimiter,
+    /// Own-bookings reads per person (`--person-read-rate`).
+    pub read_rate: RateLimiter,
     pub metrics: PrometheusHandle,
     /// Requests being served; beyond `limits.max_in_flight`, new ones are shed.
     pub in_flight: AtomicUsize,
@@ -158,6 +160,7 @@ impl<S: Store> App<S> {
         let availability = Availability::new(store.catalog(), store.inventory());
         Self {
             rate: RateLimiter::new(limits.person_write_rate),
+            read_rate: RateLimiter::new(limits.person_read_rate),
             store,
             tokens,
             admin_token,
@@ -186,8 +189,9 @@ impl<S: Store> App<S> {
                 n += 1;
                 if n.is_multiple_of(20) {
                     app.metrics.run_upkeep();
-                    app.rate
-                        .prune(time::OffsetDateTime::now_utc().unix_timestamp());
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                    app.rate.prune(now);
+                    app.read_rate.prune(now);
                 }
             }
         })

@@ -134,6 +134,9 @@ pub struct ServeArgs {
     /// Booking writes per person per second; beyond, 429 `rate-limited` [default: 10].
     #[arg(long)]
     pub person_write_rate: Option<String>,
+    /// Reads of one's own bookings per person per second; beyond, 429 [default: 5].
+    #[arg(long)]
+    pub person_read_rate: Option<String>,
     /// Seconds to drain connections at shutdown [default: 10].
     #[arg(long)]
     pub shutdown_grace: Option<String>,
@@ -397,6 +400,9 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// Default 10 writes per person per second: people click; scripts hammer.
     pub person_write_rate: u32,
+    /// Default 5: a person's own-bookings reads per second (a page is cheap, a script
+    /// polling it in a loop is not).
+    pub person_read_rate: u32,
     /// Default 10 s.
     pub shutdown_grace: Duration,
 }
@@ -415,6 +421,7 @@ impl Default for Limits {
             max_connections: 20_000,
             max_in_flight: 8_192,
             person_write_rate: 10,
+            person_read_rate: 5,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -638,6 +645,7 @@ impl Config {
             ("max-connections", l.max_connections.to_string()),
             ("max-in-flight", l.max_in_flight.to_string()),
             ("person-write-rate", l.person_write_rate.to_string()),
+            ("person-read-rate", l.person_read_rate.to_string()),
             ("shutdown-grace", format!("{:?}", l.shutdown_grace)),
             ("journal-max-batch", self.journal_max_batch.to_string()),
             (
@@ -801,6 +809,12 @@ impl Config {
                 &args.max_in_flight,
                 "SLOTD_MAX_IN_FLIGHT",
                 dl.max_in_flight,
+                1,
+            )?,
+            person_read_rate: src.number(
+                &args.person_read_rate,
+                "SLOTD_PERSON_READ_RATE",
+                dl.person_read_rate,
                 1,
             )?,
             person_write_rate: src.number(

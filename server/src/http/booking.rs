@@ -207,17 +207,76 @@ fn key_reused() -> Problem {
 }
 
 /// `GET /v1/me/bookings`
-pub async fn list<S: Store>(app: &App<S>, headers: &HeaderMap) -> Result<HttpResponse, Problem> {
+///
+/// Paged: the first page holds every live booking and the newest others, up to `limit`
+/// (default 50, at most 100); `next` names the cursor (`?before=`) for older ones.
+/// Rate-limited per person (`--person-read-rate`).
+pub async fn list<S: Store>(
+    app: &App<S>,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<HttpResponse, Problem> {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let claims = authenticate(app, headers, BOOKING_SCOPES, now)?;
+    let mut limit = PAGE;
+    let mut before: Option<String> = None;
+    for (k, v) in super::request::query_pairs(query) {
+        match k.as_str() {
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        Problem::new(
+                            Code::InvalidRequest,
+                            format!("limit must be 1 to {MAX_PAGE}"),
+                        )
+                    })?;
+            }
+            "before" => before = Some(v),
+            _ => {}
+        }
+    }
+    if !app.read_rate.allow(claims.person.packed(), now, None) {
+        return Err(Problem::new(
+            Code::RateLimited,
+            "too many reads of this person's bookings",
+        )
+        .retry_after(1));
+    }
     let bookings = app.store.bookings_of(claims.person).await?;
+    // Oldest first, as the store keeps them. `before`: only those older than that one.
+    let end = match &before {
+        None => bookings.len(),
+        Some(id) => bookings
+            .iter()
+            .position(|b| b.booking.as_str() == id)
+            .ok_or_else(|| {
+                Problem::new(Code::InvalidRequest, "before names none of your bookings")
+            })?,
+    };
+    let older = &bookings[..end];
+    // The newest `limit` of them; the first page adds every live booking older than that
+    // (one per phase at most), so a person always sees what they hold.
+    let start = end.saturating_sub(limit);
+    let mut chosen: Vec<usize> = Vec::new();
+    if before.is_none() {
+        chosen.extend((0..start).filter(|&i| older[i].status.is_live()));
+    }
+    chosen.extend(start..end);
+    let next = (start > 0).then(|| older[start].booking.to_string());
     let catalog = app.store.catalog();
-    let views: Vec<BookingView<'_>> = bookings.iter().map(|b| view(&catalog, b)).collect();
+    let views: Vec<BookingView<'_>> = chosen.iter().map(|&i| view(&catalog, &older[i])).collect();
     Ok(respond(
         StatusCode::OK,
-        &serde_json::json!({ "bookings": views }),
+        &serde_json::json!({ "bookings": views, "next": next }),
     ))
 }
+
+/// Bookings per page of `GET /v1/me/bookings`, by default and at most.
+const PAGE: usize = 50;
+const MAX_PAGE: usize = 100;
 
 fn booking_id(raw: &str) -> Result<BookingId, Problem> {
     BookingId::parse(raw)

@@ -68,7 +68,7 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         method: "GET",
         template: "/v1/me/bookings",
-        statuses: &[200, 401, 403, 503],
+        statuses: &[200, 401, 403, 422, 429, 503],
     },
     RouteSpec {
         method: "PUT",
@@ -423,7 +423,7 @@ where
             ops::availability(app, p, query.as_deref(), h)
         }
         Route::Book(p) => booking::create(app, p, h, body).await,
-        Route::MyBookings => booking::list(app, h).await,
+        Route::MyBookings => booking::list(app, h, query.as_deref()).await,
         Route::Change(b) => booking::change(app, b, h, body).await,
         Route::Cancel(b) => booking::cancel(app, b, h).await,
         Route::Calendar => admin::put_calendar(app, h, body).await,

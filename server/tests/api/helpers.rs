@@ -110,6 +110,7 @@ pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
         ..Config::default()
     };
     config.limits.person_write_rate = 1_000;
+    config.limits.person_read_rate = 1_000;
     tune(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -1106,3 +1106,61 @@ async fn duplicates_of_one_write_get_its_answer_never_429_and_defaults_change_no
     }
     assert!(limited, "fresh keys do not escape the rate limit");
 }
+
+#[tokio::test]
+async fn own_bookings_are_paged_keep_live_ones_on_the_first_page_and_are_rate_limited() {
+    let app = spawn_app_with(|c| c.limits.person_read_rate = 1_000).await;
+    let me = app.person(1);
+    let live = app.book(&me, "P1", "C").await.body["booking"].clone();
+    // Sixty book-and-cancel cycles in P2 (an invitation phase) after the live P1 booking.
+    let invite = app
+        .admin(
+            Method::PUT,
+            "/v1/admin/phases/P2/invitations",
+            Some(json!([synthetic_id(1).to_string()])),
+        )
+        .await;
+    assert_eq!(invite.status, StatusCode::OK);
+    for _ in 0..60 {
+        let b = app.book(&me, "P2", "Q").await;
+        assert_eq!(b.status, StatusCode::CREATED, "{}", b.body);
+        let id = b.body["booking"].as_str().expect("id").to_string();
+        assert_eq!(app.cancel(&me, &id).await.status, StatusCode::NO_CONTENT);
+    }
+    let first = app.get("/v1/me/bookings", Some(&me)).await;
+    let page = first.body["bookings"].as_array().expect("page");
+    assert_eq!(page.len(), 51, "the newest 50 and the older live one");
+    assert_eq!(
+        page[0]["booking"], live,
+        "the live booking is on the first page"
+    );
+    let next = first.body["next"].as_str().expect("more").to_string();
+    let second = app
+        .get(
+            &format!("/v1/me/bookings?before={next}&limit=100"),
+            Some(&me),
+        )
+        .await;
+    let older = second.body["bookings"].as_array().expect("page");
+    assert_eq!(older.len(), 11, "the live one and the 10 oldest cancelled");
+    assert!(second.body["next"].is_null());
+    let bad = app.get("/v1/me/bookings?limit=500", Some(&me)).await;
+    assert_eq!(bad.code(), "invalid-request");
+
+    let strict = spawn_app_with(|c| c.limits.person_read_rate = 2).await;
+    let t = strict.person(9);
+    let statuses: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..5 {
+            v.push(
+                strict
+                    .get("/v1/me/bookings", Some(&t))
+                    .await
+                    .status
+                    .as_u16(),
+            );
+        }
+        v
+    };
+    assert!(statuses.contains(&429), "{statuses:?}");
+}

@@ -74,3 +74,56 @@ async fn every_answer_carries_a_request_id_and_problems_name_it() {
         .await;
     assert_ne!(junk.headers["x-request-id"], "has spaces and more");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_says_so_when_stuck_requests_fill_the_in_flight_budget() {
+    use tokio::io::AsyncWriteExt;
+    let app = crate::helpers::spawn_app_with(|c| c.limits.max_in_flight = 2).await;
+    assert_eq!(
+        app.get("/health/ready", None).await.status,
+        http::StatusCode::OK
+    );
+    // Two requests whose bodies never come hold the budget (until the body timeout).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connect");
+        s.write_all(
+            format!(
+                "POST /v1/phases/P1/bookings HTTP/1.1\r\nhost: slotd\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n",
+                app.person(1)
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("headers");
+        held.push(s);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = app.get("/health/ready", None).await;
+        if r.status == http::StatusCode::SERVICE_UNAVAILABLE {
+            assert!(
+                r.body["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("saturated"),
+                "{}",
+                r.body
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "readiness stayed 200");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while app.get("/health/ready", None).await.status != http::StatusCode::OK {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ready again once they are gone"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
