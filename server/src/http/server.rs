@@ -1,18 +1,14 @@
 //! The accept loop: bounded connections, timeouts, graceful shutdown.
 
 use std::future::Future;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -21,72 +17,9 @@ use crate::app::App;
 use crate::metrics as m;
 use crate::store::Store;
 
-/// A connection's socket, noting when bytes last moved so that idle keep-alive
-/// connections can be closed.
-struct Tracked<T> {
-    inner: T,
-    epoch: Instant,
-    last: Arc<AtomicU64>,
-}
-
-impl<T> Tracked<T> {
-    fn touch(&self) {
-        // Relaxed: a watchdog that reads a slightly old instant only closes a little later.
-        self.last
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.touch();
-        }
-        r
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        r
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        r
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
-/// Resolves when the connection has had no traffic and no request for `timeout`.
+/// Resolves when the connection has had no request in progress, none begun and none
+/// ended, for `timeout`. Requests, not bytes: an HTTP/2 client that only answers the
+/// server's PINGs, or a client trickling headers that never make a request, is idle.
 async fn idle(epoch: Instant, last: Arc<AtomicU64>, active: Arc<AtomicUsize>, timeout: Duration) {
     let step = (timeout / 4).max(Duration::from_millis(50));
     loop {
@@ -152,21 +85,22 @@ pub async fn run<S: Store>(
         let epoch = Instant::now();
         let last = Arc::new(AtomicU64::new(0));
         let active = Arc::new(AtomicUsize::new(0));
-        let io = TokioIo::new(Tracked {
-            inner: stream,
-            epoch,
-            last: last.clone(),
-        });
+        let io = TokioIo::new(stream);
         let service = {
-            let (app, active) = (app.clone(), active.clone());
+            let (app, active, last) = (app.clone(), active.clone(), last.clone());
             service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                let (app, active) = (app.clone(), active.clone());
+                let (app, active, last) = (app.clone(), active.clone(), last.clone());
                 // The client address, for per-address limits (login failures).
                 req.extensions_mut().insert(PeerAddr(peer.ip()));
+                // Relaxed: a watchdog that reads a slightly old instant closes a little later.
+                let touch =
+                    move || last.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
                 async move {
+                    touch();
                     active.fetch_add(1, Ordering::AcqRel);
                     let response = handle(&app, req).await;
                     active.fetch_sub(1, Ordering::AcqRel);
+                    touch();
                     Ok::<_, std::convert::Infallible>(response)
                 }
             })

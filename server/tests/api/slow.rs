@@ -127,3 +127,35 @@ async fn readiness_says_so_when_stuck_requests_fill_the_in_flight_budget() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_that_only_answers_pings_is_closed() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.limits.idle_timeout = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2c handshake");
+    // The connection task answers the server's PINGs for as long as it runs.
+    let closed = tokio::spawn(conn);
+    let req = http::Request::get(format!("http://{}/health/live", app.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let res = send.send_request(req).await.expect("answer");
+    assert_eq!(res.status(), http::StatusCode::OK);
+    let started = std::time::Instant::now();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), closed).await;
+    assert!(ended.is_ok(), "the server closed the idle h2 connection");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1_500),
+        "not before the idle timeout: {:?}",
+        started.elapsed()
+    );
+}
