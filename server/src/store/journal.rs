@@ -105,12 +105,6 @@ struct Segment {
     bytes: Arc<AtomicU64>,
 }
 
-impl std::fmt::Debug for Op {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Op")
-    }
-}
-
 /// Frames one payload.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + payload.len());
@@ -721,6 +715,17 @@ fn fault(_dir: &Path, _at: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_file_reads_as_empty_and_an_unreadable_one_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = scan(&dir.path().join("none.log")).expect("a missing file is empty");
+        assert_eq!((missing.records.len(), missing.total), (0, 0));
+        let file = dir.path().join("plain");
+        std::fs::write(&file, b"x").expect("write");
+        // A path through a regular file cannot be opened (ENOTDIR): not "empty".
+        assert!(scan(&file.join("journal.log")).is_err());
+    }
 
     /// A write that fails holds its records (and the ones queued after), answers them
     /// with an error, refuses nothing silently, and writes them once the disk is back:
