@@ -246,7 +246,10 @@ impl Problem {
             HeaderValue::from_static(lang.tag()),
         );
         if let Some(secs) = self.retry_after {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            h.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(jittered(self.code, secs)),
+            );
         }
         if let Some(v) = self.allow.and_then(|m| HeaderValue::from_str(&m).ok()) {
             h.insert(header::ALLOW, v);
@@ -258,6 +261,19 @@ impl Problem {
             );
         }
         r
+    }
+}
+
+/// `Retry-After` of a shed request (`overloaded`, `rate-limited`, `store-unavailable`,
+/// `account-locked` is exact) spread over `secs ..= 2 × secs`, so that the clients shed
+/// in one instant do not all come back in the same one. Other codes keep theirs exact
+/// (a window that opens in N seconds opens in N seconds).
+fn jittered(code: Code, secs: u64) -> u64 {
+    match code {
+        Code::Overloaded | Code::RateLimited | Code::StoreUnavailable => {
+            secs + u64::from(getrandom::u32().unwrap_or(0)) % (secs + 1)
+        }
+        _ => secs,
     }
 }
 
@@ -335,5 +351,19 @@ impl From<ServiceError> for Problem {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shed_answers_spread_their_retry_after_and_others_keep_it_exact() {
+        let seen: std::collections::HashSet<u64> =
+            (0..200).map(|_| jittered(Code::Overloaded, 2)).collect();
+        assert!(seen.iter().all(|s| (2..=4).contains(s)), "{seen:?}");
+        assert!(seen.len() > 1, "spread, not one value");
+        assert!((0..50).all(|_| jittered(Code::WindowNotOpen, 37) == 37));
     }
 }
