@@ -29,6 +29,8 @@ pub struct App<S: Store> {
     pub rate: RateLimiter,
     /// Own-bookings reads per person (`--person-read-rate`).
     pub read_rate: RateLimiter,
+    /// A token bucket per client address (`--address-rate`).
+    pub addresses: crate::http::AddressLimits,
     pub metrics: PrometheusHandle,
     /// Requests being served; beyond `limits.max_in_flight`, new ones are shed.
     pub in_flight: AtomicUsize,
@@ -161,6 +163,7 @@ impl<S: Store> App<S> {
         Self {
             rate: RateLimiter::new(limits.person_write_rate),
             read_rate: RateLimiter::new(limits.person_read_rate),
+            addresses: crate::http::AddressLimits::new(limits.address_rate, limits.address_burst),
             store,
             tokens,
             admin_token,
@@ -192,6 +195,7 @@ impl<S: Store> App<S> {
                     let now = time::OffsetDateTime::now_utc().unix_timestamp();
                     app.rate.prune(now);
                     app.read_rate.prune(now);
+                    app.addresses.prune();
                 }
             }
         })

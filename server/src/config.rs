@@ -137,6 +137,17 @@ pub struct ServeArgs {
     /// Reads of one's own bookings per person per second; beyond, 429 [default: 5].
     #[arg(long)]
     pub person_read_rate: Option<String>,
+    /// Requests per second from one client address to bookings, availability, captchas
+    /// and logins; beyond, 429; 0: no limit [default: 200, generous for carrier NAT].
+    #[arg(long)]
+    pub address_rate: Option<String>,
+    /// The burst a client address may take above its rate [default: 2 × the rate].
+    #[arg(long)]
+    pub address_burst: Option<String>,
+    /// Proxies whose X-Forwarded-For names the client, comma-separated addresses or
+    /// ranges (`10.0.0.0/8,192.168.1.7`) [default: none: the TCP peer is the client].
+    #[arg(long)]
+    pub trusted_proxies: Option<String>,
     /// Seconds to drain connections at shutdown [default: 10].
     #[arg(long)]
     pub shutdown_grace: Option<String>,
@@ -403,6 +414,12 @@ pub struct Limits {
     /// Default 5: a person's own-bookings reads per second (a page is cheap, a script
     /// polling it in a loop is not).
     pub person_read_rate: u32,
+    /// Default 200 requests/s per client address (0: none), on the routes a flood uses.
+    pub address_rate: u32,
+    /// Default 400.
+    pub address_burst: u32,
+    /// Default none.
+    pub trusted_proxies: Vec<crate::http::Cidr>,
     /// Default 10 s.
     pub shutdown_grace: Duration,
 }
@@ -422,6 +439,9 @@ impl Default for Limits {
             max_in_flight: 8_192,
             person_write_rate: 10,
             person_read_rate: 5,
+            address_rate: 200,
+            address_burst: 400,
+            trusted_proxies: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -646,6 +666,11 @@ impl Config {
             ("max-in-flight", l.max_in_flight.to_string()),
             ("person-write-rate", l.person_write_rate.to_string()),
             ("person-read-rate", l.person_read_rate.to_string()),
+            (
+                "address-rate",
+                format!("{}/s, burst {}", l.address_rate, l.address_burst),
+            ),
+            ("trusted-proxies", format!("{:?}", l.trusted_proxies)),
             ("shutdown-grace", format!("{:?}", l.shutdown_grace)),
             ("journal-max-batch", self.journal_max_batch.to_string()),
             (
@@ -811,6 +836,37 @@ impl Config {
                 dl.max_in_flight,
                 1,
             )?,
+            address_rate: src.number(
+                &args.address_rate,
+                "SLOTD_ADDRESS_RATE",
+                dl.address_rate,
+                0,
+            )?,
+            address_burst: {
+                let rate: u32 =
+                    src.number(&args.address_rate, "SLOTD_ADDRESS_RATE", dl.address_rate, 0)?;
+                src.number(
+                    &args.address_burst,
+                    "SLOTD_ADDRESS_BURST",
+                    rate.saturating_mul(2),
+                    0,
+                )?
+            },
+            trusted_proxies: match src.get(&args.trusted_proxies, "SLOTD_TRUSTED_PROXIES") {
+                None => Vec::new(),
+                Some(raw) => {
+                    let mut out = Vec::new();
+                    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                        out.push(crate::http::Cidr::parse(part).ok_or_else(|| {
+                            bad(
+                                src.origin(&args.trusted_proxies, "SLOTD_TRUSTED_PROXIES"),
+                                format!("{part:?} is not an address or a range like 10.0.0.0/8"),
+                            )
+                        })?);
+                    }
+                    out
+                }
+            },
             person_read_rate: src.number(
                 &args.person_read_rate,
                 "SLOTD_PERSON_READ_RATE",

@@ -8,8 +8,10 @@
 //!   outbox, close-out) and `check_in` (staff at a site): the day itself; `request`: body,
 //!   token and query parsing.
 //! - [`problem`]: every error as `application/problem+json`; `i18n`: its titles.
-//! - `cors`: browser frontends on the configured origins (`--cors-origin`).
+//! - `cors`: browser frontends on the configured origins (`--cors-origin`); `address`:
+//!   the client's address (behind `--trusted-proxies`) and its token bucket.
 
+mod address;
 mod admin;
 mod booking;
 mod check_in;
@@ -27,6 +29,7 @@ mod server;
 mod settlement;
 mod telemetry;
 
+pub use address::{AddressLimits, Cidr};
 pub use cors::valid_origin;
 pub use i18n::Lang;
 pub use ops::OPENAPI;

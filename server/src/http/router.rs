@@ -393,6 +393,32 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Resolved<'a> {
     }
 }
 
+/// The routes a flood uses, limited per client address.
+fn flooded(route: &Route<'_>) -> bool {
+    matches!(
+        route,
+        Route::Book(_)
+            | Route::Change(_)
+            | Route::Cancel(_)
+            | Route::Availability(_)
+            | Route::AvailabilityHead(_)
+            | Route::Captcha
+            | Route::Login
+            | Route::KioskLogin
+            | Route::RegistrationSession
+            | Route::MyBookings
+    )
+}
+
+/// The client's address (behind trusted proxies, the one they name).
+fn client_address<S: Store, B>(app: &App<S>, req: &Request<B>) -> std::net::IpAddr {
+    let peer = req
+        .extensions()
+        .get::<PeerAddr>()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |p| p.0);
+    super::address::client_ip(peer, req.headers(), &app.limits.trusted_proxies)
+}
+
 /// Whether a route is exempt from load shedding: probes and scrapes must answer
 /// precisely when the server is busiest.
 fn exempt(route: &Route<'_>) -> bool {
@@ -410,7 +436,9 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let query = req.uri().query().map(str::to_owned);
-    let (parts, body) = req.into_parts();
+    let client = client_address(app, &req);
+    let (mut parts, body) = req.into_parts();
+    parts.extensions.insert(PeerAddr(client));
     let h = &parts.headers;
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
     match route {
@@ -528,6 +556,17 @@ where
             )
             .allow(allowed.join(", "));
             (Err(problem), ROUTES.iter().position(|r| r.template == t))
+        }
+        Resolved::Found(route, _)
+            if flooded(&route) && !app.addresses.allow(client_address(app, &req)) =>
+        {
+            (
+                Err(
+                    Problem::new(Code::RateLimited, "too many requests from this address")
+                        .retry_after(1),
+                ),
+                Some(route.index()),
+            )
         }
         Resolved::Found(route, _) => {
             // Relaxed would do for a counter; AcqRel keeps the count exact across cores

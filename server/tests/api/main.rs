@@ -1177,3 +1177,40 @@ async fn own_bookings_are_paged_keep_live_ones_on_the_first_page_and_are_rate_li
     };
     assert!(statuses.contains(&429), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn one_address_is_limited_and_a_trusted_proxy_names_the_real_one() {
+    let app = spawn_app_with(|c| {
+        c.limits.address_rate = 5;
+        c.limits.address_burst = 5;
+        c.limits.trusted_proxies = vec![slotd::http::Cidr::parse("127.0.0.1").expect("cidr")];
+    })
+    .await;
+    let page = "/v1/phases/P1/availability?county=%E8%87%BA%E5%8C%97%E5%B8%82";
+    let from = |ip: &'static str| {
+        let app = &app;
+        async move {
+            app.send(Method::GET, page, None, None, &[("x-forwarded-for", ip)])
+                .await
+        }
+    };
+    let mut limited = 0;
+    for _ in 0..10 {
+        let a = from("203.0.113.1").await;
+        if a.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(a.code(), "rate-limited");
+            assert!(a.headers.contains_key("retry-after"));
+            limited += 1;
+        }
+    }
+    assert!(limited >= 4, "{limited} of 10 over a burst of 5");
+    assert_eq!(
+        from("203.0.113.2").await.status,
+        StatusCode::OK,
+        "another client is not limited"
+    );
+    // Health is never limited.
+    for _ in 0..20 {
+        assert_eq!(app.get("/health/live", None).await.status, StatusCode::OK);
+    }
+}
