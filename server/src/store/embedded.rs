@@ -260,55 +260,68 @@ impl EmbeddedStore {
     /// Opens the journal in `dir` (the newest snapshot and the segments after it),
     /// replays it, and starts its writer.
     pub fn open(dir: &Path, max_batch: usize) -> Result<(Self, OpenReport), StoreError> {
-        let (journal, replay) = Journal::open(dir, max_batch)
-            .map_err(|e| StoreError::Unavailable(format!("journal in {}: {e}", dir.display())))?;
-        let store = Self::with_journal(Some(journal));
-        let report = store.replay(&replay.snapshot, &replay.records, replay.truncated_bytes)?;
-        Ok((store, report))
+        // Records stream from the files into the store one at a time; the writer starts
+        // once they are all in.
+        let store = Self::with_journal(None);
+        let mut report = OpenReport::default();
+        let unavailable = |e: std::io::Error| {
+            StoreError::Unavailable(format!("journal in {}: {e}", dir.display()))
+        };
+        let opened = Journal::open_with(dir, "journal.log", max_batch, &mut |_, raw| {
+            store
+                .replay_one(raw, &mut report)
+                .map_err(std::io::Error::other)
+        });
+        let (journal, truncated) = opened.map_err(unavailable)?;
+        report.truncated_bytes = truncated;
+        store.rebuild_seats();
+        Ok((
+            Self {
+                journal: Some(journal),
+                ..store
+            },
+            report,
+        ))
     }
 
     /// Replays the journal in `dir` into a store without a journal, touching nothing on
     /// disk: for the offline audit, safe beside a running server.
     pub fn open_read_only(dir: &Path) -> Result<(Self, OpenReport), StoreError> {
-        let loaded = super::segments::load(dir, "journal")
-            .map_err(|e| StoreError::Unavailable(format!("journal in {}: {e}", dir.display())))?;
+        let store = Self::ephemeral();
+        let mut report = OpenReport::default();
+        let loaded = super::segments::load_with(dir, "journal", &mut |_, raw| {
+            store
+                .replay_one(raw, &mut report)
+                .map_err(std::io::Error::other)
+        })
+        .map_err(|e| StoreError::Unavailable(format!("journal in {}: {e}", dir.display())))?;
         if loaded.snapshot.is_none() && !loaded.last.1.is_file() {
             return Err(StoreError::Unavailable(format!(
                 "no journal at {}",
                 loaded.last.1.display()
             )));
         }
-        let store = Self::ephemeral();
-        let snapshot = loaded.snapshot.map(|s| s.1).unwrap_or_default();
-        let report = store.replay(&snapshot, &loaded.records, loaded.total - loaded.valid)?;
+        report.truncated_bytes = loaded.total - loaded.valid;
+        store.rebuild_seats();
         Ok((store, report))
     }
 
-    /// Replays a snapshot's records, then the segments' records, then sets every slot's
-    /// seats from the live bookings. Every record sets state rather than changing it, so
-    /// a record whose effect the snapshot already holds (a snapshot is taken while
-    /// writes go on: see [`Self::snapshot`]) changes nothing when replayed again.
-    fn replay(
-        &self,
-        snapshot: &[Vec<u8>],
-        records: &[Vec<u8>],
-        truncated_bytes: u64,
-    ) -> Result<OpenReport, StoreError> {
-        let mut report = OpenReport {
-            records: snapshot.len() + records.len(),
-            truncated_bytes,
-            has_calendar: false,
-        };
-        for (n, raw) in snapshot.iter().chain(records).enumerate() {
-            let record: Record = serde_json::from_slice(raw).map_err(|e| {
-                StoreError::Internal(format!("journal record {n} does not parse: {e}"))
-            })?;
-            report.has_calendar |= matches!(record, Record::Calendar { .. });
-            self.apply(record)?;
-        }
-        self.rebuild_seats();
-        Ok(report)
+    /// Replays one record, counting it in `report`.
+    fn replay_one(&self, raw: &[u8], report: &mut OpenReport) -> Result<(), StoreError> {
+        let record: Record = serde_json::from_slice(raw).map_err(|e| {
+            StoreError::Internal(format!(
+                "journal record {} does not parse: {e}",
+                report.records
+            ))
+        })?;
+        report.records += 1;
+        report.has_calendar |= matches!(record, Record::Calendar { .. });
+        self.apply(record)
     }
+
+    // Replay applies every record as a setting rather than a change, so a record whose
+    // effect a snapshot already holds (a snapshot is taken while writes go on: see
+    // [`Self::snapshot`]) changes nothing when replayed again; seats are then recounted.
 
     /// Sets every slot's free seats to its capacity less its live bookings (after a
     /// replay, which does not count seats record by record).
@@ -349,7 +362,19 @@ impl EmbeddedStore {
                     }
                 }
             }
-            Record::Booked { seq, booking, key } => {
+            Record::Booked {
+                seq,
+                mut booking,
+                key,
+            } => {
+                // Share the catalog's ids: a million bookings of one phase then hold one
+                // phase string and one string per slot, not a million of each.
+                let catalog = self.catalog.load();
+                if let Some(s) = catalog.slot_index(booking.slot.as_str()) {
+                    let info = catalog.slot(s);
+                    booking.slot = info.slot.id.clone();
+                    booking.phase = catalog.phases[info.phase].phase.id.clone();
+                }
                 self.sequence.fetch_max(seq, Ordering::Relaxed);
                 self.owners.insert(seq, booking.person.packed());
                 let mut person = self.people.entry(booking.person.packed()).or_default();
@@ -383,7 +408,10 @@ impl EmbeddedStore {
                     p.remember(idem.as_ref(), &booking);
                 }
                 if let Some(b) = p.booking_mut(&booking) {
-                    b.slot = slot;
+                    let catalog = self.catalog.load();
+                    b.slot = catalog
+                        .slot_index(slot.as_str())
+                        .map_or(slot, |s| catalog.slot(s).slot.id.clone());
                 }
             }
             Record::Settled { phase, at, invites } => {

@@ -183,6 +183,42 @@ fn read_all(path: &Path) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Hands each whole, valid frame of `path` to `f`, in order, one at a time (a journal is
+/// never held in memory whole: replay memory is one frame). Answers where the valid
+/// frames end and the file's length; a bad frame stops the walk, and whether it is a
+/// torn tail or damage is for the caller to ask [`scan`] (the rare path).
+pub fn stream(path: &Path, f: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<(u64, u64)> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(e) => return Err(e),
+    };
+    let total = file.metadata()?.len();
+    let mut r = io::BufReader::with_capacity(1 << 20, file);
+    let mut payload = Vec::new();
+    let mut at = 0u64;
+    loop {
+        let mut header = [0u8; HEADER];
+        match r.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok((at, total)),
+            Err(e) => return Err(e),
+        }
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if !(MIN_RECORD..=MAX_RECORD).contains(&len) || total - at - (HEADER as u64) < len as u64 {
+            return Ok((at, total));
+        }
+        payload.resize(len, 0);
+        r.read_exact(&mut payload)?;
+        if crc32fast::hash(&payload) != crc {
+            return Ok((at, total));
+        }
+        f(&payload)?;
+        at += (HEADER + len) as u64;
+    }
+}
+
 /// Reads the valid frames of `path` up to its end, a torn tail, or damage.
 pub fn scan(path: &Path) -> io::Result<Scan> {
     let buf = read_all(path)?;
@@ -296,12 +332,41 @@ impl Journal {
     }
 
     /// [`Journal::open`] on `dir/name`: each capability's store keeps its own log. The
-    /// log is segmented (see [`segments`](super::segments)): the newest snapshot and the
-    /// segments after it are read; files older than that snapshot are removed.
+    /// records are collected (tests and small journals); stores use [`Self::open_with`].
     pub fn open_file(dir: &Path, name: &str, max_batch: usize) -> io::Result<(Journal, Replay)> {
+        let (mut snapshot, mut records) = (Vec::new(), Vec::new());
+        let (journal, truncated_bytes) =
+            Self::open_with(dir, name, max_batch, &mut |from_snapshot, r| {
+                if from_snapshot {
+                    snapshot.push(r.to_vec());
+                } else {
+                    records.push(r.to_vec());
+                }
+                Ok(())
+            })?;
+        Ok((
+            journal,
+            Replay {
+                snapshot,
+                records,
+                truncated_bytes,
+            },
+        ))
+    }
+
+    /// Opens the journal `dir/name` (segmented: see [`segments`](super::segments)),
+    /// hands every record to `apply` in order (the newest snapshot's first, flagged
+    /// `true`), cuts off a torn tail, removes files older than the snapshot, and starts
+    /// the writer. Answers the journal and the bytes cut.
+    pub fn open_with(
+        dir: &Path,
+        name: &str,
+        max_batch: usize,
+        apply: &mut dyn FnMut(bool, &[u8]) -> io::Result<()>,
+    ) -> io::Result<(Journal, u64)> {
         std::fs::create_dir_all(dir)?;
         let stem = name.strip_suffix(".log").unwrap_or(name);
-        let loaded = super::segments::load(dir, stem)?;
+        let loaded = super::segments::load_with(dir, stem, apply)?;
         let (index, path) = loaded.last.clone();
         let mut file = OpenOptions::new()
             .create(true)
@@ -360,11 +425,7 @@ impl Journal {
                 path,
                 segment_bytes,
             },
-            Replay {
-                snapshot: loaded.snapshot.map(|s| s.1).unwrap_or_default(),
-                records: loaded.records,
-                truncated_bytes: loaded.total - loaded.valid,
-            },
+            loaded.total - loaded.valid,
         ))
     }
 

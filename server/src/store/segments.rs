@@ -125,9 +125,10 @@ pub fn read_snapshot(path: &Path, k: u64) -> io::Result<Vec<Vec<u8>>> {
 /// segment after it.
 #[derive(Debug)]
 pub struct Loaded {
-    /// The snapshot's number and records, if there is one.
+    /// The snapshot's number and records, if there is one ([`load`] fills the records;
+    /// [`load_with`] hands them over instead and leaves this empty).
     pub snapshot: Option<(u64, Vec<Vec<u8>>)>,
-    /// The records of the segments from the snapshot on, in order.
+    /// The records of the segments from the snapshot on, in order (as above).
     pub records: Vec<Vec<u8>>,
     /// The last segment: its number and path, where its valid frames end, its length.
     pub last: (u64, PathBuf),
@@ -137,16 +138,38 @@ pub struct Loaded {
     pub stale: Vec<PathBuf>,
 }
 
-/// Reads the journal of `stem` in `dir`, changing nothing. Damage anywhere but the
-/// torn tail of the last segment, a gap between segments, or a snapshot that is not
-/// whole is an error naming the file.
+/// Reads the journal of `stem` in `dir` into memory, changing nothing (see
+/// [`load_with`]).
 pub fn load(dir: &Path, stem: &str) -> io::Result<Loaded> {
+    let (mut snapshot, mut records) = (Vec::new(), Vec::new());
+    let mut loaded = load_with(dir, stem, &mut |from_snapshot, r| {
+        if from_snapshot {
+            snapshot.push(r.to_vec());
+        } else {
+            records.push(r.to_vec());
+        }
+        Ok(())
+    })?;
+    if let Some(s) = &mut loaded.snapshot {
+        s.1 = snapshot;
+    }
+    loaded.records = records;
+    Ok(loaded)
+}
+
+/// Streams the journal of `stem` in `dir` through `apply`, one record at a time: the
+/// newest snapshot's (flagged `true`), then every segment's after it. Changes nothing.
+/// Damage anywhere but the torn tail of the last segment, a gap between segments, or a
+/// snapshot that is not whole is an error naming the file (records before it may have
+/// been applied: the caller gives up on what it built).
+pub fn load_with(
+    dir: &Path,
+    stem: &str,
+    apply: &mut dyn FnMut(bool, &[u8]) -> io::Result<()>,
+) -> io::Result<Loaded> {
     let files = list(dir, stem)?;
     let mut stale: Vec<PathBuf> = files.unfinished.clone();
-    let snapshot = match files.snapshots.last() {
-        Some((k, path)) => Some((*k, read_snapshot(path, *k)?)),
-        None => None,
-    };
+    let snapshot = files.snapshots.last().cloned();
     let from = snapshot.as_ref().map_or(0, |s| s.0);
     for (k, path) in files.snapshots.iter().chain(&files.segments) {
         if *k < from {
@@ -165,35 +188,85 @@ pub fn load(dir: &Path, stem: &str) -> io::Result<Loaded> {
             ));
         }
     }
-    let mut records = Vec::new();
+    if let Some((k, path)) = &snapshot {
+        stream_snapshot(path, *k, apply)?;
+    }
     let (mut valid, mut total) = (0, 0);
     for (i, (k, path)) in live.iter().enumerate() {
-        let s = scan(path)?;
-        if let Some(d) = &s.damage {
-            return Err(super::journal::damaged(path, d));
+        let (v, t) = super::journal::stream(path, &mut |r| apply(false, r))?;
+        if v < t {
+            // A bad frame: damage if valid frames follow it, else a torn tail.
+            if let Some(d) = super::journal::scan(path)?.damage {
+                return Err(super::journal::damaged(path, &d));
+            }
+            if i + 1 != live.len() {
+                return Err(invalid(
+                    path,
+                    format!("segment {k} ends in a torn record but is not the last"),
+                ));
+            }
         }
-        let last = i + 1 == live.len();
-        if !last && s.valid < s.total {
-            return Err(invalid(
-                path,
-                format!("segment {k} ends in a torn record but is not the last"),
-            ));
-        }
-        records.extend(s.records);
-        (valid, total) = (s.valid, s.total);
+        (valid, total) = (v, t);
     }
     let last = live.last().map_or_else(
         || (from, segment_path(dir, stem, from)),
         |(k, p)| (*k, p.clone()),
     );
     Ok(Loaded {
-        snapshot,
-        records,
+        snapshot: snapshot.map(|(k, _)| (k, Vec::new())),
+        records: Vec::new(),
         last,
         valid,
         total,
         stale,
     })
+}
+
+/// Streams snapshot `k`'s records through `apply`, checking its header first and its
+/// end record (the count of records) last.
+fn stream_snapshot(
+    path: &Path,
+    k: u64,
+    apply: &mut dyn FnMut(bool, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut seen = 0u64;
+    let mut header_ok = false;
+    // One frame behind: the last frame is the end record, not a record.
+    let mut behind: Option<Vec<u8>> = None;
+    let (valid, total) = super::journal::stream(path, &mut |r| {
+        if !header_ok {
+            let h: Option<Header> = serde_json::from_slice(r).ok();
+            if h.is_none_or(|h| h.snapshot != k) {
+                return Err(invalid(
+                    path,
+                    "is not a whole snapshot (header record missing)",
+                ));
+            }
+            header_ok = true;
+            return Ok(());
+        }
+        if let Some(prev) = behind.replace(r.to_vec()) {
+            apply(true, &prev)?;
+            seen += 1;
+        }
+        Ok(())
+    })?;
+    if valid < total {
+        return Err(invalid(
+            path,
+            "is damaged or torn: a snapshot must be whole",
+        ));
+    }
+    let end: Option<End> = behind
+        .as_deref()
+        .and_then(|r| serde_json::from_slice(r).ok());
+    match end {
+        Some(e) if header_ok && e.end == seen => Ok(()),
+        _ => Err(invalid(
+            path,
+            "is not a whole snapshot (header or end record missing)",
+        )),
+    }
 }
 
 /// Stops the process at a named step, when the fault-injection build is told to (crash
