@@ -49,6 +49,8 @@ fn reopen(dir: &Path, label: &str) {
     let started = Instant::now();
     let (store, report) = EmbeddedStore::open(dir, 8_192).expect("reopen");
     let took = started.elapsed();
+    // Resident memory of the reopened store, before anything below copies bookings.
+    let rss = rss_bytes().saturating_sub(before);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -57,7 +59,6 @@ fn reopen(dir: &Path, label: &str) {
         let all = store.all_bookings().await.expect("bookings");
         all.iter().filter(|b| b.status.is_live()).count()
     });
-    let rss = rss_bytes().saturating_sub(before);
     println!(
         "restart/{label}: {:.2} s for {} records; {live} live bookings; resident +{} MiB = {} bytes per live booking",
         took.as_secs_f64(),

@@ -388,6 +388,9 @@ impl EmbeddedStore {
                     }
                 }
                 if person.booking_mut(&booking.booking).is_none() {
+                    // Exactly one more: most people hold one booking, and a vector's
+                    // default growth would reserve four (half a kilobyte each).
+                    person.bookings.reserve_exact(1);
                     person.bookings.push(booking);
                 }
             }
@@ -524,6 +527,7 @@ impl EmbeddedStore {
         let (seq, booking) = self.new_booking(r);
         self.owners.insert(seq, r.person.packed());
         person.remember(r.idempotency.as_ref(), &booking.booking);
+        person.bookings.reserve_exact(1);
         person.bookings.push(booking.clone());
         let ack = self.log(&Record::Booked {
             seq,
