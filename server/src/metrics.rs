@@ -30,6 +30,7 @@ pub const SMS_QUEUED: &str = "slotd_sms_queued";
 pub const INVITATIONS_SETTLED: &str = "slotd_invitations_settled_total";
 pub const CHECK_INS: &str = "slotd_check_ins_total";
 pub const REGISTRY_PERSONS_IMPORTED: &str = "slotd_registry_persons_imported_total";
+pub const BUILD_INFO: &str = "slotd_build_info";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -59,9 +60,45 @@ pub fn install() -> PrometheusHandle {
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
             };
             describe();
+            start_at_zero();
             handle
         })
         .clone()
+}
+
+/// Counters of events that may not have happened yet exist at zero from start-up, so
+/// that `rate()` sees the first failure, a dashboard panel shows 0 rather than "no
+/// data", and an alert on them has a series to watch. Labelled ones start with the
+/// labels their first events will carry.
+fn start_at_zero() {
+    for name in [
+        FAST_PATH_REJECTIONS,
+        CANCELLATIONS,
+        INVITATIONS_SETTLED,
+        REGISTRY_PERSONS_IMPORTED,
+    ] {
+        metrics::counter!(name).absolute(0);
+    }
+    for channel in ["web", "app", "kiosk"] {
+        metrics::counter!(BOOKINGS_COMMITTED, "channel" => channel).absolute(0);
+    }
+    for op in [
+        "reserve",
+        "change",
+        "cancel",
+        "bookings_of",
+        "ping",
+        "refresh",
+    ] {
+        metrics::counter!(STORE_ERRORS, "op" => op).absolute(0);
+    }
+    for outcome in ["sent", "failed", "dead"] {
+        metrics::counter!(SMS_SENDS, "outcome" => outcome).absolute(0);
+    }
+    for outcome in ["attended", "repeat", "refused"] {
+        metrics::counter!(CHECK_INS, "outcome" => outcome).absolute(0);
+    }
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
 fn describe() {
@@ -139,6 +176,7 @@ fn describe() {
     );
     describe_gauge!(SMS_QUEUED, "invitation texts waiting for their first send");
     describe_counter!(INVITATIONS_SETTLED, "people invited by settlement runs");
+    describe_gauge!(BUILD_INFO, "1, labelled with the slotd version that runs");
     describe_counter!(CHECK_INS, "check-ins at sites, by outcome");
     describe_counter!(
         FAST_PATH_REJECTIONS,

@@ -45,3 +45,23 @@ fn every_dashboard_query_names_an_exported_metric() {
         }
     }
 }
+
+/// Rates use Grafana's `$__rate_interval`, which follows the scrape interval and the
+/// zoom, rather than a fixed window that is empty at short scrapes or hides spikes.
+#[test]
+fn rates_follow_the_rate_interval() {
+    let dashboard = include_str!("../../grafana/slotd-overview.json");
+    let doc: serde_json::Value = serde_json::from_str(dashboard).expect("the dashboard is JSON");
+    for p in doc["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let expr = t["expr"].as_str().unwrap_or("");
+            if expr.contains("rate(") {
+                assert!(
+                    expr.contains("[$__rate_interval]"),
+                    "panel {}: {expr}",
+                    p["title"]
+                );
+            }
+        }
+    }
+}

@@ -803,6 +803,13 @@ async fn metrics_and_openapi_are_served() {
         "{text}"
     );
     assert!(text.contains("slotd_bookings_committed_total"));
+    // Counters of events that have not happened exist at zero, and the build is named.
+    assert!(
+        text.contains("slotd_fast_path_rejections_total 0"),
+        "{text}"
+    );
+    assert!(text.contains("slotd_store_errors_total{op=\"reserve\"} 0"));
+    assert!(text.contains("slotd_build_info{version=\""));
     assert!(text.contains("slotd_journal_fsync_seconds_bucket"));
     let doc = app.get("/openapi.json", None).await;
     assert_eq!(doc.status, StatusCode::OK);
