@@ -96,31 +96,6 @@ fn invalid(path: &Path, what: impl std::fmt::Display) -> io::Error {
     )
 }
 
-/// The records of the snapshot at `path` numbered `k`, if it is whole.
-pub fn read_snapshot(path: &Path, k: u64) -> io::Result<Vec<Vec<u8>>> {
-    let s = scan(path)?;
-    if let Some(d) = s.damage {
-        return Err(invalid(path, format!("is damaged: {d}")));
-    }
-    if s.valid < s.total {
-        return Err(invalid(path, "ends in a torn record"));
-    }
-    let mut records = s.records;
-    let header: Option<Header> = records.first().and_then(|r| serde_json::from_slice(r).ok());
-    let end: Option<End> = records.last().and_then(|r| serde_json::from_slice(r).ok());
-    match (header, end) {
-        (Some(h), Some(e)) if h.snapshot == k && e.end == records.len() as u64 - 2 => {
-            records.pop();
-            records.remove(0);
-            Ok(records)
-        }
-        _ => Err(invalid(
-            path,
-            "is not a whole snapshot (header or end record missing)",
-        )),
-    }
-}
-
 /// A directory's journal, read: the newest snapshot's records, then those of every
 /// segment after it.
 #[derive(Debug)]
@@ -410,6 +385,34 @@ mod tests {
         drop(f);
         write_segment(d, 1, &[b"a1"]);
         assert!(load(d, "j").is_err_and(|e| e.to_string().contains("not a whole snapshot")));
+    }
+
+    #[test]
+    fn a_missing_directory_has_no_files_and_a_file_is_not_a_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let none = list(&dir.path().join("nowhere"), "j").expect("missing is empty");
+        assert!(none.segments.is_empty() && none.snapshots.is_empty());
+        let file = dir.path().join("plain");
+        std::fs::write(&file, b"x").expect("write");
+        assert!(
+            list(&file, "j").is_err(),
+            "a file where the directory should be"
+        );
+        // Only eight digits number a segment: other names are not the journal's.
+        for stray in [
+            "j.123.log",
+            "j.abcdefgh.log",
+            "j.000000012.log",
+            "k.00000001.log",
+        ] {
+            std::fs::write(dir.path().join(stray), b"").expect("stray");
+        }
+        std::fs::write(dir.path().join("j.00000001.log"), b"").expect("segment");
+        let found = list(dir.path(), "j").expect("list");
+        assert_eq!(
+            found.segments.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            vec![1]
+        );
     }
 
     #[test]
