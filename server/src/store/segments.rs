@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::journal::{frame, scan};
+use super::journal::frame;
 
 /// The name of segment `k`.
 pub fn segment_path(dir: &Path, stem: &str, k: u64) -> PathBuf {
