@@ -416,6 +416,29 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_with_a_torn_record_or_a_wrong_count_refuses_to_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        write_snapshot(d, "j", 1, vec![b"s0".to_vec(), b"s1".to_vec()]).expect("snapshot");
+        write_segment(d, 1, &[b"a1"]);
+        assert!(load(d, "j").is_ok());
+        // A torn record at its end.
+        let path = snapshot_path(d, "j", 1);
+        let mut torn = std::fs::read(&path).expect("read");
+        torn.extend_from_slice(&frame(b"s2")[..5]);
+        std::fs::write(&path, &torn).expect("write");
+        assert!(load(d, "j").is_err_and(|e| e.to_string().contains("torn")));
+        // Whole frames, but the end record counts three records where there are two.
+        let mut f = File::create(&path).expect("create");
+        f.write_all(&frame(br#"{"snapshot":1}"#)).expect("w");
+        f.write_all(&frame(b"s0")).expect("w");
+        f.write_all(&frame(b"s1")).expect("w");
+        f.write_all(&frame(br#"{"end":3}"#)).expect("w");
+        drop(f);
+        assert!(load(d, "j").is_err_and(|e| e.to_string().contains("not a whole snapshot")));
+    }
+
+    #[test]
     fn an_unfinished_snapshot_is_ignored_and_stale() {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
