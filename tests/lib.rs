@@ -232,6 +232,20 @@ pub mod slotd_process {
         bin
     }
 
+    /// Runs `slotd audit --data-dir DIR`; answers whether every invariant held, and what
+    /// it printed.
+    pub fn audit_data_dir(dir: &std::path::Path) -> (bool, String) {
+        let out = Command::new(binary())
+            .args(["audit", "--data-dir"])
+            .arg(dir)
+            .output()
+            .expect("slotd audit runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// The flags of a `slotd serve` on its own directory: the journal in `dir/store`, the
     /// calendar from `dir/calendar.json`, and the given secrets.
     pub fn embedded_args(dir: &std::path::Path, admin: &str, secret: &str) -> Vec<String> {

@@ -113,6 +113,23 @@ async fn wait_sent(http: &Http, base: &str, want: u64, within: Duration) -> Valu
     }
 }
 
+/// Lines the file gateway has written so far.
+fn lines(f: &Path) -> usize {
+    std::fs::read_to_string(f)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+/// Waits until the file gateway has written `n` lines (a server is mid-send).
+async fn wait_lines(file: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lines(file) < n {
+        assert!(Instant::now() < deadline, "no texts written");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// One POST as the carrier saw it.
 #[derive(Debug, Clone)]
 struct Received {
@@ -280,17 +297,7 @@ async fn the_file_gateway_writes_each_text_once_across_kill_9() {
     let http = Http::new(Duration::from_secs(10));
     let mut first = Slotd::start(&args);
     register_and_settle(&http, &first.base).await;
-    let lines = |f: &Path| {
-        std::fs::read_to_string(f)
-            .unwrap_or_default()
-            .lines()
-            .count()
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while lines(&file) < 50 {
-        assert!(Instant::now() < deadline, "no texts written");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_lines(&file, 50).await;
     first.kill9();
     assert!(lines(&file) < PEOPLE as usize, "killed mid-send");
     let second = Slotd::start(&args);
@@ -347,17 +354,7 @@ async fn two_instances_on_redis_text_each_invitation_once_when_one_is_killed() {
     let b = Slotd::start(&args(false));
     let http = Http::new(Duration::from_secs(10));
     register_and_settle(&http, &b.base).await;
-    let lines = |f: &Path| {
-        std::fs::read_to_string(f)
-            .unwrap_or_default()
-            .lines()
-            .count()
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while lines(&file) < 40 {
-        assert!(Instant::now() < deadline, "no texts written");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_lines(&file, 40).await;
     a.kill9();
     // The survivor sends the rest, and what the killed one had claimed once its lease
     // (4 × the 1 s timeout) runs out.

@@ -9,7 +9,7 @@ use serde_json::json;
 use slotd::domain::synthetic_id;
 use slotd::token::{Claims, Scope, TokenKey};
 use slotd_system_tests::calendars;
-use slotd_system_tests::slotd_process::{Http, Slotd, binary, embedded_args};
+use slotd_system_tests::slotd_process::{Http, Slotd, audit_data_dir, embedded_args};
 use time::OffsetDateTime;
 
 const SECRET: &str = "snapshot-token-secret";
@@ -130,16 +130,8 @@ async fn a_crash_at_any_step_of_a_snapshot_keeps_every_acknowledged_booking() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         drop(second);
-        let audit = std::process::Command::new(binary())
-            .args(["audit", "--data-dir"])
-            .arg(dir.path().join("store"))
-            .output()
-            .expect("audit runs");
-        assert!(
-            audit.status.success(),
-            "{step}: audit failed: {}",
-            String::from_utf8_lossy(&audit.stdout)
-        );
+        let (ok, printed) = audit_data_dir(&dir.path().join("store"));
+        assert!(ok, "{step}: audit failed: {printed}");
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 use slotd::domain::synthetic_id;
 use slotd::token::{Claims, Scope, TokenKey};
 use slotd_system_tests::calendars;
-use slotd_system_tests::slotd_process::{Http, Slotd, binary, embedded_args};
+use slotd_system_tests::slotd_process::{Http, Slotd, audit_data_dir, embedded_args};
 use time::OffsetDateTime;
 
 const SECRET: &str = "fault-token-secret";
@@ -179,16 +179,8 @@ async fn fault_cycle(fault: &str, reason_has: &str, prompt: Duration) {
         );
     }
     drop(again);
-    let audit = std::process::Command::new(binary())
-        .args(["audit", "--data-dir"])
-        .arg(dir.path().join("store"))
-        .output()
-        .expect("audit runs");
-    assert!(
-        audit.status.success(),
-        "{fault}: {}",
-        String::from_utf8_lossy(&audit.stdout)
-    );
+    let (ok, printed) = audit_data_dir(&dir.path().join("store"));
+    assert!(ok, "{fault}: {printed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
