@@ -19,8 +19,8 @@ use crate::store::Store;
 
 fn flag(raw: &str) -> Result<bool, Problem> {
     match raw {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
+        "true" => Ok(true),
+        "false" => Ok(false),
         _ => Err(Problem::new(
             Code::InvalidRequest,
             format!("dry_run must be true or false, got {raw:?}"),
@@ -43,7 +43,18 @@ pub async fn settle<S: Store>(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/markdown"));
-    for (k, v) in query_pairs(query) {
+    // A run acts on a whole phase: a parameter given twice, misspelt or unknown is an
+    // error, never a guess (`?dryrun=true` must not invite anyone).
+    let pairs = query_pairs(query);
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(seen, _)| seen == k) {
+            return Err(Problem::new(
+                Code::InvalidRequest,
+                format!("{k} is given twice"),
+            ));
+        }
+    }
+    for (k, v) in pairs {
         match k.as_str() {
             "dry_run" => dry_run = flag(&v)?,
             "share" => {
@@ -59,7 +70,18 @@ pub async fn settle<S: Store>(
             }
             "format" if v == "markdown" => markdown = true,
             "format" if v == "json" => markdown = false,
-            _ => {}
+            "format" => {
+                return Err(Problem::new(
+                    Code::InvalidRequest,
+                    format!("format must be json or markdown, got {v:?}"),
+                ));
+            }
+            other => {
+                return Err(Problem::new(
+                    Code::InvalidRequest,
+                    format!("unknown parameter {other:?}: dry_run, share and format are"),
+                ));
+            }
         }
     }
     // One run at a time in this instance: a second waits, then finds the target met.

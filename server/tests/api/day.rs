@@ -448,7 +448,16 @@ async fn settlement_and_close_out_refuse_bad_input_clearly() {
         (unknown.status, unknown.code()),
         (StatusCode::NOT_FOUND, "unknown-phase")
     );
-    for q in ["?share=0", "?share=1.5", "?share=x", "?dry_run=maybe"] {
+    for q in [
+        "?share=0",
+        "?share=1.5",
+        "?share=x",
+        "?dry_run=maybe",
+        "?dry_run=1",
+        "?dry_run=true&dry_run=false",
+        "?dryrun=true",
+        "?format=xml",
+    ] {
         let a = app
             .admin(
                 Method::POST,
