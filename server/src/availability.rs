@@ -47,6 +47,8 @@ pub struct Snapshot {
     pub catalog: Arc<Catalog>,
     remaining: Vec<u32>,
     layouts: Arc<Vec<PhaseLayout>>,
+    /// `GET /v1/geography`, rendered once per catalog.
+    geography: Arc<Page>,
     pages: DashMap<(usize, Query), Arc<Page>>,
 }
 
@@ -63,6 +65,12 @@ impl Snapshot {
             .iter()
             .map(|&s| u64::from(self.remaining(s)))
             .sum()
+    }
+
+    /// Counties and districts with the number of sites per phase in each (one page per
+    /// catalog).
+    pub fn geography(&self) -> Arc<Page> {
+        self.geography.clone()
     }
 
     /// The page for `phase` and `query`, rendered once per snapshot. Callers key it only
@@ -183,9 +191,13 @@ pub fn build(
     inventory: &Inventory,
     previous: Option<&Snapshot>,
 ) -> Snapshot {
-    let layouts = match previous {
-        Some(p) if Arc::ptr_eq(&p.catalog, &catalog) => p.layouts.clone(),
-        _ => Arc::new(layouts(&catalog)),
+    let (layouts, geography) = match previous {
+        Some(p) if Arc::ptr_eq(&p.catalog, &catalog) => (p.layouts.clone(), p.geography.clone()),
+        _ => {
+            let layouts = layouts(&catalog);
+            let geography = Arc::new(Page::new(geography(&catalog, &layouts)));
+            (Arc::new(layouts), geography)
+        }
     };
     let remaining = (0..catalog.slots.len() as SlotIndex)
         .map(|s| inventory.remaining(s))
@@ -195,8 +207,61 @@ pub fn build(
         catalog,
         remaining,
         layouts,
+        geography,
         pages: DashMap::new(),
     }
+}
+
+/// Every county and district of the reference table, each district with the number of
+/// sites that have slots in each phase (phases without any there are left out).
+fn geography(catalog: &Catalog, layouts: &[PhaseLayout]) -> Bytes {
+    #[derive(Serialize)]
+    struct DistrictView<'a> {
+        name: &'a str,
+        name_en: &'a str,
+        zipcode: &'a str,
+        sites: BTreeMap<&'a str, usize>,
+    }
+    #[derive(Serialize)]
+    struct CountyView<'a> {
+        name: &'a str,
+        name_en: &'a str,
+        districts: Vec<DistrictView<'a>>,
+    }
+    let mut sites: BTreeMap<(&str, &str), BTreeMap<&str, usize>> = BTreeMap::new();
+    for (phase, layout) in catalog.phases.iter().zip(layouts) {
+        for (site, _) in &layout.sites {
+            let st = catalog.site(*site);
+            *sites
+                .entry((st.county.as_str(), st.district.as_str()))
+                .or_default()
+                .entry(phase.phase.id.as_str())
+                .or_default() += 1;
+        }
+    }
+    let geo = crate::domain::Geography::get();
+    let counties: Vec<CountyView<'_>> = geo
+        .counties
+        .iter()
+        .map(|c| CountyView {
+            name: c.name,
+            name_en: c.name_en,
+            districts: geo
+                .districts_of(c.name)
+                .map(|d| DistrictView {
+                    name: d.name,
+                    name_en: d.name_en,
+                    zipcode: d.zipcode,
+                    sites: sites.remove(&(d.county, d.name)).unwrap_or_default(),
+                })
+                .collect(),
+        })
+        .collect();
+    let phases: Vec<&str> = catalog.phases.iter().map(|p| p.phase.id.as_str()).collect();
+    Bytes::from(
+        serde_json::to_vec(&serde_json::json!({"phases": phases, "counties": counties}))
+            .unwrap_or_default(),
+    )
 }
 
 impl Availability {

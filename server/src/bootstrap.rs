@@ -255,6 +255,12 @@ async fn start<S: Store + Outbox>(
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(%addr, store = app.store.backend(), "slotd listening");
+    if app.limits.web {
+        tracing::info!(
+            files = crate::http::web_files(),
+            "web frontend at http://{addr}/ (--no-web turns it off)"
+        );
+    }
     crate::http::run(listener, app, shutdown).await;
     background.abort();
     Ok(())

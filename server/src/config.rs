@@ -250,6 +250,9 @@ pub struct ServeArgs {
     /// for more, or list them comma-separated in SLOTD_CORS_ORIGINS [default: none].
     #[arg(long = "cors-origin")]
     pub cors_origin: Vec<String>,
+    /// Do not serve the reference web frontend at `/` [default: served].
+    #[arg(long)]
+    pub no_web: bool,
 }
 
 /// Flags of `slotd audit`.
@@ -397,6 +400,8 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Default none: browser origins allowed to call the API (CORS).
     pub cors_origins: Vec<String>,
+    /// Default on: the reference web frontend is served at `/` (`--no-web` turns it off).
+    pub web: bool,
     /// Default 1 s: `Cache-Control: max-age` of availability pages, the snapshot's age
     /// rounded up (set from `--snapshot-interval-ms`).
     pub availability_max_age: Duration,
@@ -432,6 +437,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             cors_origins: Vec::new(),
+            web: true,
             availability_max_age: Duration::from_secs(1),
             access_log_sample: 1_000,
             idle_timeout: Duration::from_secs(75),
@@ -671,6 +677,7 @@ impl Config {
                 format!("{}/s, burst {}", l.address_rate, l.address_burst),
             ),
             ("trusted-proxies", format!("{:?}", l.trusted_proxies)),
+            ("web", l.web.to_string()),
             ("shutdown-grace", format!("{:?}", l.shutdown_grace)),
             ("journal-max-batch", self.journal_max_batch.to_string()),
             (
@@ -790,6 +797,7 @@ impl Config {
                 "SLOTD_BODY_READ_TIMEOUT",
                 dl.body_read_timeout,
             )?,
+            web: !src.flag(args.no_web, "SLOTD_NO_WEB")?,
             cors_origins: {
                 let (list, origin) = if args.cors_origin.is_empty() {
                     let env = src

@@ -98,9 +98,65 @@ impl Geography {
         self.counties_by_name.get(name).map(|&i| &self.counties[i])
     }
 
+    /// Checks a county and a district (either may be absent), spelt as people type them
+    /// ([`canonical`]). A refusal names the field and the valid choices: the counties, or
+    /// the districts of the county given.
+    pub fn check(&self, county: Option<&str>, district: Option<&str>) -> Result<(), Unknown> {
+        if let Some(c) = county
+            && self.county(c).is_none()
+        {
+            return Err(Unknown {
+                field: "county",
+                reason: format!("{c:?} is not a county of Taiwan"),
+                choices: self.counties.iter().map(|c| c.name).collect(),
+            });
+        }
+        match (county, district) {
+            (Some(c), Some(d)) if !self.is_known(c, d) => Err(Unknown {
+                field: "district",
+                reason: format!("{d:?} is not a district of {c}"),
+                choices: self.districts_of(c).map(|d| d.name).collect(),
+            }),
+            (None, Some(d)) if !self.districts.iter().any(|x| x.name == d) => Err(Unknown {
+                field: "district",
+                reason: format!("{d:?} is not a district of any county; choose a county first"),
+                choices: self.counties.iter().map(|c| c.name).collect(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The districts of one county.
     pub fn districts_of<'a>(&'a self, county: &'a str) -> impl Iterator<Item = &'a District> {
         self.districts.iter().filter(move |d| d.county == county)
+    }
+}
+
+/// The canonical spelling of a county or district name: trimmed, with the everyday 台
+/// written 臺 as the official names are (台北市 is 臺北市, 台西鄉 is 臺西鄉).
+pub fn canonical(name: &str) -> String {
+    name.trim().replace('台', "臺")
+}
+
+/// A county or district that is not one, with what would have been.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unknown {
+    /// `county` or `district`.
+    pub field: &'static str,
+    pub reason: String,
+    /// The valid names in that place.
+    pub choices: Vec<&'static str>,
+}
+
+impl std::fmt::Display for Unknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}; one of: {}",
+            self.field,
+            self.reason,
+            self.choices.join(", ")
+        )
     }
 }
 
@@ -120,5 +176,32 @@ mod tests {
         for c in &geo.counties {
             assert!(geo.districts_of(c.name).count() > 0, "{}", c.name);
         }
+    }
+
+    #[test]
+    fn everyday_spellings_resolve_and_refusals_name_the_choices() {
+        let geo = Geography::get();
+        assert_eq!(canonical(" 台北市 "), "臺北市");
+        assert_eq!(canonical("台西鄉"), "臺西鄉");
+        assert!(
+            geo.check(Some(&canonical("台北市")), Some("中正區"))
+                .is_ok()
+        );
+        assert!(geo.check(None, None).is_ok());
+        assert!(geo.check(None, Some("板橋區")).is_ok());
+
+        let e = geo.check(Some("台北市"), None).unwrap_err();
+        assert_eq!(e.field, "county");
+        assert_eq!(e.choices.len(), 22);
+        assert!(e.choices.contains(&"臺北市"));
+
+        let e = geo.check(Some("臺北市"), Some("板橋區")).unwrap_err();
+        assert_eq!(e.field, "district");
+        assert_eq!(e.choices.len(), 12, "{:?}", e.choices);
+        assert!(e.choices.contains(&"中正區") && !e.choices.contains(&"板橋區"));
+        assert!(e.to_string().contains("中正區"), "{e}");
+
+        let e = geo.check(None, Some("無此區")).unwrap_err();
+        assert_eq!((e.field, e.choices.len()), ("district", 22));
     }
 }

@@ -28,6 +28,7 @@ pub mod router;
 mod server;
 mod settlement;
 mod telemetry;
+mod web;
 
 pub use address::{AddressLimits, Cidr};
 pub use cors::valid_origin;
@@ -36,3 +37,4 @@ pub use ops::OPENAPI;
 pub use problem::{Code, Problem};
 pub use router::{ROUTES, RouteSpec, handle};
 pub use server::{PeerAddr, run};
+pub use web::count as web_files;

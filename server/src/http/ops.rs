@@ -10,7 +10,7 @@ use super::request::{HttpResponse, bytes_response, query_pairs, respond};
 use crate::app::App;
 use crate::availability::{Encoding, Query};
 use crate::catalog::WindowState;
-use crate::domain::{parse_date, rfc3339};
+use crate::domain::{Unknown, canonical, parse_date, rfc3339};
 use crate::store::Store;
 
 /// The OpenAPI 3.1 document of this API.
@@ -76,6 +76,60 @@ pub fn openapi() -> HttpResponse {
     )
 }
 
+/// `GET /v1/geography`: counties, their districts, and the sites per district and phase;
+/// one page per calendar, with a strong `ETag`, compressed once.
+pub fn geography<S: Store>(app: &App<S>, headers: &http::HeaderMap) -> HttpResponse {
+    let page = app.availability.snapshot().geography();
+    page_response(&page, headers, "public, max-age=60")
+}
+
+/// A cacheable page: `304` for its tag, else the best encoding the client takes.
+fn page_response(
+    page: &crate::availability::Page,
+    headers: &http::HeaderMap,
+    cache: &str,
+) -> HttpResponse {
+    let not_modified = headers
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| page.matches(v));
+    let encoding = Encoding::negotiate(
+        headers
+            .get(http::header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let mut r = if not_modified {
+        crate::http::request::empty(StatusCode::NOT_MODIFIED)
+    } else {
+        bytes_response(StatusCode::OK, "application/json", page.body(encoding))
+    };
+    let h = r.headers_mut();
+    if let Ok(v) = http::HeaderValue::from_str(page.etag()) {
+        h.insert(http::header::ETAG, v);
+    }
+    if let Ok(v) = http::HeaderValue::from_str(cache) {
+        h.insert(http::header::CACHE_CONTROL, v);
+    }
+    h.insert(
+        http::header::VARY,
+        http::HeaderValue::from_static("accept-encoding"),
+    );
+    if let (false, Some(e)) = (not_modified, encoding.header()) {
+        h.insert(
+            http::header::CONTENT_ENCODING,
+            http::HeaderValue::from_static(e),
+        );
+    }
+    r
+}
+
+/// A county or district that is none: 422 naming the field and the valid choices.
+pub fn unknown_place(e: Unknown) -> Problem {
+    Problem::new(Code::InvalidRequest, e.to_string())
+        .with("field", serde_json::json!(e.field))
+        .with("choices", serde_json::json!(e.choices))
+}
+
 /// `GET /v1/phases`
 pub fn phases<S: Store>(app: &App<S>) -> HttpResponse {
     let now = OffsetDateTime::now_utc();
@@ -132,8 +186,8 @@ pub fn availability<S: Store>(
     for (k, v) in query_pairs(query) {
         let v = Some(v).filter(|v| !v.is_empty());
         match k.as_str() {
-            "county" => q.county = v.map(|c| c.replace('台', "臺")),
-            "district" => q.district = v.map(|d| d.replace('台', "臺")),
+            "county" => q.county = v.map(|c| canonical(&c)),
+            "district" => q.district = v.map(|d| canonical(&d)),
             "date" => {
                 if let Some(d) = &v
                     && parse_date(d).is_none()
@@ -149,62 +203,13 @@ pub fn availability<S: Store>(
         }
     }
     // Only real names make a page (and a cache entry): junk cannot crowd pages out.
-    let geo = crate::domain::Geography::get();
-    if let Some(c) = &q.county
-        && geo.county(c).is_none()
-    {
-        return Err(Problem::new(
-            Code::InvalidRequest,
-            format!("county {c:?} is not a county of Taiwan"),
-        ));
-    }
-    if let Some(d) = &q.district {
-        let known = match &q.county {
-            Some(c) => geo.is_known(c, d),
-            None => geo.districts.iter().any(|x| x.name == d),
-        };
-        if !known {
-            return Err(Problem::new(
-                Code::InvalidRequest,
-                format!("district {d:?} is not a district of that county"),
-            ));
-        }
-    }
+    crate::domain::Geography::get()
+        .check(q.county.as_deref(), q.district.as_deref())
+        .map_err(unknown_place)?;
     let page = snapshot.page(pi, &q);
     let cache = format!(
         "public, max-age={}",
         app.limits.availability_max_age.as_secs().max(1)
     );
-    let not_modified = headers
-        .get(http::header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| page.matches(v));
-    let encoding = Encoding::negotiate(
-        headers
-            .get(http::header::ACCEPT_ENCODING)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let mut r = if not_modified {
-        crate::http::request::empty(StatusCode::NOT_MODIFIED)
-    } else {
-        bytes_response(StatusCode::OK, "application/json", page.body(encoding))
-    };
-    let h = r.headers_mut();
-    if let Ok(v) = http::HeaderValue::from_str(page.etag()) {
-        h.insert(http::header::ETAG, v);
-    }
-    if let Ok(v) = http::HeaderValue::from_str(&cache) {
-        h.insert(http::header::CACHE_CONTROL, v);
-    }
-    h.insert(
-        http::header::VARY,
-        http::HeaderValue::from_static("accept-encoding"),
-    );
-    if let (false, Some(e)) = (not_modified, encoding.header()) {
-        h.insert(
-            http::header::CONTENT_ENCODING,
-            http::HeaderValue::from_static(e),
-        );
-    }
-    Ok(r)
+    Ok(page_response(&page, headers, &cache))
 }

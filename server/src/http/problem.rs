@@ -171,7 +171,7 @@ pub struct Problem {
     /// Extra members, e.g. the existing `booking` of `already-booked`.
     /// Boxed: most problems have none, and a `Problem` travels in every `Result` of the
     /// edge, so it is kept small.
-    pub extra: Option<Box<(&'static str, Value)>>,
+    pub extra: Option<Box<Vec<(&'static str, Value)>>>,
     /// The `Allow` header of a 405.
     pub allow: Option<String>,
     /// Another status than the code's own (`not-registered` is 404 on the registration,
@@ -219,9 +219,11 @@ impl Problem {
         self
     }
 
-    /// Adds a member to the body.
+    /// Adds a member to the body (a name given twice is written once, the last value).
     pub fn with(mut self, name: &'static str, value: Value) -> Self {
-        self.extra = Some(Box::new((name, value)));
+        let extra = self.extra.get_or_insert_with(Default::default);
+        extra.retain(|(n, _)| *n != name);
+        extra.push((name, value));
         self
     }
 
@@ -289,7 +291,7 @@ impl Serialize for Body<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let code = self.problem.code.as_str();
         let mut map = s.serialize_map(Some(
-            5 + usize::from(self.problem.extra.is_some())
+            5 + self.problem.extra.as_ref().map_or(0, |e| e.len())
                 + usize::from(self.problem.instance.is_some()),
         ))?;
         map.serialize_entry("type", &format_args!("https://slotd.dev/problems/{code}"))?;
@@ -300,8 +302,7 @@ impl Serialize for Body<'_> {
         if let Some(instance) = &self.problem.instance {
             map.serialize_entry("instance", instance)?;
         }
-        if let Some(extra) = &self.problem.extra {
-            let (name, value) = &**extra;
+        for (name, value) in self.problem.extra.iter().flat_map(|e| e.iter()) {
             map.serialize_entry(name, value)?;
         }
         map.end()

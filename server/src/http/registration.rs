@@ -199,7 +199,11 @@ where
 {
     let form: RawForm = read_json(app, body).await?;
     form.validate().map_err(|e| {
-        Problem::new(Code::InvalidRequest, e.to_string()).with("field", json!(e.field))
+        let mut p = Problem::new(Code::InvalidRequest, e.to_string()).with("field", json!(e.field));
+        if !e.choices.is_empty() {
+            p = p.with("choices", json!(e.choices));
+        }
+        p
     })
 }
 

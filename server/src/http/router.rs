@@ -185,6 +185,16 @@ pub const ROUTES: &[RouteSpec] = &[
         template: "/v1/phases/{phase}/availability",
         statuses: &[200, 304, 404, 422],
     },
+    RouteSpec {
+        method: "GET",
+        template: "/v1/geography",
+        statuses: &[200],
+    },
+    RouteSpec {
+        method: "GET",
+        template: "/{file}",
+        statuses: &[200, 304, 404],
+    },
 ];
 
 /// A resolved route.
@@ -222,6 +232,9 @@ pub enum Route<'a> {
     CloseOut(&'a str),
     /// `HEAD` of an availability page: its headers (ETag, length), no body.
     AvailabilityHead(&'a str),
+    Geography,
+    /// A file of the reference web frontend (`/` is `/index.html`), GET or HEAD.
+    Web(&'static str),
 }
 
 impl Route<'_> {
@@ -259,6 +272,8 @@ impl Route<'_> {
             Route::CheckIn(_) => 28,
             Route::CloseOut(_) => 29,
             Route::AvailabilityHead(_) => 30,
+            Route::Geography => 31,
+            Route::Web(_) => 32,
         }
     }
 }
@@ -385,6 +400,12 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Resolved<'a> {
         (_, ["v1", "admin", "phases", _, "close-out"]) => {
             (None, "/v1/admin/phases/{phase}/close-out")
         }
+        (&Method::GET, ["v1", "geography"]) => (Some(Route::Geography), "/v1/geography"),
+        (_, ["v1", "geography"]) => (None, "/v1/geography"),
+        (&Method::GET | &Method::HEAD, _) => match super::web::find(path) {
+            Some(file) => (Some(Route::Web(file)), "/{file}"),
+            None => return Resolved::NotFound,
+        },
         _ => return Resolved::NotFound,
     };
     match route {
@@ -447,6 +468,12 @@ where
         Route::Metrics => Ok(ops::metrics(app)),
         Route::OpenApi => Ok(ops::openapi()),
         Route::Phases => Ok(ops::phases(app)),
+        Route::Geography => Ok(ops::geography(app, h)),
+        Route::Web(file) if app.limits.web => Ok(super::web::serve(file, h)),
+        Route::Web(_) => Err(Problem::new(
+            Code::NotFound,
+            "the web frontend is off (--no-web)",
+        )),
         Route::Availability(p) | Route::AvailabilityHead(p) => {
             ops::availability(app, p, query.as_deref(), h)
         }
@@ -632,6 +659,7 @@ mod tests {
             .replace("{phase}", "02")
             .replace("{booking}", "b1")
             .replace("{partner}", "seven")
+            .replace("{file}", "index.html")
     }
 
     #[test]

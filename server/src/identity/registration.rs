@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::{Geography, IdNumber};
+use crate::domain::{Geography, IdNumber, canonical};
 
 /// The vaccine brands a person may choose; ticked by default.
 pub const BRANDS: [&str; 2] = ["AZ", "Moderna"];
@@ -40,14 +40,28 @@ pub struct RawForm {
 
 /// Why a form is refused; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
+#[error("{field}: {reason}{}", one_of(.choices))]
 pub struct FormError {
     pub field: &'static str,
-    pub reason: &'static str,
+    pub reason: String,
+    /// The valid values, where they are few enough to name (counties, districts).
+    pub choices: Vec<&'static str>,
+}
+
+fn one_of(choices: &[&str]) -> String {
+    if choices.is_empty() {
+        String::new()
+    } else {
+        format!("; one of: {}", choices.join(", "))
+    }
 }
 
 fn err(field: &'static str, reason: &'static str) -> FormError {
-    FormError { field, reason }
+    FormError {
+        field,
+        reason: reason.to_string(),
+        choices: Vec::new(),
+    }
 }
 
 impl RawForm {
@@ -81,14 +95,15 @@ impl RawForm {
                 "must be a Taiwan mobile number, 09 and 8 digits",
             ));
         }
-        let county = self.county.trim().replace('台', "臺");
-        let district = self.district.trim().replace('台', "臺");
-        if Geography::get().county(&county).is_none() {
-            return Err(err("county", "is not a county of Taiwan"));
-        }
-        if !Geography::get().is_known(&county, &district) {
-            return Err(err("district", "is not a district of that county"));
-        }
+        let county = canonical(&self.county);
+        let district = canonical(&self.district);
+        Geography::get()
+            .check(Some(&county), Some(&district))
+            .map_err(|u| FormError {
+                field: u.field,
+                reason: u.reason,
+                choices: u.choices,
+            })?;
         let vaccines = match self.vaccines {
             None => BRANDS.iter().map(|b| (*b).to_string()).collect(),
             Some(v) => {

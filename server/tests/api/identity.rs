@@ -203,6 +203,18 @@ async fn a_person_registers_modifies_cancels_and_registers_again() {
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid-request")
     );
     assert_eq!(bad.body["field"], json!("mobile"));
+    let elsewhere = post(
+        &app,
+        "/v1/me/registration",
+        Some(&token),
+        json!({ "name": "a", "mobile": "0912345678", "county": "台北市", "district": "板橋區" }),
+    )
+    .await;
+    assert_eq!(elsewhere.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(elsewhere.body["field"], json!("district"));
+    let choices = elsewhere.body["choices"].as_array().expect("choices");
+    assert_eq!(choices.len(), 12, "臺北市's districts");
+    assert!(choices.contains(&json!("中正區")));
     let audit = app
         .admin(Method::GET, "/v1/admin/registrations/audit", None)
         .await;

@@ -4,6 +4,7 @@ mod day;
 mod helpers;
 mod identity;
 mod slow;
+mod web;
 
 use std::collections::HashMap;
 use std::sync::Arc;
