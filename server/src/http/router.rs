@@ -188,7 +188,7 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         method: "GET",
         template: "/v1/geography",
-        statuses: &[200],
+        statuses: &[200, 304],
     },
     RouteSpec {
         method: "GET",
