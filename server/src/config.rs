@@ -39,6 +39,26 @@ pub enum Command {
     /// Print the configuration `slotd serve` would run with (secrets masked); exits 64
     /// when it is invalid.
     CheckConfig(Box<ServeArgs>),
+    /// Make valid national ID numbers (checksummed, as the API requires), or check one.
+    Id(IdArgs),
+}
+
+/// Flags of `slotd id`.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// Random ones (the default unless --serial or --check is given).
+    #[arg(long, conflicts_with_all = ["serial", "check"])]
+    pub random: bool,
+    /// How many, one a line.
+    #[arg(long, default_value_t = 1)]
+    pub count: u64,
+    /// The synthetic person of this serial and the ones after it (the numbering of the
+    /// drill and of `slotd population`).
+    #[arg(long, conflicts_with = "check")]
+    pub serial: Option<u64>,
+    /// Check one: prints it back when valid (exit 0), else the reason (exit 1).
+    #[arg(long)]
+    pub check: Option<String>,
 }
 
 /// Flags of `slotd repair`.

@@ -63,6 +63,28 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Id(args) => {
+            if let Some(raw) = &args.check {
+                return match slotd::domain::IdNumber::parse(raw.trim()) {
+                    Ok(id) => {
+                        println!("{id}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("slotd: {raw:?} is not a valid ID number: {e}");
+                        ExitCode::from(1)
+                    }
+                };
+            }
+            for n in 0..args.count {
+                let serial = match args.serial {
+                    Some(first) => first.saturating_add(n),
+                    None => slotd::domain::random_serial(),
+                };
+                println!("{}", slotd::domain::synthetic_id(serial));
+            }
+            ExitCode::SUCCESS
+        }
         Command::Population(args) => match bootstrap::population(&args) {
             Ok(n) => {
                 eprintln!("slotd: wrote {n} people");

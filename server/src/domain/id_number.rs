@@ -173,9 +173,25 @@ pub fn synthetic_id(serial: u64) -> IdNumber {
     unreachable!("exactly one check digit makes the sum divisible by ten")
 }
 
+/// A random serial for [`synthetic_id`]: any of the 520 million IDs it can make.
+pub fn random_serial() -> u64 {
+    u64::from(getrandom::u32().unwrap_or(0)) % (26 * 20_000_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_serials_make_valid_and_varied_ids() {
+        let ids: std::collections::HashSet<String> = (0..200)
+            .map(|_| synthetic_id(random_serial()).to_string())
+            .collect();
+        assert!(ids.len() > 190, "{}", ids.len());
+        for id in &ids {
+            assert!(IdNumber::parse(id).is_ok(), "{id}");
+        }
+    }
 
     #[test]
     fn accepts_the_reference_vectors() {

@@ -19,6 +19,6 @@ pub use booking::{Booking, BookingStatus, Channel};
 pub use calendar::{Calendar, CalendarError, MAX_SLOT_CAPACITY, Phase, Site, Slot, parse_date};
 pub use eligibility::{Eligibility, MAX_CATEGORY};
 pub use geography::{County, District, Geography, Unknown, canonical};
-pub use id_number::{IdNumber, IdNumberError, synthetic_id};
+pub use id_number::{IdNumber, IdNumberError, random_serial, synthetic_id};
 pub use ids::{BookingId, IdError, PhaseId, SiteId, SlotId, human_code, sequence_of_code};
 pub use taiwan_time::{TAIWAN, rfc3339};

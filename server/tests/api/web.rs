@@ -183,3 +183,48 @@ async fn the_frontend_is_served_at_the_root_with_its_policy_and_can_be_turned_of
     );
     assert_eq!(off.get("/v1/geography", None).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_example_calendar_loads_and_its_sites_are_found_by_county() {
+    let raw = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/calendar.json"
+    ))
+    .expect("examples/calendar.json");
+    let calendar: Value = serde_json::from_str(&raw).expect("json");
+    let app = spawn_app().await;
+    let loaded = app
+        .admin(Method::PUT, "/v1/admin/calendar", Some(calendar))
+        .await;
+    assert_eq!(loaded.status, StatusCode::OK, "{}", loaded.body);
+    let phases = app.get("/v1/phases", None).await;
+    let ids: Vec<&str> = phases.body["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"02") && ids.contains(&"03"), "{ids:?}");
+    let g = app.get("/v1/geography", None).await;
+    let banqiao = g.body["counties"]
+        .as_array()
+        .expect("counties")
+        .iter()
+        .find(|c| c["name"] == "新北市")
+        .and_then(|c| {
+            c["districts"]
+                .as_array()?
+                .iter()
+                .find(|d| d["name"] == "板橋區")
+                .cloned()
+        })
+        .expect("板橋區");
+    assert_eq!(banqiao["sites"], serde_json::json!({"02": 1, "03": 1}));
+    let page = app
+        .get(
+            &format!("/v1/phases/02/availability?county={TAIPEI_EVERYDAY}"),
+            None,
+        )
+        .await;
+    assert_eq!(page.body["sites"][0]["name"], "臺大醫院", "{}", page.body);
+}
