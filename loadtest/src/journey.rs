@@ -587,6 +587,8 @@ async fn journey(
                     .await?;
                     if again.body["booking"].as_str() != Some(booking.as_str()) {
                         d.idempotency_mismatches.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        d.replays.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 let field = |k: &str| r.body[k].as_str().unwrap_or("").to_string();
@@ -635,6 +637,30 @@ async fn follow_up(
 ) -> TransactionResult {
     let params = &d.scenario.params;
     let url = format!("{base}/v1/me/bookings/{}", acked.booking);
+    if rng.chance(params.own_read_share) {
+        let r = send(
+            user,
+            d,
+            Route::MyBookings,
+            GooseMethod::Get,
+            &format!("{base}/v1/me/bookings"),
+            Some(token),
+            None,
+            None,
+            &[200, 429],
+        )
+        .await?;
+        if r.status == 200 {
+            d.own_reads.fetch_add(1, Ordering::Relaxed);
+            let listed = r.body["bookings"].as_array().is_some_and(|b| {
+                b.iter()
+                    .any(|x| x["booking"].as_str() == Some(acked.booking.as_str()))
+            });
+            if !listed {
+                d.own_reads_missing.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
     if rng.chance(params.change_share) {
         let cands = candidates(d, page, tried);
         if let Some(pick) = choose(rng, d, &cands) {

@@ -56,6 +56,9 @@ pub struct Params {
     pub double_click_share: f64,
     pub change_share: f64,
     pub cancel_share: f64,
+    /// Share who look at their booking (`GET /v1/me/bookings`, their real token) after
+    /// making it.
+    pub own_read_share: f64,
     pub malformed_share: f64,
     pub bad_token_share: f64,
     /// Share who register only at arrival, after the settlement's cutoff: not eligible
@@ -93,6 +96,7 @@ impl Default for Params {
             double_click_share: 0.05,
             change_share: 0.03,
             cancel_share: 0.02,
+            own_read_share: 0.3,
             malformed_share: 0.01,
             bad_token_share: 0.01,
             late_registration_share: 0.02,

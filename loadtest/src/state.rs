@@ -128,6 +128,12 @@ pub struct Drill {
     pub gave_up: AtomicU64,
     pub unserved: AtomicU64,
     pub idempotency_mismatches: AtomicU64,
+    /// Double-clicks replayed (the same `Idempotency-Key`, answered `201` again).
+    pub replays: AtomicU64,
+    /// People who read their own bookings with their real token, and those whose fresh
+    /// booking was not in the answer.
+    pub own_reads: AtomicU64,
+    pub own_reads_missing: AtomicU64,
     /// Arrivals without a text: who stayed home, who tried anyway, and what the tries got.
     pub uninvited_stayed: AtomicU64,
     pub uninvited_tries: AtomicU64,

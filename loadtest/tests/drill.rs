@@ -108,9 +108,29 @@ fn a_tiny_drill_runs_the_whole_cycle_and_keeps_every_invariant() {
     ] {
         assert!(report.join(f).is_file(), "{f} written");
     }
+    // People read their own bookings with real tokens, not only forged ones.
+    let own = summary["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .find(|r| r["route"] == "GET /v1/me/bookings")
+        .expect("own reads");
+    assert!(
+        own["statuses"]["200"].as_u64().unwrap_or(0) > 0,
+        "real tokens read: {own}"
+    );
     let md = std::fs::read_to_string(report.join("summary.md")).expect("summary.md");
     assert!(
         md.contains("CPU time of each process") && md.contains("audit: ok"),
         "{md}"
     );
+    // The verdict comes first, and live bookings are told apart from 201 answers.
+    let verdict = md.lines().nth(2).unwrap_or("");
+    assert_eq!(verdict, "## Verdict: PASS, every invariant holds", "{md}");
+    let live = format!(
+        "- **live bookings at the end: {}** = seats taken",
+        summary["seats_taken"]
+    );
+    assert!(md.contains(&live), "{live}\n{md}");
+    assert!(md.contains("booking requests answered `201`"), "{md}");
 }

@@ -39,6 +39,9 @@ pub enum Command {
     /// Print the configuration `slotd serve` would run with (secrets masked); exits 64
     /// when it is invalid.
     CheckConfig(Box<ServeArgs>),
+    /// Print the built-in demo national calendar, as of now, as calendar JSON (a starting
+    /// point for your own, or to load again with a phase's window moved).
+    DemoCalendar,
     /// Make valid national ID numbers (checksummed, as the API requires), or check one.
     Id(IdArgs),
 }

@@ -63,6 +63,24 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::DemoCalendar => {
+            use std::io::Write as _;
+            let calendar = slotd::demo::calendar(time::OffsetDateTime::now_utc());
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let written = serde_json::to_writer(&mut out, &calendar)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out))
+                .and_then(|()| out.flush());
+            match written {
+                // A reader that stopped early (`| head`) is not an error of ours.
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("slotd: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Id(args) => {
             if let Some(raw) = &args.check {
                 return match slotd::domain::IdNumber::parse(raw.trim()) {
