@@ -456,6 +456,7 @@ pub mod calendars {
                 registration_required: false,
                 eligibility: None,
                 doses: None,
+                waiting_room: None,
                 slots: slots
                     .iter()
                     .map(|(id, capacity)| Slot {

@@ -361,6 +361,7 @@ impl Scenario {
                         ..Eligibility::default()
                     }),
                     doses: Some(everyone),
+                    waiting_room: None,
                     slots,
                 },
                 Phase {
@@ -377,6 +378,7 @@ impl Scenario {
                         ..Eligibility::default()
                     }),
                     doses: Some(everyone),
+                    waiting_room: None,
                     slots: next_slots,
                 },
             ],

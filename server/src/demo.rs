@@ -105,6 +105,7 @@ pub fn calendar(now: OffsetDateTime) -> Calendar {
         registration_required: false,
         eligibility: None,
         doses: None,
+        waiting_room: None,
         slots: slots("01", 1, 5, &["AZ", "Moderna"], 30),
     };
     let upcoming = Phase {
@@ -117,6 +118,7 @@ pub fn calendar(now: OffsetDateTime) -> Calendar {
         registration_required: false,
         eligibility: None,
         doses: None,
+        waiting_room: None,
         slots: slots("02", 10, 2, &["AZ"], 40),
     };
     Calendar {

@@ -97,6 +97,17 @@ async fn the_redis_outbox_meets_the_outbox_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_waiting_rooms_meet_the_room_contract() {
+    let redis = RedisServer::fast();
+    let store = connect(&redis.url(), "rooms", TIMEOUT, true).await;
+    let (conn, prefix, timeout) = store.shared_connection();
+    slotd::store::rooms::contract::run_all(Arc::new(slotd::store::rooms::RedisRooms::new(
+        conn, &prefix, timeout,
+    )))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_store_contract_holds_without_the_fast_path() {
     let redis = RedisServer::fast();
     let n = AtomicUsize::new(0);

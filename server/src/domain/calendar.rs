@@ -42,8 +42,22 @@ pub struct Phase {
     /// the phase's slot capacities.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub doses: Option<u64>,
+    /// A waiting room in front of the opening; `None`: bookings are first come, first
+    /// served from `opens_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<WaitingRoom>,
     #[serde(default)]
     pub slots: Vec<Slot>,
+}
+
+/// A phase's waiting room: people queue from `prequeue_opens_at`; at `opens_at` those
+/// already there are shuffled, later ones queue behind in arrival order; while the room
+/// is active (until the phase closes) a booking needs an admitted ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitingRoom {
+    #[serde(with = "time::serde::rfc3339")]
+    pub prequeue_opens_at: OffsetDateTime,
 }
 
 /// One site, date, period and vaccine, with a capacity.
@@ -104,6 +118,14 @@ impl Calendar {
             }
             if p.closes_at <= p.opens_at {
                 return err(format!("phase {}: closes_at must be after opens_at", p.id));
+            }
+            if let Some(w) = &p.waiting_room
+                && w.prequeue_opens_at > p.opens_at
+            {
+                return err(format!(
+                    "phase {}: waiting_room.prequeue_opens_at must not be after opens_at",
+                    p.id
+                ));
             }
             if let Some(e) = &p.eligibility {
                 e.validate(p.id.as_str(), &p.vaccines)?;

@@ -16,7 +16,9 @@ mod ids;
 mod taiwan_time;
 
 pub use booking::{Booking, BookingStatus, Channel};
-pub use calendar::{Calendar, CalendarError, MAX_SLOT_CAPACITY, Phase, Site, Slot, parse_date};
+pub use calendar::{
+    Calendar, CalendarError, MAX_SLOT_CAPACITY, Phase, Site, Slot, WaitingRoom, parse_date,
+};
 pub use eligibility::{Eligibility, MAX_CATEGORY};
 pub use geography::{County, District, Geography, Unknown, canonical};
 pub use id_number::{IdNumber, IdNumberError, random_serial, synthetic_id};

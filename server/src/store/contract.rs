@@ -52,6 +52,7 @@ pub fn fixture(now: OffsetDateTime) -> Calendar {
         registration_required: false,
         eligibility: None,
         doses: None,
+        waiting_room: None,
         slots,
     };
     Calendar {

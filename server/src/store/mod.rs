@@ -31,6 +31,7 @@ pub mod identity;
 pub mod journal;
 pub mod outbox;
 mod redis;
+pub mod rooms;
 pub mod segments;
 
 pub use embedded::{EmbeddedStore, Lost, SnapshotReport, lost_in};

@@ -75,6 +75,7 @@ pub fn calendar(now: OffsetDateTime) -> Calendar {
         registration_required: false,
         eligibility: None,
         doses: None,
+        waiting_room: None,
         slots: vec![slot(s, 10)],
     };
     cal.phases.push(phase(
