@@ -287,6 +287,7 @@ pub mod slotd_process {
                 // Every test client is 127.0.0.1: the per-address limit would throttle
                 // the tests' own floods (the limit has tests of its own).
                 .env("SLOTD_ADDRESS_RATE", "0")
+                .env("SLOTD_MAX_CONNECTIONS_PER_ADDRESS", "0")
                 .env("SLOTD_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -398,9 +399,24 @@ pub mod slotd_process {
             bearer: Option<&str>,
             body: Option<&Value>,
         ) -> Result<Answer, &'static str> {
+            self.call_with(method, url, bearer, body, &[]).await
+        }
+
+        /// [`Http::call`] with extra request headers.
+        pub async fn call_with(
+            &self,
+            method: &str,
+            url: &str,
+            bearer: Option<&str>,
+            body: Option<&Value>,
+            headers: &[(&str, &str)],
+        ) -> Result<Answer, &'static str> {
             let mut req = Request::builder().method(method).uri(url);
             if let Some(t) = bearer {
                 req = req.header("authorization", format!("Bearer {t}"));
+            }
+            for (k, v) in headers {
+                req = req.header(*k, *v);
             }
             let req = req
                 .body(Full::new(

@@ -36,6 +36,8 @@ pub struct App<S: Store> {
     pub in_flight: AtomicUsize,
     pub identity: Identity,
     pub sms: Sms,
+    /// The phases' waiting rooms.
+    pub rooms: crate::waiting_room::WaitingRooms,
 }
 
 /// Settlement and the invitation texts: the outbox (the booking store itself), the
@@ -158,6 +160,7 @@ impl<S: Store> App<S> {
         limits: Limits,
         identity: Identity,
         sms: Sms,
+        rooms: crate::waiting_room::WaitingRooms,
     ) -> Self {
         let availability = Availability::new(store.catalog(), store.inventory());
         Self {
@@ -173,7 +176,37 @@ impl<S: Store> App<S> {
             in_flight: AtomicUsize::new(0),
             identity,
             sms,
+            rooms,
         }
+    }
+
+    /// Keeps the waiting rooms: twice a second, shuffle at an opening, refresh the
+    /// mirrors, and step the admission controller. The caller aborts it at shutdown.
+    pub fn spawn_rooms(self: &Arc<Self>) -> JoinHandle<()> {
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let snapshot = app.availability.snapshot();
+                if !snapshot
+                    .catalog
+                    .phases
+                    .iter()
+                    .any(|p| p.phase.waiting_room.is_some())
+                {
+                    continue;
+                }
+                // The booking path is near its limit: requests in flight past three
+                // quarters of the shedding threshold.
+                let in_flight = app.in_flight.load(std::sync::atomic::Ordering::Relaxed);
+                let overloaded = in_flight * 4 > app.limits.max_in_flight * 3;
+                app.rooms
+                    .tick(&snapshot, overloaded, time::OffsetDateTime::now_utc())
+                    .await;
+            }
+        })
     }
 
     /// Starts the background work: availability snapshots every `interval`, metrics

@@ -22,8 +22,10 @@ use crate::settlement::audit::{Inputs, JourneyAudit, audit_phase};
 use crate::sms::{Template, WebhookOptions};
 use crate::store::identity::{EmbeddedIdentity, IdentityStore, RedisIdentity, Upsert};
 use crate::store::outbox::Outbox;
+use crate::store::rooms::{MemoryRooms, RedisRooms, RoomStore};
 use crate::store::{EmbeddedStore, RedisStore, Store, StoreError};
 use crate::token::TokenKey;
+use crate::waiting_room::WaitingRooms;
 
 /// Each Redis round trip of the offline audit: its pages are larger than a request's.
 const AUDIT_REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -123,6 +125,7 @@ pub async fn serve_on(
                 config,
                 store,
                 Arc::new(identity),
+                Arc::new(MemoryRooms::default()),
                 has_calendar,
                 listener,
                 shutdown,
@@ -141,11 +144,12 @@ pub async fn serve_on(
             .await?;
             let has_calendar = store.has_calendar();
             let (conn, prefix, timeout) = store.shared_connection();
-            let identity = RedisIdentity::new(conn, &prefix, timeout);
+            let identity = RedisIdentity::new(conn.clone(), &prefix, timeout);
             start(
                 config,
                 Arc::new(store),
                 Arc::new(identity),
+                Arc::new(RedisRooms::new(conn, &prefix, timeout)),
                 has_calendar,
                 listener,
                 shutdown,
@@ -189,6 +193,7 @@ async fn start<S: Store + Outbox>(
     config: Config,
     store: Arc<S>,
     identity: Arc<dyn IdentityStore>,
+    rooms: Arc<dyn RoomStore>,
     has_calendar: bool,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
@@ -240,8 +245,10 @@ async fn start<S: Store + Outbox>(
         config.limits.clone(),
         Identity::new(identity, token_secret.as_bytes(), config.identity.clone()),
         Sms::new(outbox, config.sms.clone()),
+        WaitingRooms::new(rooms, token_secret.as_bytes()),
     ));
     let background = app.spawn_background(config.snapshot_interval);
+    let room_keeper = app.spawn_rooms();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let dispatcher = tokio::spawn(crate::dispatcher::run(
         app.clone(),
@@ -263,6 +270,7 @@ async fn start<S: Store + Outbox>(
     }
     crate::http::run(listener, app, shutdown).await;
     background.abort();
+    room_keeper.abort();
     Ok(())
 }
 

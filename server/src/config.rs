@@ -133,9 +133,9 @@ pub struct ServeArgs {
     /// Largest request body for admin endpoints (calendars, invitations), bytes [default: 536870912].
     #[arg(long)]
     pub max_admin_body_bytes: Option<String>,
-    /// Seconds a client has to send a request's headers [default: 10]. On keep-alive
-    /// connections hyper counts idle time too, so the bound applied is the larger of
-    /// this and --idle-timeout.
+    /// Seconds a request's headers have to arrive whole, counted from their first byte
+    /// (a new connection's first request: from the accept); trickling cannot extend it.
+    /// Idle time between requests counts against --idle-timeout instead [default: 10].
     #[arg(long)]
     pub header_read_timeout: Option<String>,
     /// Seconds a request body may take to arrive (a large admin body: between two parts)
@@ -148,9 +148,19 @@ pub struct ServeArgs {
     /// Seconds an idle keep-alive connection is kept [default: 75].
     #[arg(long)]
     pub idle_timeout: Option<String>,
-    /// Open connections at most; further clients wait in the accept queue [default: 20000].
+    /// Seconds a request may take from its headers to its answer; beyond, 503 `overloaded`
+    /// (admin routes, which stream large bodies, are not bounded) [default: 30].
+    #[arg(long)]
+    pub request_timeout: Option<String>,
+    /// Open connections at most. Beyond, a connection is still accepted, into a small
+    /// overflow lane (max(64, this / 8) connections, 2 s each) that serves /health/* and
+    /// /metrics and answers 503 `overloaded` to anything else [default: 20000].
     #[arg(long)]
     pub max_connections: Option<String>,
+    /// Open connections from one client address at most; beyond, a new one is closed at
+    /// once. Peers in --trusted-proxies are exempt; 0: no limit [default: 256].
+    #[arg(long)]
+    pub max_connections_per_address: Option<String>,
     /// Requests in flight at most; beyond, 503 `overloaded` [default: 8192].
     #[arg(long)]
     pub max_in_flight: Option<String>,
@@ -416,7 +426,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Admin body limit. Default 512 MiB: 20 million invitations as NDJSON.
     pub max_admin_body_bytes: usize,
-    /// Default 10 s.
+    /// Default 10 s: a request's headers must arrive whole within it of their first byte,
+    /// and a new connection's first request within it of the accept (see
+    /// `http::connection`); trickling bytes does not extend it.
     pub header_read_timeout: Duration,
     /// Default 10 s: a request body (a person's is under 1 KiB) must arrive whole within
     /// it; a large admin body, each part within it. Beyond, `408 request-timeout`.
@@ -433,8 +445,19 @@ pub struct Limits {
     pub access_log_sample: u64,
     /// Default 75 s (longer than common load balancers' 60 s, so they close first).
     pub idle_timeout: Duration,
-    /// Default 20,000.
+    /// Default 30 s: a backstop on a request from its headers to its answer (the
+    /// store's own timeouts and the body timeout come first); beyond, `503 overloaded`.
+    /// Admin routes are not bounded: an import or a settlement may take minutes.
+    pub request_timeout: Duration,
+    /// Default 20,000. Beyond, connections go to the overflow lane (see
+    /// [`Limits::overflow_connections`]).
     pub max_connections: usize,
+    /// Default 256 connections from one peer address (0: no limit); peers in
+    /// `trusted_proxies` are exempt. Beyond, a new connection is closed at once.
+    pub max_connections_per_address: usize,
+    /// Default 2 s: how long an overflow-lane connection may stay open while it is not
+    /// being answered.
+    pub overflow_deadline: Duration,
     /// Default 8,192: beyond this, queueing only adds latency; shed with 503.
     pub max_in_flight: usize,
     /// Default 10 writes per person per second: people click; scripts hammer.
@@ -464,7 +487,10 @@ impl Default for Limits {
             availability_max_age: Duration::from_secs(1),
             access_log_sample: 1_000,
             idle_timeout: Duration::from_secs(75),
+            request_timeout: Duration::from_secs(30),
             max_connections: 20_000,
+            max_connections_per_address: 256,
+            overflow_deadline: Duration::from_secs(2),
             max_in_flight: 8_192,
             person_write_rate: 10,
             person_read_rate: 5,
@@ -473,6 +499,15 @@ impl Default for Limits {
             trusted_proxies: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
         }
+    }
+}
+
+impl Limits {
+    /// Connections the overflow lane holds at most, beyond `max_connections`:
+    /// max(64, `max_connections` / 8). Probes and scrapes need few; when it is full, a new
+    /// connection displaces the oldest one there that is not being answered.
+    pub fn overflow_connections(&self) -> usize {
+        (self.max_connections / 8).max(64)
     }
 }
 
@@ -690,8 +725,24 @@ impl Config {
                 "header-read-timeout",
                 format!("{:?}", l.header_read_timeout),
             ),
+            ("body-read-timeout", format!("{:?}", l.body_read_timeout)),
             ("idle-timeout", format!("{:?}", l.idle_timeout)),
-            ("max-connections", l.max_connections.to_string()),
+            ("request-timeout", format!("{:?}", l.request_timeout)),
+            (
+                "max-connections",
+                format!(
+                    "{}, then an overflow lane of {} for /health/* and /metrics",
+                    l.max_connections,
+                    l.overflow_connections()
+                ),
+            ),
+            (
+                "max-connections-per-address",
+                match l.max_connections_per_address {
+                    0 => "no limit".to_string(),
+                    n => n.to_string(),
+                },
+            ),
             ("max-in-flight", l.max_in_flight.to_string()),
             ("person-write-rate", l.person_write_rate.to_string()),
             ("person-read-rate", l.person_read_rate.to_string()),
@@ -849,6 +900,18 @@ impl Config {
                 list
             },
             idle_timeout: secs(&args.idle_timeout, "SLOTD_IDLE_TIMEOUT", dl.idle_timeout)?,
+            request_timeout: secs(
+                &args.request_timeout,
+                "SLOTD_REQUEST_TIMEOUT",
+                dl.request_timeout,
+            )?,
+            max_connections_per_address: src.number(
+                &args.max_connections_per_address,
+                "SLOTD_MAX_CONNECTIONS_PER_ADDRESS",
+                dl.max_connections_per_address,
+                0,
+            )?,
+            overflow_deadline: dl.overflow_deadline,
             access_log_sample: src.number(
                 &args.access_log_sample,
                 "SLOTD_ACCESS_LOG_SAMPLE",
@@ -1197,6 +1260,9 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("data"));
         assert!(!c.ephemeral && c.fast_path);
         assert_eq!(c.limits.max_body_bytes, 16 * 1024);
+        assert_eq!(c.limits.max_connections_per_address, 256);
+        assert_eq!(c.limits.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.limits.overflow_connections(), 2_500);
     }
 
     #[test]
@@ -1254,6 +1320,8 @@ mod tests {
             ("SLOTD_STORE", "postgres://x"),
             ("SLOTD_MAX_BODY_BYTES", "ten"),
             ("SLOTD_MAX_CONNECTIONS", "0"),
+            ("SLOTD_MAX_CONNECTIONS_PER_ADDRESS", "-1"),
+            ("SLOTD_REQUEST_TIMEOUT", "0"),
             ("SLOTD_ADMIN_TOKEN", "short"),
             ("SLOTD_DURABILITY", "sometimes"),
             ("SLOTD_EPHEMERAL", "maybe"),

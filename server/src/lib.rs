@@ -36,3 +36,4 @@ pub mod settlement;
 pub mod sms;
 pub mod store;
 pub mod token;
+pub mod waiting_room;

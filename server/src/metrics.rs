@@ -10,6 +10,8 @@ pub const HTTP_REQUESTS: &str = "slotd_http_requests_total";
 pub const HTTP_DURATION: &str = "slotd_http_request_duration_seconds";
 pub const HTTP_IN_FLIGHT: &str = "slotd_http_requests_in_flight";
 pub const HTTP_CONNECTIONS: &str = "slotd_http_connections";
+pub const HTTP_CONNECTIONS_REFUSED: &str = "slotd_http_connections_refused_total";
+pub const HTTP_OVERFLOW_CONNECTIONS: &str = "slotd_http_overflow_connections_total";
 pub const BOOKINGS_COMMITTED: &str = "slotd_bookings_committed_total";
 pub const BOOKING_REJECTIONS: &str = "slotd_booking_rejections_total";
 pub const CANCELLATIONS: &str = "slotd_cancellations_total";
@@ -31,6 +33,11 @@ pub const INVITATIONS_SETTLED: &str = "slotd_invitations_settled_total";
 pub const CHECK_INS: &str = "slotd_check_ins_total";
 pub const REGISTRY_PERSONS_IMPORTED: &str = "slotd_registry_persons_imported_total";
 pub const BUILD_INFO: &str = "slotd_build_info";
+pub const QUEUE_JOINS: &str = "slotd_queue_joins_total";
+pub const QUEUE_LENGTH: &str = "slotd_queue_waiting";
+pub const QUEUE_ADMITTED: &str = "slotd_queue_admitted";
+pub const QUEUE_WINDOW: &str = "slotd_queue_window";
+pub const QUEUE_WAIT_SECONDS: &str = "slotd_queue_estimated_wait_seconds";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -76,8 +83,12 @@ fn start_at_zero() {
         CANCELLATIONS,
         INVITATIONS_SETTLED,
         REGISTRY_PERSONS_IMPORTED,
+        HTTP_OVERFLOW_CONNECTIONS,
     ] {
         metrics::counter!(name).absolute(0);
+    }
+    for reason in ["per-address", "overflow-full", "overflow-displaced"] {
+        metrics::counter!(HTTP_CONNECTIONS_REFUSED, "reason" => reason).absolute(0);
     }
     for channel in ["web", "app", "kiosk"] {
         metrics::counter!(BOOKINGS_COMMITTED, "channel" => channel).absolute(0);
@@ -133,7 +144,35 @@ fn describe() {
         "HTTP request latency by route and outcome"
     );
     describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being served");
+    describe_counter!(
+        QUEUE_JOINS,
+        "people queued in a phase's waiting room, by lane (pre: before the shuffle)"
+    );
+    describe_gauge!(QUEUE_LENGTH, "people in a waiting room not admitted yet");
+    describe_gauge!(
+        QUEUE_ADMITTED,
+        "positions of a waiting room admitted to book"
+    );
+    describe_gauge!(
+        QUEUE_WINDOW,
+        "the admission controller's window: admitted people who may not have booked yet"
+    );
+    describe_gauge!(
+        QUEUE_WAIT_SECONDS,
+        "estimated wait of the last person in a waiting room, at the current admission rate"
+    );
     describe_gauge!(HTTP_CONNECTIONS, "open HTTP connections");
+    describe_counter!(
+        HTTP_CONNECTIONS_REFUSED,
+        "connections closed unanswered, by reason: per-address (over \
+         --max-connections-per-address), overflow-full (the overflow lane held only \
+         connections being answered), overflow-displaced (made room for a newer one there)"
+    );
+    describe_counter!(
+        HTTP_OVERFLOW_CONNECTIONS,
+        "connections accepted beyond --max-connections into the overflow lane, which \
+         serves /health/* and /metrics only"
+    );
     describe_counter!(
         BOOKINGS_COMMITTED,
         "bookings acknowledged to clients, by channel"

@@ -190,18 +190,24 @@ mod tests {
         assert!(geo.check(None, None).is_ok());
         assert!(geo.check(None, Some("板橋區")).is_ok());
 
-        let e = geo.check(Some("台北市"), None).unwrap_err();
+        let e = geo
+            .check(Some("台北市"), None)
+            .expect_err("台 is not read here");
         assert_eq!(e.field, "county");
         assert_eq!(e.choices.len(), 22);
         assert!(e.choices.contains(&"臺北市"));
 
-        let e = geo.check(Some("臺北市"), Some("板橋區")).unwrap_err();
+        let e = geo
+            .check(Some("臺北市"), Some("板橋區"))
+            .expect_err("another county");
         assert_eq!(e.field, "district");
         assert_eq!(e.choices.len(), 12, "{:?}", e.choices);
         assert!(e.choices.contains(&"中正區") && !e.choices.contains(&"板橋區"));
         assert!(e.to_string().contains("中正區"), "{e}");
 
-        let e = geo.check(None, Some("無此區")).unwrap_err();
+        let e = geo
+            .check(None, Some("無此區"))
+            .expect_err("no such district");
         assert_eq!((e.field, e.choices.len()), ("district", 22));
     }
 }

@@ -31,6 +31,8 @@ pub struct BookingView<'a> {
     site_name: &'a str,
     county: &'a str,
     district: &'a str,
+    /// The site's street address, where to go.
+    address: &'a str,
     date: &'a str,
     period: &'a str,
     vaccine: &'a str,
@@ -67,6 +69,7 @@ pub fn view<'a>(catalog: &'a Catalog, b: &'a Booking) -> BookingView<'a> {
         site_name: site.map_or("", |s| s.name.as_str()),
         county: site.map_or("", |s| s.county.as_str()),
         district: site.map_or("", |s| s.district.as_str()),
+        address: site.map_or("", |s| s.address.as_str()),
         date: slot.map_or("", |s| s.slot.date.as_str()),
         period: slot.map_or("", |s| s.slot.period.as_str()),
         vaccine: slot.map_or("", |s| s.slot.vaccine.as_str()),
@@ -136,6 +139,8 @@ where
 {
     let now = OffsetDateTime::now_utc();
     let claims = writer(app, headers, now)?;
+    super::queue::admitted(app, phase, claims.person, headers, now)
+        .inspect_err(|_| rejected("not-admitted"))?;
     let raw = read_body(
         body,
         app.limits.max_body_bytes,

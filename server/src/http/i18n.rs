@@ -100,6 +100,13 @@ fn titles(code: Code) -> [&'static str; 5] {
             "Anda tidak diundang pada tahap ini",
             "คุณไม่ได้รับเชิญในรอบนี้",
         ],
+        Code::NotAdmitted => [
+            "請先在等候室排隊，輪到您時即可預約",
+            "Wait in the waiting room: you can book when it is your turn",
+            "Vui lòng chờ trong phòng chờ: bạn có thể đặt lịch khi đến lượt",
+            "Tunggu di ruang tunggu: Anda dapat memesan saat giliran Anda tiba",
+            "กรุณารอในห้องรอ คุณจะจองได้เมื่อถึงคิวของคุณ",
+        ],
         Code::WindowClosed => [
             "本期預約已截止",
             "Booking for this phase has closed",

@@ -1,6 +1,8 @@
 //! The HTTP edge: a thin layer over the service and the store.
 //!
-//! - [`server::run`]: accept loop, connection limits, timeouts, graceful shutdown.
+//! - [`server::run`]: accept loop and graceful shutdown; `admission`: the connection cap
+//!   after accept, its overflow lane for probes and the cap per address; `connection`:
+//!   each connection's header, idle and overflow clocks.
 //! - [`router`]: the route table and per-request envelope (shedding, metrics).
 //! - `booking`, `admin`, `ops`: booking and operations handlers; `registration` (captcha,
 //!   intent registration), `login` (booking and kiosk logins, partners), `registry`
@@ -13,13 +15,16 @@
 
 mod address;
 mod admin;
+mod admission;
 mod booking;
 mod check_in;
+mod connection;
 mod cors;
 mod i18n;
 mod login;
 mod ops;
 pub mod problem;
+mod queue;
 mod registration;
 mod registry;
 mod request;

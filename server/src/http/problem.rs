@@ -47,11 +47,12 @@ pub enum Code {
     WrongSite,
     WrongDate,
     BookingCancelled,
+    NotAdmitted,
 }
 
 impl Code {
     /// Every code, for the documentation test.
-    pub const ALL: [Code; 32] = [
+    pub const ALL: [Code; 33] = [
         Code::SlotFull,
         Code::AlreadyBooked,
         Code::NotInvited,
@@ -84,6 +85,7 @@ impl Code {
         Code::WrongSite,
         Code::WrongDate,
         Code::BookingCancelled,
+        Code::NotAdmitted,
     ];
 
     /// The kebab-case wire name.
@@ -92,6 +94,7 @@ impl Code {
             Code::SlotFull => "slot-full",
             Code::AlreadyBooked => "already-booked",
             Code::NotInvited => "not-invited",
+            Code::NotAdmitted => "not-admitted",
             Code::WindowClosed => "window-closed",
             Code::WindowNotOpen => "window-not-open",
             Code::UnknownSlot => "unknown-slot",
@@ -135,9 +138,11 @@ impl Code {
     pub fn status(self) -> StatusCode {
         match self {
             Code::SlotFull | Code::AlreadyBooked | Code::BookingNotLive => StatusCode::CONFLICT,
-            Code::NotInvited | Code::WindowClosed | Code::WindowNotOpen | Code::WrongScope => {
-                StatusCode::FORBIDDEN
-            }
+            Code::NotInvited
+            | Code::NotAdmitted
+            | Code::WindowClosed
+            | Code::WindowNotOpen
+            | Code::WrongScope => StatusCode::FORBIDDEN,
             Code::UnknownSlot
             | Code::InvalidRequest
             | Code::IdempotencyKeyReused

@@ -8,12 +8,13 @@ use bytes::Bytes;
 use http::{Method, Request, header};
 use hyper::body::Body;
 
+use super::admission::Lane;
 use super::i18n::Lang;
 use super::problem::{Code, Problem};
 use super::request::HttpResponse;
 use super::server::PeerAddr;
 use super::telemetry::Telemetry;
-use super::{admin, booking, check_in, login, ops, registration, registry, settlement};
+use super::{admin, booking, check_in, login, ops, queue, registration, registry, settlement};
 use crate::app::App;
 use crate::metrics as m;
 use crate::store::Store;
@@ -195,6 +196,21 @@ pub const ROUTES: &[RouteSpec] = &[
         template: "/{file}",
         statuses: &[200, 304, 404],
     },
+    RouteSpec {
+        method: "POST",
+        template: "/v1/phases/{phase}/queue",
+        statuses: &[201, 401, 403, 404, 429],
+    },
+    RouteSpec {
+        method: "GET",
+        template: "/v1/phases/{phase}/queue",
+        statuses: &[200, 404, 422],
+    },
+    RouteSpec {
+        method: "GET",
+        template: "/v1/admin/phases/{phase}/queue",
+        statuses: &[200, 401, 404],
+    },
 ];
 
 /// A resolved route.
@@ -235,6 +251,9 @@ pub enum Route<'a> {
     Geography,
     /// A file of the reference web frontend (`/` is `/index.html`), GET or HEAD.
     Web(&'static str),
+    Queue(&'a str),
+    QueuePoll(&'a str),
+    QueueAdmin(&'a str),
 }
 
 impl Route<'_> {
@@ -274,6 +293,9 @@ impl Route<'_> {
             Route::AvailabilityHead(_) => 30,
             Route::Geography => 31,
             Route::Web(_) => 32,
+            Route::Queue(_) => 33,
+            Route::QueuePoll(_) => 34,
+            Route::QueueAdmin(_) => 35,
         }
     }
 }
@@ -400,6 +422,17 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Resolved<'a> {
         (_, ["v1", "admin", "phases", _, "close-out"]) => {
             (None, "/v1/admin/phases/{phase}/close-out")
         }
+        (&Method::POST, ["v1", "phases", p, "queue"]) => {
+            (Some(Route::Queue(p)), "/v1/phases/{phase}/queue")
+        }
+        (&Method::GET, ["v1", "phases", p, "queue"]) => {
+            (Some(Route::QueuePoll(p)), "/v1/phases/{phase}/queue")
+        }
+        (_, ["v1", "phases", _, "queue"]) => (None, "/v1/phases/{phase}/queue"),
+        (&Method::GET, ["v1", "admin", "phases", p, "queue"]) => {
+            (Some(Route::QueueAdmin(p)), "/v1/admin/phases/{phase}/queue")
+        }
+        (_, ["v1", "admin", "phases", _, "queue"]) => (None, "/v1/admin/phases/{phase}/queue"),
         (&Method::GET, ["v1", "geography"]) => (Some(Route::Geography), "/v1/geography"),
         (_, ["v1", "geography"]) => (None, "/v1/geography"),
         (&Method::GET | &Method::HEAD, _) => match super::web::find(path) {
@@ -428,6 +461,8 @@ fn flooded(route: &Route<'_>) -> bool {
             | Route::KioskLogin
             | Route::RegistrationSession
             | Route::MyBookings
+            | Route::Queue(_)
+            | Route::QueuePoll(_)
     )
 }
 
@@ -441,9 +476,38 @@ fn client_address<S: Store, B>(app: &App<S>, req: &Request<B>) -> std::net::IpAd
 }
 
 /// Whether a route is exempt from load shedding: probes and scrapes must answer
-/// precisely when the server is busiest.
+/// precisely when the server is busiest. They are also all the overflow lane serves.
 fn exempt(route: &Route<'_>) -> bool {
     matches!(route, Route::Live | Route::Ready | Route::Metrics)
+}
+
+/// Dispatches within `--request-timeout`, except on admin routes, where an import or a
+/// settlement may take minutes. A request cut off here ends as one whose client went
+/// away: a booking may have been committed, and a retry with its `Idempotency-Key`
+/// gets the original answer.
+async fn dispatch_within<S, B>(
+    app: &App<S>,
+    route: Route<'_>,
+    req: Request<B>,
+) -> Result<HttpResponse, Problem>
+where
+    S: Store,
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    if ROUTES[route.index()].template.starts_with("/v1/admin/") {
+        return dispatch(app, route, req).await;
+    }
+    let limit = app.limits.request_timeout;
+    // A handler that answers without waiting never arms the timer.
+    match tokio::time::timeout(limit, dispatch(app, route, req)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(Problem::new(
+            Code::Overloaded,
+            format!("no answer within {} s; retry shortly", limit.as_secs()),
+        )
+        .retry_after(1)),
+    }
 }
 
 async fn dispatch<S, B>(
@@ -469,6 +533,9 @@ where
         Route::OpenApi => Ok(ops::openapi()),
         Route::Phases => Ok(ops::phases(app)),
         Route::Geography => Ok(ops::geography(app, h)),
+        Route::Queue(p) => queue::join(app, p, h).await,
+        Route::QueuePoll(p) => queue::poll(app, p, h),
+        Route::QueueAdmin(p) => queue::admin(app, p, h).await,
         Route::Web(file) if app.limits.web => Ok(super::web::serve(file, h)),
         Route::Web(_) => Err(Problem::new(
             Code::NotFound,
@@ -556,6 +623,9 @@ where
     );
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    // Beyond --max-connections: probes and scrapes only, then the connection closes.
+    let overflow = req.extensions().get::<Lane>() == Some(&Lane::Overflow);
+    let http1 = req.version() < http::Version::HTTP_2;
     let request_id = super::request_id::of(req.headers());
     let origin = super::cors::allowed(req.headers(), &app.limits.cors_origins).cloned();
     // A CORS preflight from an allowed origin, for a route that exists.
@@ -584,6 +654,13 @@ where
             .allow(allowed.join(", "));
             (Err(problem), ROUTES.iter().position(|r| r.template == t))
         }
+        Resolved::Found(route, _) if overflow && !exempt(&route) => (
+            Err(
+                Problem::new(Code::Overloaded, "the server is at its connection limit")
+                    .retry_after(1),
+            ),
+            Some(route.index()),
+        ),
         Resolved::Found(route, _)
             if flooded(&route) && !app.addresses.allow(client_address(app, &req)) =>
         {
@@ -611,13 +688,20 @@ where
                     Some(index),
                 )
             } else {
-                (dispatch(app, route, req).await, Some(index))
+                (dispatch_within(app, route, req).await, Some(index))
             }
         }
     };
     let mut response = result.unwrap_or_else(|p| p.instance(&request_id).into_response(lang));
     if let Ok(v) = header::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(super::request_id::HEADER, v);
+    }
+    if overflow && http1 {
+        // An overflow connection serves one request: the place is for the next probe.
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
     }
     super::cors::decorate(
         &mut response,

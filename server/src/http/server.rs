@@ -1,37 +1,22 @@
-//! The accept loop: bounded connections, timeouts, graceful shutdown.
+//! The accept loop: admission after accept, per-connection clocks, graceful shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
+use super::admission::{Admission, Lane, Refusal};
+use super::connection::{Clocks, Closed, Conn, Watched, watch};
 use super::router::handle;
 use crate::app::App;
+use crate::log_limit::Limited;
 use crate::metrics as m;
 use crate::store::Store;
-
-/// Resolves when the connection has had no request in progress, none begun and none
-/// ended, for `timeout`. Requests, not bytes: an HTTP/2 client that only answers the
-/// server's PINGs, or a client trickling headers that never make a request, is idle.
-async fn idle(epoch: Instant, last: Arc<AtomicU64>, active: Arc<AtomicUsize>, timeout: Duration) {
-    let step = (timeout / 4).max(Duration::from_millis(50));
-    loop {
-        tokio::time::sleep(step).await;
-        let quiet = epoch
-            .elapsed()
-            .saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
-        if quiet >= timeout && active.load(Ordering::Acquire) == 0 {
-            return;
-        }
-    }
-}
 
 /// Serves `app` on an already-bound listener until `shutdown` resolves; then stops
 /// accepting, drains open connections for up to the grace period, and flushes the store.
@@ -41,7 +26,7 @@ pub async fn run<S: Store>(
     shutdown: impl Future<Output = ()>,
 ) {
     let limits = app.limits.clone();
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let admission = Admission::new(&limits);
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -50,7 +35,8 @@ pub async fn run<S: Store>(
         // hyper 1.12 runs this timer from the end of one response to the headers of the
         // next, idle keep-alive time included. Below the idle timeout it would close idle
         // connections early, under a load balancer that still reuses them (which then
-        // answers 502): so it is the larger of the two, and `idle` closes idle ones.
+        // answers 502): so it is the larger of the two, a backstop, and each connection's
+        // watchdog (`connection::watch`) applies the real header and idle timeouts.
         .header_read_timeout(limits.header_read_timeout.max(limits.idle_timeout))
         .keep_alive(true);
     builder
@@ -60,15 +46,8 @@ pub async fn run<S: Store>(
         .max_concurrent_streams(256);
     tokio::pin!(shutdown);
     loop {
-        // Wait for room before accepting: beyond the limit, clients queue in the
-        // kernel's backlog instead of costing us memory.
-        let permit = tokio::select! {
-            p = connections.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
+        // Always accept, and decide after: a probe on a new connection is never left in
+        // the kernel's backlog behind clients that hold every place.
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => s,
@@ -81,44 +60,83 @@ pub async fn run<S: Store>(
             },
             () = &mut shutdown => break,
         };
+        let conn = Conn::new();
+        let ticket = match admission.admit(peer.ip(), &conn) {
+            Ok(t) => t,
+            Err(refusal) => {
+                metrics::counter!(m::HTTP_CONNECTIONS_REFUSED, "reason" => refusal.as_str())
+                    .increment(1);
+                static REFUSED: Limited = Limited::new();
+                if let Some(folded) = REFUSED.check(std::time::Instant::now()) {
+                    let hint = match refusal {
+                        Refusal::PerAddress => {
+                            "; a load balancer's address belongs in --trusted-proxies"
+                        }
+                        Refusal::OverflowFull => "",
+                    };
+                    tracing::warn!(
+                        reason = refusal.as_str(),
+                        folded,
+                        "closing a new connection unanswered ({folded} more in the last 10 s){hint}"
+                    );
+                }
+                // Closed unanswered, at once: no buffer, no task.
+                drop(stream);
+                continue;
+            }
+        };
+        let lane = ticket.lane();
+        if lane == Lane::Overflow {
+            metrics::counter!(m::HTTP_OVERFLOW_CONNECTIONS).increment(1);
+            static OVERFLOW: Limited = Limited::new();
+            if let Some(folded) = OVERFLOW.check(std::time::Instant::now()) {
+                tracing::warn!(
+                    max = limits.max_connections,
+                    folded,
+                    "at --max-connections: a new connection serves probes and scrapes only ({folded} more in the last 10 s)"
+                );
+            }
+        }
         let _ = stream.set_nodelay(true);
-        let epoch = Instant::now();
-        let last = Arc::new(AtomicU64::new(0));
-        let active = Arc::new(AtomicUsize::new(0));
-        let io = TokioIo::new(stream);
+        let io = TokioIo::new(Watched::new(stream, conn.clone()));
         let service = {
-            let (app, active, last) = (app.clone(), active.clone(), last.clone());
+            let (app, conn) = (app.clone(), conn.clone());
             service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                let (app, active, last) = (app.clone(), active.clone(), last.clone());
+                // Called once the headers are parsed: the request has begun.
+                let request = conn.begin(req.version() == http::Version::HTTP_2);
+                let app = app.clone();
                 // The client address, for per-address limits (login failures).
                 req.extensions_mut().insert(PeerAddr(peer.ip()));
-                // Relaxed: a watchdog that reads a slightly old instant closes a little later.
-                let touch =
-                    move || last.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                req.extensions_mut().insert(lane);
                 async move {
-                    touch();
-                    active.fetch_add(1, Ordering::AcqRel);
                     let response = handle(&app, req).await;
-                    active.fetch_sub(1, Ordering::AcqRel);
-                    touch();
+                    drop(request);
                     Ok::<_, std::convert::Infallible>(response)
                 }
             })
         };
-        let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
-        let idle_timeout = limits.idle_timeout;
+        let served = graceful.watch(builder.serve_connection(io, service).into_owned());
+        let clocks = Clocks {
+            header: limits.header_read_timeout,
+            idle: limits.idle_timeout,
+            lifetime: (lane == Lane::Overflow).then_some(limits.overflow_deadline),
+        };
         tokio::spawn(async move {
             metrics::gauge!(m::HTTP_CONNECTIONS).increment(1.0);
             tokio::select! {
-                r = conn => if let Err(e) = r {
+                r = served => if let Err(e) = r {
                     tracing::debug!(error = %e, "connection ended with an error");
                 },
-                () = idle(epoch, last, active, idle_timeout) => {
-                    tracing::debug!("closing an idle connection");
+                closed = watch(&conn, clocks) => {
+                    if closed == Closed::Displaced {
+                        metrics::counter!(m::HTTP_CONNECTIONS_REFUSED, "reason" => closed.as_str())
+                            .increment(1);
+                    }
+                    tracing::debug!(reason = closed.as_str(), "closing a connection");
                 }
             }
             metrics::gauge!(m::HTTP_CONNECTIONS).decrement(1.0);
-            drop(permit);
+            drop(ticket);
         });
     }
     drop(listener);

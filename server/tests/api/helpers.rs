@@ -114,6 +114,7 @@ pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
     config.limits.person_read_rate = 1_000;
     // Every test client is 127.0.0.1 (one test checks the limit itself).
     config.limits.address_rate = 0;
+    config.limits.max_connections_per_address = 0;
     tune(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

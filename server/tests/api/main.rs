@@ -3,6 +3,7 @@
 mod day;
 mod helpers;
 mod identity;
+mod queue;
 mod slow;
 mod web;
 
