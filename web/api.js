@@ -17,9 +17,48 @@ export function token(scope) {
   return null;
 }
 
-/** Keeps a `SessionToken` answer for its scope. */
+/** Keeps a `SessionToken` answer for its scope (a new login starts without queue tickets). */
 export function saveToken(scope, session) {
   sessionStorage.setItem(KEYS[scope], JSON.stringify({ token: session.token, expires_at: session.expires_at }));
+}
+
+// Waiting-room tickets (`POST /v1/phases/{phase}/queue`) are the person's, one a phase:
+// they are kept inside the booking token's entry, so that they go with it (a logout, a
+// login as someone else, an expiry) and a reload rejoins the queue with the same ticket.
+
+function bookingEntry() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(KEYS.booking) || 'null');
+    return saved && typeof saved.token === 'string' ? saved : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The saved queue ticket of `phase`, or null. */
+export function ticket(phase) {
+  if (!token('booking')) return null;
+  const t = bookingEntry()?.tickets?.[phase];
+  return typeof t === 'string' ? t : null;
+}
+
+/** Keeps the queue ticket of `phase` with the booking token (not without one). */
+export function saveTicket(phase, value) {
+  const saved = bookingEntry();
+  if (!saved || saved.tickets?.[phase] === value) return;
+  saved.tickets = { ...(saved.tickets || {}), [phase]: value };
+  try {
+    sessionStorage.setItem(KEYS.booking, JSON.stringify(saved));
+  } catch {
+    // Storage full or off: the ticket serves this page only; queueing again gives it back.
+  }
+}
+
+export function dropTicket(phase) {
+  const saved = bookingEntry();
+  if (!saved?.tickets?.[phase]) return;
+  delete saved.tickets[phase];
+  sessionStorage.setItem(KEYS.booking, JSON.stringify(saved));
 }
 
 export function dropToken(scope) {
@@ -43,10 +82,11 @@ export function newKey() {
 /**
  * One API call. Never throws: answers `{ok, status, data}` on 2xx, else `{ok: false,
  * status, problem, retryAfter}` where `problem.code` is the API's code, or `network` when
- * no answer came. `retryAfter` is the seconds of a `Retry-After` header, or null.
+ * no answer came. `retryAfter` is the seconds of a `Retry-After` header, or null (on 2xx
+ * too: the waiting room's polls carry one). `headers` are extra request headers.
  */
-export async function call(method, path, { body, auth, key } = {}) {
-  const headers = { 'Accept-Language': lang(), Accept: 'application/json' };
+export async function call(method, path, { body, auth, key, headers: extra } = {}) {
+  const headers = { 'Accept-Language': lang(), Accept: 'application/json', ...extra };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (auth) {
     const tok = token(auth);

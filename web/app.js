@@ -1,10 +1,12 @@
-// The citizen's journey as a single page: intent registration, login, availability, booking,
-// my bookings with the check-in QR code, change and cancel. Hash routes (`#/book?phase=01`)
-// pick a view; each view is a <section> of index.html that `enter` fills in and `render`
-// redraws from the state already fetched (a language switch re-renders without refetching).
+// The citizen's journey as a single page: intent registration, login, availability, the
+// waiting room of a phase that has one (queue.js), booking, my bookings with the check-in QR
+// code, change and cancel. Hash routes (`#/book?phase=01`) pick a view; each view is a
+// <section> of index.html that `enter` fills in and `render` redraws from the state already
+// fetched (a language switch re-renders without refetching).
 
 import { DEFAULT_LANG, setLang, lang, t } from './i18n.js';
 import * as api from './api.js';
+import * as queue from './queue.js';
 import {
   $, h, setText, translate, formatDay, formatTime, timeEl, announce, fieldError, validate,
   showProblem, clearProblem, retranslateCountdowns, busy, confirmDialog, Captcha,
@@ -60,6 +62,7 @@ async function route(initial = false) {
   const view = VIEWS[path] ?? VIEWS[''];
   const seq = ++routing;
   for (const c of captchas.values()) c.stop();
+  queue.stop();
   for (const section of document.querySelectorAll('.view')) section.hidden = section.id !== view.section;
   for (const a of document.querySelectorAll('[data-nav]')) {
     if (a.dataset.nav === view.nav) a.setAttribute('aria-current', 'page');
@@ -330,6 +333,7 @@ $('li-form').addEventListener('submit', (e) => {
 
 $('logout').addEventListener('click', () => {
   api.clearSession();
+  queue.leave();
   state.registration = null;
   state.bookings = null;
   updateSessionUi();
@@ -425,6 +429,7 @@ async function enterBook(params, seq) {
   }
   state.changing = changing;
   renderBook(state.search);
+  syncRoom();
   // A change starts from the booking's own site and day, already searched; coming back
   // to the page shows the seats as they are now, not as they were.
   if (changing || state.availability) await search(seq, false);
@@ -472,6 +477,7 @@ function renderBook(choice) {
   $('bk-changing').hidden = !changing;
   if (changing) setText($('bk-changing-text'), 'book.changing', { code: changing.code });
   renderSites();
+  queue.render();
 }
 
 function selectedPhase() {
@@ -504,7 +510,13 @@ $('bk-phase').addEventListener('change', () => {
   renderPhaseInfo();
   fillDistricts($('bk-district'), $('bk-county').value, $('bk-district').value, $('bk-phase').value);
   fillDates(selectedPhase(), $('bk-date').value);
+  // The address names the phase, so that a reload comes back to it (and to its waiting room).
+  if (current?.path === 'book' && !state.changing) {
+    history.replaceState(null, '', `#/book?phase=${encodeURIComponent($('bk-phase').value)}`);
+  }
+  syncRoom();
 });
+
 $('bk-county').addEventListener('change', () => {
   fillDistricts($('bk-district'), $('bk-county').value, '', $('bk-phase').value);
 });
@@ -550,6 +562,7 @@ function renderSites() {
     h('h3', { text: site.name }),
     h('p', { class: 'address', text: site.address }),
     slotTable(site, changing))));
+  syncBookButtons();
 }
 
 /** A site's slots as a table: a row per period, a column per vaccine. */
@@ -597,19 +610,30 @@ function slotCell(site, slot, changing) {
 function bookSlot(site, slot, button) {
   if (!api.token('booking')) { needLogin('book'); return; }
   const changing = state.changing;
+  const phase = state.search.phase;
   const buttons = [...document.querySelectorAll('#bk-sites button.book')];
   busy(button, async () => {
     const box = $('bk-book-error');
     clearProblem(box);
     for (const b of buttons) b.disabled = true;
-    const op = changing ? `change:${changing.booking}` : `book:${state.search.phase}`;
+    if (!changing) {
+      // A new booking goes through the phase's waiting room, if it has one: queue first
+      // when that has not been done, and wait for the person's turn.
+      const standing = await queue.admit(phase);
+      if (standing && standing.state !== 'admitted') {
+        for (const b of buttons) if (b !== button) b.disabled = false;
+        queue.focus();
+        return;
+      }
+    }
+    const op = changing ? `change:${changing.booking}` : `book:${phase}`;
     const intent = intentFor(op, slot.slot);
     const r = changing
       ? await api.call('PUT', `/v1/me/bookings/${encodeURIComponent(changing.booking)}`, {
         auth: 'booking', key: intent.key, body: { slot: slot.slot },
       })
-      : await api.call('POST', `/v1/phases/${encodeURIComponent(state.search.phase)}/bookings`, {
-        auth: 'booking', key: intent.key, body: { slot: slot.slot },
+      : await api.call('POST', `/v1/phases/${encodeURIComponent(phase)}/bookings`, {
+        auth: 'booking', key: intent.key, body: { slot: slot.slot }, headers: queue.ticketHeader(phase),
       });
     for (const b of buttons) if (b !== button) b.disabled = false;
     // A write that got no answer, or was shed before it was decided, is the same intent when
@@ -624,6 +648,11 @@ function bookSlot(site, slot, button) {
       return;
     }
     if (r.problem.code === 'unauthenticated') { needLogin('book', r); return; }
+    if (r.problem.code === 'not-admitted') {
+      // Not this person's turn (or no ticket the server knows): back to the waiting room.
+      queue.notAdmitted(phase, r);
+      return;
+    }
     const extra = [];
     if (r.problem.code === 'already-booked') {
       state.bookings = null;
@@ -636,8 +665,52 @@ function bookSlot(site, slot, button) {
         new URLSearchParams({ county: state.search.county, district: state.search.district, date: state.search.date })}`);
       if (again.ok) { state.availability = again.data; renderSites(); }
     }
-  });
+  }).then(() => syncBookButtons());
 }
+
+// --- Waiting room (queue.js) ---------------------------------------------------------------
+
+/**
+ * Watches the waiting room of the chosen phase: for a logged-in person booking anew (a
+ * change of slot does not queue) in a phase that has not closed. A phase without a room
+ * answers at once that the person may book, and nothing is shown.
+ */
+function syncRoom() {
+  const p = selectedPhase();
+  if (!api.token('booking') || state.changing || !p || p.status === 'closed') queue.leave();
+  else queue.enter(p.id);
+  syncBookButtons();
+}
+
+/** The booking buttons wait for the person's turn while the phase's room says to wait. */
+function syncBookButtons() {
+  const phase = state.search?.phase;
+  const blocked = Boolean(phase && !state.changing && queue.blocks(phase));
+  for (const b of document.querySelectorAll('#bk-sites button.book')) {
+    // A button held by a problem's countdown, or busy with its request, keeps its state.
+    if (b.dataset.held || b.hasAttribute('aria-busy')) continue;
+    b.disabled = blocked;
+  }
+  $('bk-queue-note').hidden = !blocked || queue.standing(phase)?.state === 'sold-out';
+}
+
+/**
+ * Admitted in a phase the list fetched earlier called upcoming: its window has opened since
+ * (the list is refetched only now and then, and not by a whole crowd at the opening).
+ */
+function markOpened(phaseId) {
+  const p = state.phases?.find((x) => x.id === phaseId);
+  if (queue.standing(phaseId)?.state !== 'admitted' || p?.status !== 'upcoming') return;
+  if (Date.parse(p.opens_at) > Date.now()) return;
+  p.status = 'open';
+  const option = [...$('bk-phase').options].find((o) => o.value === phaseId);
+  if (option) option.textContent = t('phase.option', { name: t('phase.name', { id: p.id }), status: t('phase.open') });
+}
+
+queue.configure({
+  changed: (phase) => { markOpened(phase); syncBookButtons(); },
+  unauthenticated: (result) => needLogin('book', result),
+});
 
 // --- My bookings ---------------------------------------------------------------------------
 

@@ -382,6 +382,72 @@ export const UI = {
     id: 'Hanya untuk yang diundang.', th: 'เฉพาะผู้ได้รับเชิญ',
   },
 
+  'queue.h': { 'zh-TW': '等候室', en: 'Waiting room', vi: 'Phòng chờ', id: 'Ruang tunggu', th: 'ห้องรอคิว' },
+  'queue.pre': {
+    'zh-TW': '您已在等候室。{time} 開放預約時，所有已在等候室的人會隨機排定順序，提早進來並不會排得比較前面。請保持這個頁面開啟。',
+    en: 'You are in the waiting room. At {time}, when booking opens, everyone here gets a random place in the queue: arriving earlier does not help. Keep this page open.',
+    vi: 'Bạn đang ở phòng chờ. Lúc {time}, khi mở đặt lịch, mọi người trong phòng chờ được xếp thứ tự ngẫu nhiên: đến sớm hơn không giúp được gì. Hãy giữ trang này mở.',
+    id: 'Anda sudah di ruang tunggu. Pukul {time}, saat pemesanan dibuka, semua orang di sini mendapat urutan acak: datang lebih awal tidak membantu. Biarkan halaman ini tetap terbuka.',
+    th: 'คุณอยู่ในห้องรอคิวแล้ว เวลา {time} เมื่อเปิดจอง ทุกคนในห้องรอคิวจะได้ลำดับแบบสุ่ม การเข้ามาก่อนไม่ได้ช่วยให้ได้คิวก่อน กรุณาเปิดหน้านี้ไว้',
+  },
+  'queue.waiting': {
+    'zh-TW': '您排在第 {position} 位，前面還有 {ahead} 人。輪到您時，這裡會通知您。',
+    en: 'You are number {position} in the queue; people ahead of you: {ahead}. We will tell you here when it is your turn.',
+    vi: 'Bạn đang ở vị trí số {position}; số người phía trước: {ahead}. Chúng tôi sẽ báo ở đây khi đến lượt bạn.',
+    id: 'Anda nomor {position} dalam antrean; orang di depan Anda: {ahead}. Kami akan memberi tahu di sini saat giliran Anda.',
+    th: 'คุณอยู่ลำดับที่ {position} มีคนรอก่อนหน้าคุณ {ahead} คน เราจะแจ้งที่นี่เมื่อถึงคิวของคุณ',
+  },
+  'queue.turn': {
+    'zh-TW': '輪到您了，請立即預約：在下方查詢並選擇時段。',
+    en: "It's your turn — book now: search and choose a slot below.",
+    vi: 'Đã đến lượt bạn — hãy đặt lịch ngay: tìm và chọn lịch bên dưới.',
+    id: 'Sekarang giliran Anda — pesan sekarang: cari dan pilih jadwal di bawah.',
+    th: 'ถึงคิวของคุณแล้ว จองได้เลย: ค้นหาและเลือกคิวด้านล่าง',
+  },
+  'queue.soldOut': {
+    'zh-TW': '這一期的名額已全部預約完畢。之後的期別開放時，我們會再以簡訊邀請您。',
+    en: 'No seats are left in this phase. We will invite you to a later phase by text message.',
+    vi: 'Đợt này đã hết chỗ. Chúng tôi sẽ nhắn tin mời bạn vào một đợt sau.',
+    id: 'Tidak ada kursi tersisa di tahap ini. Kami akan mengundang Anda ke tahap berikutnya lewat SMS.',
+    th: 'ระยะนี้ไม่มีที่นั่งเหลือแล้ว เราจะส่ง SMS เชิญคุณในระยะถัดไป',
+  },
+  'queue.position': {
+    'zh-TW': '您的順位', en: 'Your place', vi: 'Vị trí của bạn', id: 'Urutan Anda', th: 'ลำดับของคุณ',
+  },
+  'queue.positionLater': {
+    'zh-TW': '{time} 開放時抽籤決定', en: 'Assigned at the opening, {time}', vi: 'Được xếp khi mở, lúc {time}',
+    id: 'Ditentukan saat dibuka, pukul {time}', th: 'จับสลากตอนเปิด เวลา {time}',
+  },
+  'queue.ahead': {
+    'zh-TW': '前面人數', en: 'Ahead of you', vi: 'Số người phía trước', id: 'Di depan Anda', th: 'จำนวนคนก่อนหน้า',
+  },
+  'queue.wait': {
+    'zh-TW': '預估等候時間', en: 'Estimated wait', vi: 'Thời gian chờ dự kiến', id: 'Perkiraan waktu tunggu',
+    th: 'เวลารอโดยประมาณ',
+  },
+  'queue.waitUnknown': {
+    'zh-TW': '尚無法估計', en: 'Not known yet', vi: 'Chưa ước tính được', id: 'Belum diketahui', th: 'ยังประเมินไม่ได้',
+  },
+  'queue.waitSoon': {
+    'zh-TW': '即將輪到您', en: 'Any moment now', vi: 'Sắp đến lượt bạn', id: 'Sebentar lagi', th: 'อีกไม่นาน',
+  },
+  'queue.seatsLeft': {
+    'zh-TW': '本期剩餘名額', en: 'Seats left in this phase', vi: 'Số chỗ còn lại của đợt', id: 'Kursi tersisa di tahap ini',
+    th: 'ที่นั่งที่เหลือในระยะนี้',
+  },
+  'queue.next': {
+    'zh-TW': '{time}後更新', en: 'Next update in {time}', vi: 'Cập nhật sau {time}', id: 'Diperbarui dalam {time}',
+    th: 'อัปเดตในอีก {time}',
+  },
+  'queue.updating': {
+    'zh-TW': '更新中…', en: 'Updating…', vi: 'Đang cập nhật…', id: 'Memperbarui…', th: 'กำลังอัปเดต…',
+  },
+  'queue.buttonsLater': {
+    'zh-TW': '輪到您時，「預約」按鈕就會啟用。', en: 'The Book buttons work once it is your turn.',
+    vi: 'Các nút Đặt lịch sẽ dùng được khi đến lượt bạn.', id: 'Tombol Pesan aktif saat giliran Anda.',
+    th: 'ปุ่มจองจะใช้ได้เมื่อถึงคิวของคุณ',
+  },
+
   'phase.name': { 'zh-TW': '第 {id} 期', en: 'Phase {id}', vi: 'Đợt {id}', id: 'Tahap {id}', th: 'ระยะที่ {id}' },
   'phase.upcoming': {
     'zh-TW': '尚未開放', en: 'not open yet', vi: 'chưa mở', id: 'belum dibuka', th: 'ยังไม่เปิด',
@@ -655,9 +721,9 @@ export const PROBLEMS = {
     id: 'Pesanan ini sudah dibatalkan.', th: 'การจองนี้ถูกยกเลิกแล้ว',
   },
   'not-admitted': {
-    'zh-TW': '還沒輪到您，請在排隊頁面稍候。', en: 'It is not your turn yet. Please wait in the queue.',
-    vi: 'Chưa đến lượt bạn. Vui lòng chờ trong hàng đợi.', id: 'Belum giliran Anda. Harap tunggu dalam antrean.',
-    th: 'ยังไม่ถึงคิวของคุณ กรุณารอในคิว',
+    'zh-TW': '還沒輪到您，請在等候室稍候。', en: 'It is not your turn yet. Please wait in the waiting room.',
+    vi: 'Chưa đến lượt bạn. Vui lòng chờ trong phòng chờ.', id: 'Belum giliran Anda. Harap tunggu di ruang tunggu.',
+    th: 'ยังไม่ถึงคิวของคุณ กรุณารอในห้องรอคิว',
   },
   'network': {
     'zh-TW': '無法連線，請檢查網路後再試。', en: 'Cannot connect. Check your connection and try again.',

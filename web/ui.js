@@ -65,6 +65,21 @@ export function formatTime(iso) {
   }).format(new Date(iso));
 }
 
+/** An RFC 3339 time as hours and minutes on Taiwan's clock; with the date when not today. */
+export function formatClock(iso) {
+  const at = new Date(iso);
+  const day = (d) => new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Taipei' }).format(d);
+  if (day(at) !== day(new Date())) return formatTime(iso);
+  return new Intl.DateTimeFormat(locale(), {
+    hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone: 'Asia/Taipei',
+  }).format(at);
+}
+
+/** A count, grouped as the language writes it (48,213). */
+export function formatNumber(n) {
+  return new Intl.NumberFormat(locale()).format(n);
+}
+
 /** A `<time>` element showing `iso` formatted by `format`. */
 export function timeEl(iso, format = formatTime) {
   return h('time', { datetime: iso, text: format(iso) });

@@ -158,6 +158,9 @@ pub fn phases<S: Store>(app: &App<S>) -> HttpResponse {
                 "opens_at": rfc3339(p.phase.opens_at),
                 "closes_at": rfc3339(p.phase.closes_at),
                 "invitation_required": p.phase.invitation_required,
+                "waiting_room": p.phase.waiting_room.as_ref().map(|w| json!({
+                    "prequeue_opens_at": rfc3339(w.prequeue_opens_at),
+                })),
                 "registration_required": p.phase.registration_required,
                 "vaccination_dates": p.dates.map(|(a, b)| json!({ "first": a.to_string(), "last": b.to_string() })),
                 "status": status,

@@ -118,7 +118,7 @@ pub async fn join<S: Store>(
     let (index, info) = phase_of(&catalog, phase)?;
     let mut answered = match &info.phase.waiting_room {
         None => {
-            let ticket = app.rooms.tickets.issue(phase, claims.person, Lane::Pre);
+            let ticket = app.rooms.tickets.issue(phase, claims.person, None);
             answer(app, index, info, &ticket, no_room(), now)
         }
         Some(room) => {
@@ -153,7 +153,7 @@ fn ticket_of(
     app_rooms: &crate::waiting_room::WaitingRooms,
     phase: &str,
     headers: &HeaderMap,
-) -> Option<(String, IdNumber, Lane)> {
+) -> Option<(String, IdNumber, Option<Lane>)> {
     let raw = headers.get(TICKET)?.to_str().ok()?.trim();
     let (person, lane) = app_rooms.tickets.open(phase, raw)?;
     Some((raw.to_string(), person, lane))
@@ -176,9 +176,18 @@ pub fn poll<S: Store>(
             ),
         ));
     };
-    let standing = match info.phase.waiting_room {
-        None => no_room(),
-        Some(_) => app.rooms.standing(&info.phase.id, person, lane),
+    let standing = match (&info.phase.waiting_room, lane) {
+        (None, _) => no_room(),
+        (Some(_), Some(lane)) => app.rooms.standing(&info.phase.id, person, lane),
+        // Issued before the phase had a room: its holder never queued.
+        (Some(_), None) => {
+            return Err(Problem::new(
+                Code::InvalidRequest,
+                format!(
+                    "this ticket is from before phase {phase} had a waiting room: queue with POST /v1/phases/{phase}/queue"
+                ),
+            ));
+        }
     };
     Ok(answer(app, index, info, &ticket, standing, now))
 }
@@ -214,7 +223,13 @@ pub fn admitted<S: Store>(
         Some((_, holder, _)) if holder != person => {
             refuse("this Queue-Ticket belongs to someone else".into(), 1)
         }
-        Some((_, _, lane)) => {
+        Some((_, _, None)) => refuse(
+            format!(
+                "this ticket is from before phase {phase} had a waiting room: queue with POST /v1/phases/{phase}/queue"
+            ),
+            1,
+        ),
+        Some((_, _, Some(lane))) => {
             let s = app.rooms.standing(&info.phase.id, person, lane);
             if s.admitted {
                 Ok(())

@@ -176,7 +176,7 @@ impl WaitingRooms {
             Lane::Late(_) => "late",
         })
         .increment(1);
-        Ok((self.tickets.issue(phase.as_str(), person, lane), lane))
+        Ok((self.tickets.issue(phase.as_str(), person, Some(lane)), lane))
     }
 
     /// The room's state as this instance last saw it.

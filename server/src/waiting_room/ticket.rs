@@ -40,10 +40,13 @@ fn derived(secret: &[u8], label: &[u8]) -> HmacSha256 {
     HmacSha256::new_from_slice(&m.finalize().into_bytes()).expect("HMAC takes keys of any length")
 }
 
-fn lane_parts(lane: Lane) -> (u8, u64) {
+/// Where a ticket places its holder: in a room's lane, or (`None`) nowhere, for a phase
+/// that had no room when it was issued.
+fn lane_parts(lane: Option<Lane>) -> (u8, u64) {
     match lane {
-        Lane::Pre => (0, 0),
-        Lane::Late(n) => (1, n),
+        Some(Lane::Pre) => (0, 0),
+        Some(Lane::Late(n)) => (1, n),
+        None => (2, 0),
     }
 }
 
@@ -55,7 +58,7 @@ impl TicketKey {
         }
     }
 
-    fn tag_mac(&self, phase: &str, person: IdNumber, lane: Lane) -> HmacSha256 {
+    fn tag_mac(&self, phase: &str, person: IdNumber, lane: Option<Lane>) -> HmacSha256 {
         let (kind, n) = lane_parts(lane);
         let mut m = self.tag.clone();
         m.update(&(phase.len() as u32).to_be_bytes());
@@ -66,7 +69,7 @@ impl TicketKey {
         m
     }
 
-    fn tag(&self, phase: &str, person: IdNumber, lane: Lane) -> [u8; TAG] {
+    fn tag(&self, phase: &str, person: IdNumber, lane: Option<Lane>) -> [u8; TAG] {
         let mut out = [0u8; TAG];
         out.copy_from_slice(&self.tag_mac(phase, person, lane).finalize().into_bytes()[..TAG]);
         out
@@ -80,8 +83,9 @@ impl TicketKey {
         u64::from_be_bytes(first)
     }
 
-    /// The ticket of `person` in `phase`'s room, in `lane`.
-    pub fn issue(&self, phase: &str, person: IdNumber, lane: Lane) -> String {
+    /// The ticket of `person` in `phase`'s room, in `lane` (`None`: the phase has no room;
+    /// such a ticket admits only while it has none).
+    pub fn issue(&self, phase: &str, person: IdNumber, lane: Option<Lane>) -> String {
         let (kind, n) = lane_parts(lane);
         let tag = self.tag(phase, person, lane);
         let mut raw = [0u8; LEN];
@@ -95,7 +99,7 @@ impl TicketKey {
 
     /// The person and lane of a ticket of `phase`'s room; `None` for anything else
     /// (malformed, forged, altered, of another phase).
-    pub fn open(&self, phase: &str, ticket: &str) -> Option<(IdNumber, Lane)> {
+    pub fn open(&self, phase: &str, ticket: &str) -> Option<(IdNumber, Option<Lane>)> {
         if ticket.len() > 64 {
             return None;
         }
@@ -105,8 +109,9 @@ impl TicketKey {
         }
         let n = u64::from_be_bytes(raw[2..10].try_into().ok()?);
         let lane = match (raw[1], n) {
-            (0, 0) => Lane::Pre,
-            (1, n) if n > 0 => Lane::Late(n),
+            (0, 0) => Some(Lane::Pre),
+            (1, n) if n > 0 => Some(Lane::Late(n)),
+            (2, 0) => None,
             _ => return None,
         };
         let tag: [u8; TAG] = raw[18..].try_into().ok()?;
@@ -129,15 +134,18 @@ mod tests {
     fn a_ticket_is_stable_opens_to_its_person_and_lane_and_nothing_else() {
         let key = TicketKey::new(b"secret");
         let a = synthetic_id(1);
-        let t = key.issue("02", a, Lane::Pre);
+        let t = key.issue("02", a, Some(Lane::Pre));
         assert_eq!(
             t,
-            key.issue("02", a, Lane::Pre),
+            key.issue("02", a, Some(Lane::Pre)),
             "the same ticket every time"
         );
-        assert_eq!(key.open("02", &t), Some((a, Lane::Pre)));
-        let late = key.issue("02", a, Lane::Late(7));
-        assert_eq!(key.open("02", &late), Some((a, Lane::Late(7))));
+        assert_eq!(key.open("02", &t), Some((a, Some(Lane::Pre))));
+        let open = key.issue("02", a, None);
+        assert_eq!(key.open("02", &open), Some((a, None)));
+        assert_ne!(open, t, "a ticket of no room is not a pre-queue one");
+        let late = key.issue("02", a, Some(Lane::Late(7)));
+        assert_eq!(key.open("02", &late), Some((a, Some(Lane::Late(7)))));
 
         assert_eq!(key.open("03", &t), None, "another phase");
         assert_eq!(
@@ -164,7 +172,10 @@ mod tests {
     fn tickets_hide_their_person() {
         let key = TicketKey::new(b"secret");
         let (a, b) = (synthetic_id(1), synthetic_id(2));
-        let (ta, tb) = (key.issue("02", a, Lane::Pre), key.issue("02", b, Lane::Pre));
+        let (ta, tb) = (
+            key.issue("02", a, Some(Lane::Pre)),
+            key.issue("02", b, Some(Lane::Pre)),
+        );
         let (ra, rb) = (
             URL_SAFE_NO_PAD.decode(&ta).expect("a"),
             URL_SAFE_NO_PAD.decode(&tb).expect("b"),

@@ -238,6 +238,53 @@ async fn a_phase_without_a_room_admits_at_once() {
         app.book(&app.person(1), "P1", "A").await.status,
         StatusCode::CREATED
     );
+    let phases = app.get("/v1/phases", None).await;
+    assert_eq!(phases.body["phases"][0]["waiting_room"], Value::Null);
+
+    // Once P1 gets a room, that ticket places nobody: its holder must queue.
+    let mut cal = serde_json::to_value(calendar(OffsetDateTime::now_utc())).expect("json");
+    cal["phases"][0]["waiting_room"] = json!({"prequeue_opens_at": "2021-01-01T00:00:00Z"});
+    let loaded = app
+        .admin(Method::PUT, "/v1/admin/calendar", Some(cal))
+        .await;
+    assert_eq!(loaded.status, StatusCode::OK, "{}", loaded.body);
+    let phases = app.get("/v1/phases", None).await;
+    assert_eq!(
+        phases.body["phases"][0]["waiting_room"]["prequeue_opens_at"],
+        "2021-01-01T08:00:00+08:00"
+    );
+    let stale = app
+        .send(
+            Method::GET,
+            "/v1/phases/P1/queue",
+            None,
+            None,
+            &[("queue-ticket", &t)],
+        )
+        .await;
+    assert_eq!(
+        stale.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        stale.body
+    );
+    let gated = app
+        .send(
+            Method::POST,
+            "/v1/phases/P1/bookings",
+            Some(&app.person(1)),
+            Some(Bytes::from_static(b"{\"slot\":\"A\"}")),
+            &[("queue-ticket", &t)],
+        )
+        .await;
+    assert_eq!(gated.code(), "not-admitted", "{}", gated.body);
+    assert!(
+        gated.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("before phase P1 had a waiting room")),
+        "{}",
+        gated.body
+    );
 
     let unknown = app
         .send(
