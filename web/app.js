@@ -59,7 +59,7 @@ function go(path, replace = false) {
 
 async function route(initial = false) {
   const { path, params } = parseHash();
-  const view = VIEWS[path] ?? VIEWS[''];
+  const view = Object.hasOwn(VIEWS, path) ? VIEWS[path] : VIEWS[''];
   const seq = ++routing;
   for (const c of captchas.values()) c.stop();
   queue.stop();
@@ -327,7 +327,7 @@ $('li-form').addEventListener('submit', (e) => {
     showLoginMethod();
     announce('login.ok');
     const next = current.params.get('next');
-    go(VIEWS[next] && next !== 'login' ? next : 'book');
+    go(Object.hasOwn(VIEWS, next) && next !== 'login' ? next : 'book');
   });
 });
 

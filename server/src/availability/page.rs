@@ -85,9 +85,15 @@ impl Page {
         }
     }
 
-    /// The strong entity tag, quoted.
-    pub fn etag(&self) -> &str {
-        &self.etag
+    /// The strong entity tag of the page in `encoding`, quoted: each content coding is
+    /// its own representation, so each has its own tag (RFC 9110, 8.8.3.3).
+    pub fn etag(&self, encoding: Encoding) -> String {
+        let base = self.etag.trim_end_matches('"');
+        match encoding {
+            Encoding::Identity => self.etag.clone(),
+            Encoding::Gzip => format!("{base}-gz\""),
+            Encoding::Brotli => format!("{base}-br\""),
+        }
     }
 
     /// The page in `encoding`.
@@ -119,12 +125,13 @@ impl Page {
         }
     }
 
-    /// Whether an `If-None-Match` value names this page.
-    pub fn matches(&self, if_none_match: &str) -> bool {
+    /// Whether an `If-None-Match` value names this page in `encoding`.
+    pub fn matches(&self, if_none_match: &str, encoding: Encoding) -> bool {
+        let tag = self.etag(encoding);
         if_none_match
             .split(',')
             .map(|t| t.trim().trim_start_matches("W/"))
-            .any(|t| t == "*" || t == self.etag)
+            .any(|t| t == "*" || t == tag)
     }
 }
 
@@ -167,7 +174,12 @@ mod tests {
             .expect("brotli");
         assert_eq!(br, json.to_vec());
         assert!(p.body(Encoding::Brotli).len() < json.len() / 10);
-        assert!(p.matches(p.etag()) && p.matches(&format!("W/{}, \"x\"", p.etag())));
-        assert!(!Page::new(Bytes::from_static(b"{}")).matches(p.etag()));
+        let id = Encoding::Identity;
+        assert!(p.matches(&p.etag(id), id) && p.matches(&format!("W/{}, \"x\"", p.etag(id)), id));
+        assert!(!Page::new(Bytes::from_static(b"{}")).matches(&p.etag(id), id));
+        // Each coding is its own representation with its own tag.
+        let (gz, br) = (Encoding::Gzip, Encoding::Brotli);
+        assert!(p.etag(gz) != p.etag(id) && p.etag(br) != p.etag(gz));
+        assert!(p.matches(&p.etag(br), br) && !p.matches(&p.etag(gz), br));
     }
 }

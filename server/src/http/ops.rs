@@ -89,22 +89,22 @@ fn page_response(
     headers: &http::HeaderMap,
     cache: &str,
 ) -> HttpResponse {
-    let not_modified = headers
-        .get(http::header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| page.matches(v));
     let encoding = Encoding::negotiate(
         headers
             .get(http::header::ACCEPT_ENCODING)
             .and_then(|v| v.to_str().ok()),
     );
+    let not_modified = headers
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| page.matches(v, encoding));
     let mut r = if not_modified {
         crate::http::request::empty(StatusCode::NOT_MODIFIED)
     } else {
         bytes_response(StatusCode::OK, "application/json", page.body(encoding))
     };
     let h = r.headers_mut();
-    if let Ok(v) = http::HeaderValue::from_str(page.etag()) {
+    if let Ok(v) = http::HeaderValue::from_str(&page.etag(encoding)) {
         h.insert(http::header::ETAG, v);
     }
     if let Ok(v) = http::HeaderValue::from_str(cache) {

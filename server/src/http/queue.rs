@@ -93,6 +93,7 @@ fn no_room() -> Standing {
         admitted: true,
         estimated_wait_seconds: Some(0),
         shuffled: true,
+        member: true,
     }
 }
 
@@ -178,7 +179,18 @@ pub fn poll<S: Store>(
     };
     let standing = match (&info.phase.waiting_room, lane) {
         (None, _) => no_room(),
-        (Some(_), Some(lane)) => app.rooms.standing(&info.phase.id, person, lane),
+        (Some(_), Some(lane)) => {
+            let s = app.rooms.standing(&info.phase.id, person, lane);
+            if !s.member {
+                return Err(Problem::new(
+                    Code::InvalidRequest,
+                    format!(
+                        "this ticket is not in phase {phase}'s waiting room (the room was reset): queue again with POST /v1/phases/{phase}/queue"
+                    ),
+                ));
+            }
+            s
+        }
         // Issued before the phase had a room: its holder never queued.
         (Some(_), None) => {
             return Err(Problem::new(
@@ -231,6 +243,14 @@ pub fn admitted<S: Store>(
         ),
         Some((_, _, Some(lane))) => {
             let s = app.rooms.standing(&info.phase.id, person, lane);
+            if !s.member {
+                return refuse(
+                    format!(
+                        "this ticket is not in phase {phase}'s waiting room (the room was reset): queue again with POST /v1/phases/{phase}/queue"
+                    ),
+                    1,
+                );
+            }
             if s.admitted {
                 Ok(())
             } else {

@@ -77,10 +77,6 @@ pub fn serve(path: &'static str, headers: &HeaderMap) -> HttpResponse {
     let Some(asset) = ASSETS.get(path) else {
         return empty(StatusCode::NOT_FOUND);
     };
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| asset.page.matches(v));
     let encoding = if asset.compressible {
         Encoding::negotiate(
             headers
@@ -90,6 +86,10 @@ pub fn serve(path: &'static str, headers: &HeaderMap) -> HttpResponse {
     } else {
         Encoding::Identity
     };
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| asset.page.matches(v, encoding));
     let mut r = if not_modified {
         empty(StatusCode::NOT_MODIFIED)
     } else {
@@ -100,7 +100,7 @@ pub fn serve(path: &'static str, headers: &HeaderMap) -> HttpResponse {
         )
     };
     let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(asset.page.etag()) {
+    if let Ok(v) = HeaderValue::from_str(&asset.page.etag(encoding)) {
         h.insert(header::ETAG, v);
     }
     // No hashed file names (no build step): a browser or CDN revalidates each time, and

@@ -41,6 +41,10 @@ pub const MIN_WINDOW: u64 = 50;
 pub const MAX_WINDOW: u64 = 1_000_000;
 /// Admission-rate samples kept for the wait estimate.
 const RATE_SPAN: Duration = Duration::from_secs(10);
+/// How long an admission counts against the window: someone admitted this long ago who
+/// has not booked (no seat to their liking, the tab closed) no longer holds a place in
+/// it, so abandoners cannot stall admission before sell-out. Their ticket still books.
+pub const ADMISSION_LIFETIME_SECS: i64 = 300;
 
 /// A person's lottery number in a room shuffled with `seed`: ascending numbers go first.
 pub fn lottery(seed: &[u8; 16], phase: &str, person: IdNumber) -> u64 {
@@ -54,8 +58,10 @@ pub fn lottery(seed: &[u8; 16], phase: &str, person: IdNumber) -> u64 {
 }
 
 /// The controller's step: the new window and the admitted count to propose, from the
-/// room's state, the phase's seats and whether the booking path is overloaded.
-pub fn step(state: &RoomState, booked: u64, seats_left: u64, overloaded: bool) -> (u64, u64) {
+/// room's state, the people done with their admission (`settled`: the seats booked, or
+/// the admitted count of [`ADMISSION_LIFETIME_SECS`] ago if larger), the seats left and
+/// whether the booking path is overloaded.
+pub fn step(state: &RoomState, settled: u64, seats_left: u64, overloaded: bool) -> (u64, u64) {
     let window = state.window.max(MIN_WINDOW);
     let window = if overloaded {
         (window / 2).max(MIN_WINDOW)
@@ -68,7 +74,7 @@ pub fn step(state: &RoomState, booked: u64, seats_left: u64, overloaded: bool) -
     let in_flight = window.min(seats_left + seats_left / 2 + 10);
     let admitted = state
         .admitted
-        .max(booked.saturating_add(in_flight))
+        .max(settled.saturating_add(in_flight))
         .min(state.total());
     (window, admitted)
 }
@@ -85,6 +91,9 @@ pub struct Standing {
     pub estimated_wait_seconds: Option<u64>,
     /// Whether the pre-queue has been shuffled.
     pub shuffled: bool,
+    /// Whether the room knows this person: `false` for a ticket of a room that was
+    /// emptied since (an embedded store restarted during the opening): queue again.
+    pub member: bool,
 }
 
 /// The sorted lottery numbers of a shuffled pre-queue.
@@ -101,6 +110,8 @@ struct Mirror {
     order: OnceLock<Order>,
     /// `(when, admitted)`, for the admission rate.
     samples: Mutex<VecDeque<(Instant, u64)>>,
+    /// `(unix second, admitted)`, one a tick, for [`ADMISSION_LIFETIME_SECS`].
+    history: Mutex<VecDeque<(i64, u64)>>,
 }
 
 impl Mirror {
@@ -118,6 +129,23 @@ impl Mirror {
             .is_some_and(|(t, _)| now.duration_since(*t) > RATE_SPAN)
         {
             samples.pop_front();
+        }
+    }
+
+    /// Records the admitted count at `now` (unix seconds) and answers the count of
+    /// [`ADMISSION_LIFETIME_SECS`] ago (0 when the room is younger).
+    fn admitted_long_ago(&self, now: i64, admitted: u64) -> u64 {
+        let mut h = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        if h.back().is_none_or(|(t, _)| *t < now) {
+            h.push_back((now, admitted));
+        }
+        let cutoff = now - ADMISSION_LIFETIME_SECS;
+        while h.len() > 1 && h.get(1).is_some_and(|(t, _)| *t <= cutoff) {
+            h.pop_front();
+        }
+        match h.front() {
+            Some((t, a)) if *t <= cutoff => *a,
+            _ => 0,
         }
     }
 
@@ -188,11 +216,15 @@ impl WaitingRooms {
     pub fn standing(&self, phase: &PhaseId, person: IdNumber, lane: Lane) -> Standing {
         let mirror = self.mirror(phase);
         let s = mirror.state();
+        let mut member = true;
         let position = match (lane, mirror.order.get()) {
             (Lane::Late(n), _) if s.seed.is_some() => Some(s.pre + n),
             (Lane::Pre, Some(order)) => {
                 let mine = lottery(&order.seed, phase.as_str(), person);
-                Some(order.sorted.partition_point(|&x| x < mine) as u64 + 1)
+                let at = order.sorted.partition_point(|&x| x < mine);
+                // Only someone in the shuffled pre-queue has a place in it.
+                member = order.sorted.get(at) == Some(&mine);
+                member.then_some(at as u64 + 1)
             }
             _ => None,
         };
@@ -210,6 +242,7 @@ impl WaitingRooms {
             admitted,
             estimated_wait_seconds,
             shuffled: mirror.order.get().is_some(),
+            member,
         }
     }
 
@@ -270,8 +303,9 @@ impl WaitingRooms {
                         .map(|&x| u64::from(catalog.slot(x).slot.capacity))
                         .sum();
                     let left = snapshot.phase_remaining(index);
-                    let (window, admitted) =
-                        step(&s, capacity.saturating_sub(left), left, overloaded);
+                    let long_ago = mirror.admitted_long_ago(now.unix_timestamp(), s.admitted);
+                    let settled = capacity.saturating_sub(left).max(long_ago);
+                    let (window, admitted) = step(&s, settled, left, overloaded);
                     let s = self
                         .store
                         .advance(&phase.id, now.unix_timestamp(), window, admitted)
@@ -452,5 +486,49 @@ mod tests {
             ..grown
         };
         assert_eq!(step(&late, 0, 5_000, true).1, 700, "admission never falls");
+        // Admitted people who never book hold the window only for a while: once their
+        // admissions are ADMISSION_LIFETIME_SECS old they count as settled.
+        let stalled = RoomState {
+            admitted: 25,
+            window: 50,
+            pre: 100,
+            ..state
+        };
+        assert_eq!(step(&stalled, 0, 10, false).1, 25, "25 in flight, 10 seats");
+        assert_eq!(
+            step(&stalled, 25, 10, false).1,
+            50,
+            "moves on once they expire"
+        );
+    }
+
+    #[test]
+    fn admissions_expire_after_their_lifetime() {
+        let m = Mirror::default();
+        assert_eq!(m.admitted_long_ago(1_000, 10), 0, "a young room");
+        assert_eq!(m.admitted_long_ago(1_100, 40), 0);
+        assert_eq!(m.admitted_long_ago(1_000 + ADMISSION_LIFETIME_SECS, 90), 10);
+        assert_eq!(
+            m.admitted_long_ago(1_100 + ADMISSION_LIFETIME_SECS + 5, 95),
+            40
+        );
+    }
+
+    #[tokio::test]
+    async fn a_ticket_of_someone_not_in_the_shuffled_room_places_nobody() {
+        let rooms = WaitingRooms::new(Arc::new(MemoryRooms::default()), b"secret");
+        let p = phase();
+        rooms.join(&p, synthetic_id(1)).await.expect("join");
+        rooms.store.close(&p, [5; 16]).await.expect("close");
+        let mirror = rooms.mirror(&p);
+        rooms.refresh(&p, &mirror).await.expect("refresh");
+        let inside = rooms.standing(&p, synthetic_id(1), Lane::Pre);
+        assert_eq!((inside.member, inside.position), (true, Some(1)));
+        // Person 2 holds a pre-queue ticket from a room since emptied.
+        let stale = rooms.standing(&p, synthetic_id(2), Lane::Pre);
+        assert_eq!(
+            (stale.member, stale.position, stale.admitted),
+            (false, None, false)
+        );
     }
 }
