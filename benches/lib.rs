@@ -8,7 +8,9 @@
 //! - `settlement`: choosing 1.1 million invitees out of 1 and 10 million registrants.
 //! - `restart`: reopening after a phase-2-sized opening, from the journal and from a snapshot.
 //!
-//! Run with `cargo bench --workspace --bench NAME` (see `BENCHMARKS.md`).
+//! Run with `cargo bench --workspace --bench NAME` (see `BENCHMARKS.md`). The crate also
+//! builds `open-loop` (`open-loop/`), the fixed-rate HTTP load generator that
+//! `scripts/bench-goodput` drives against the release server.
 
 use slotd::domain::{Calendar, MAX_SLOT_CAPACITY};
 use slotd::store::{EmbeddedStore, Store};
