@@ -31,7 +31,7 @@ use crate::config::Limits;
 /// Which lane a connection was admitted to; a request extension, so that the router
 /// serves only exempt routes to the overflow lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lane {
+pub enum ConnectionLane {
     Regular,
     Overflow,
 }
@@ -85,14 +85,14 @@ struct Overflow {
 #[derive(Debug)]
 pub struct Ticket {
     admission: Arc<Admission>,
-    lane: Lane,
+    lane: ConnectionLane,
     /// The address counted, when one was.
     address: Option<IpAddr>,
     conn: Arc<Conn>,
 }
 
 impl Ticket {
-    pub fn lane(&self) -> Lane {
+    pub fn lane(&self) -> ConnectionLane {
         self.lane
     }
 }
@@ -101,10 +101,10 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         let a = &self.admission;
         match self.lane {
-            Lane::Regular => {
+            ConnectionLane::Regular => {
                 a.open.fetch_sub(1, Ordering::Relaxed);
             }
-            Lane::Overflow => {
+            ConnectionLane::Overflow => {
                 let mut lane = a.overflow.lock().unwrap_or_else(PoisonError::into_inner);
                 // Under the lock, as eviction: a displaced connection was uncounted then.
                 if !self.conn.evicted() {
@@ -144,7 +144,7 @@ impl Admission {
             conn: conn.clone(),
         };
         if self.open.fetch_add(1, Ordering::Relaxed) < self.max {
-            return Ok(ticket(Lane::Regular));
+            return Ok(ticket(ConnectionLane::Regular));
         }
         self.open.fetch_sub(1, Ordering::Relaxed);
         let mut lane = self.overflow.lock().unwrap_or_else(PoisonError::into_inner);
@@ -177,7 +177,7 @@ impl Admission {
         lane.queue.push_back(conn.clone());
         lane.live += 1;
         drop(lane);
-        Ok(ticket(Lane::Overflow))
+        Ok(ticket(ConnectionLane::Overflow))
     }
 
     /// Counts one more connection from `peer`, unless it has its share already; the
@@ -271,14 +271,14 @@ mod tests {
         let regular: Vec<_> = (0..2)
             .map(|_| a.admit(ip("10.0.0.1"), &Conn::new()).expect("room"))
             .collect();
-        assert!(regular.iter().all(|t| t.lane() == Lane::Regular));
+        assert!(regular.iter().all(|t| t.lane() == ConnectionLane::Regular));
         let extra = a.admit(ip("10.0.0.1"), &Conn::new()).expect("overflow");
-        assert_eq!(extra.lane(), Lane::Overflow);
+        assert_eq!(extra.lane(), ConnectionLane::Overflow);
         assert_eq!(a.open(), 2);
         drop(regular);
         assert_eq!(a.open(), 0);
         let again = a.admit(ip("10.0.0.1"), &Conn::new()).expect("room again");
-        assert_eq!(again.lane(), Lane::Regular);
+        assert_eq!(again.lane(), ConnectionLane::Regular);
     }
 
     #[test]

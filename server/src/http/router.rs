@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{Method, Request, header};
 use hyper::body::Body;
 
-use super::admission::Lane;
+use super::admission::ConnectionLane;
 use super::i18n::Lang;
 use super::problem::{Code, Problem};
 use super::request::HttpResponse;
@@ -624,7 +624,7 @@ where
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     // Beyond --max-connections: probes and scrapes only, then the connection closes.
-    let overflow = req.extensions().get::<Lane>() == Some(&Lane::Overflow);
+    let overflow = req.extensions().get::<ConnectionLane>() == Some(&ConnectionLane::Overflow);
     let http1 = req.version() < http::Version::HTTP_2;
     let request_id = super::request_id::of(req.headers());
     let origin = super::cors::allowed(req.headers(), &app.limits.cors_origins).cloned();

@@ -10,7 +10,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use super::admission::{Admission, Lane, Refusal};
+use super::admission::{Admission, ConnectionLane, Refusal};
 use super::connection::{Clocks, Closed, Conn, Watched, watch};
 use super::router::handle;
 use crate::app::App;
@@ -86,7 +86,7 @@ pub async fn run<S: Store>(
             }
         };
         let lane = ticket.lane();
-        if lane == Lane::Overflow {
+        if lane == ConnectionLane::Overflow {
             metrics::counter!(m::HTTP_OVERFLOW_CONNECTIONS).increment(1);
             static OVERFLOW: Limited = Limited::new();
             if let Some(folded) = OVERFLOW.check(std::time::Instant::now()) {
@@ -119,7 +119,7 @@ pub async fn run<S: Store>(
         let clocks = Clocks {
             header: limits.header_read_timeout,
             idle: limits.idle_timeout,
-            lifetime: (lane == Lane::Overflow).then_some(limits.overflow_deadline),
+            lifetime: (lane == ConnectionLane::Overflow).then_some(limits.overflow_deadline),
         };
         tokio::spawn(async move {
             metrics::gauge!(m::HTTP_CONNECTIONS).increment(1.0);
