@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::problem::{Code, Problem};
-use super::request::{HttpResponse, bytes_response, query_pairs, respond};
+use super::request::{HttpResponse, bytes_response, cached, query_pairs, respond};
 use crate::app::App;
-use crate::availability::{Encoding, Query};
+use crate::availability::Query;
 use crate::catalog::WindowState;
 use crate::domain::{Unknown, canonical, parse_date, rfc3339};
 use crate::store::Store;
@@ -80,47 +80,13 @@ pub fn openapi() -> HttpResponse {
 /// one page per calendar, with a strong `ETag`, compressed once.
 pub fn geography<S: Store>(app: &App<S>, headers: &http::HeaderMap) -> HttpResponse {
     let page = app.availability.snapshot().geography();
-    page_response(&page, headers, "public, max-age=60")
-}
-
-/// A cacheable page: `304` for its tag, else the best encoding the client takes.
-fn page_response(
-    page: &crate::availability::Page,
-    headers: &http::HeaderMap,
-    cache: &str,
-) -> HttpResponse {
-    let encoding = Encoding::negotiate(
-        headers
-            .get(http::header::ACCEPT_ENCODING)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let not_modified = headers
-        .get(http::header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| page.matches(v, encoding));
-    let mut r = if not_modified {
-        crate::http::request::empty(StatusCode::NOT_MODIFIED)
-    } else {
-        bytes_response(StatusCode::OK, "application/json", page.body(encoding))
-    };
-    let h = r.headers_mut();
-    if let Ok(v) = http::HeaderValue::from_str(&page.etag(encoding)) {
-        h.insert(http::header::ETAG, v);
-    }
-    if let Ok(v) = http::HeaderValue::from_str(cache) {
-        h.insert(http::header::CACHE_CONTROL, v);
-    }
-    h.insert(
-        http::header::VARY,
-        http::HeaderValue::from_static("accept-encoding"),
-    );
-    if let (false, Some(e)) = (not_modified, encoding.header()) {
-        h.insert(
-            http::header::CONTENT_ENCODING,
-            http::HeaderValue::from_static(e),
-        );
-    }
-    r
+    cached(
+        &page,
+        headers,
+        "application/json",
+        "public, max-age=60",
+        true,
+    )
 }
 
 /// A county or district that is none: 422 naming the field and the valid choices.
@@ -214,5 +180,5 @@ pub fn availability<S: Store>(
         "public, max-age={}",
         app.limits.availability_max_age.as_secs().max(1)
     );
-    Ok(page_response(&page, headers, &cache))
+    Ok(cached(&page, headers, "application/json", &cache, true))
 }

@@ -156,6 +156,50 @@ pub fn bytes_response(status: StatusCode, content_type: &'static str, body: Byte
     r
 }
 
+/// A cacheable page (availability, geography, the web frontend's files): `304` when
+/// `If-None-Match` names it, else its body in the best coding the client takes (when
+/// `compressible`), with the coding's own strong `ETag`, `cache` as `Cache-Control` and
+/// `Vary: accept-encoding`.
+pub fn cached(
+    page: &crate::availability::Page,
+    headers: &HeaderMap,
+    content_type: &'static str,
+    cache: &str,
+    compressible: bool,
+) -> HttpResponse {
+    use crate::availability::Encoding;
+    let encoding = if compressible {
+        Encoding::negotiate(
+            headers
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok()),
+        )
+    } else {
+        Encoding::Identity
+    };
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| page.matches(v, encoding));
+    let mut r = if not_modified {
+        empty(StatusCode::NOT_MODIFIED)
+    } else {
+        bytes_response(StatusCode::OK, content_type, page.body(encoding))
+    };
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&page.etag(encoding)) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(cache) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if let (false, Some(e)) = (not_modified, encoding.header()) {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
+    }
+    r
+}
+
 /// An empty answer.
 pub fn empty(status: StatusCode) -> HttpResponse {
     let mut r = Response::new(Full::new(Bytes::new()));

@@ -9,8 +9,8 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use super::request::{HttpResponse, bytes_response, empty};
-use crate::availability::{Encoding, Page};
+use super::request::{HttpResponse, cached, empty};
+use crate::availability::Page;
 
 mod files {
     include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
@@ -77,39 +77,16 @@ pub fn serve(path: &'static str, headers: &HeaderMap) -> HttpResponse {
     let Some(asset) = ASSETS.get(path) else {
         return empty(StatusCode::NOT_FOUND);
     };
-    let encoding = if asset.compressible {
-        Encoding::negotiate(
-            headers
-                .get(header::ACCEPT_ENCODING)
-                .and_then(|v| v.to_str().ok()),
-        )
-    } else {
-        Encoding::Identity
-    };
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| asset.page.matches(v, encoding));
-    let mut r = if not_modified {
-        empty(StatusCode::NOT_MODIFIED)
-    } else {
-        bytes_response(
-            StatusCode::OK,
-            asset.content_type,
-            asset.page.body(encoding),
-        )
-    };
-    let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&asset.page.etag(encoding)) {
-        h.insert(header::ETAG, v);
-    }
     // No hashed file names (no build step): a browser or CDN revalidates each time, and
     // an unchanged file costs a 304.
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    if let (false, Some(e)) = (not_modified, encoding.header()) {
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
-    }
+    let mut r = cached(
+        &asset.page,
+        headers,
+        asset.content_type,
+        "no-cache",
+        asset.compressible,
+    );
+    let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
