@@ -28,13 +28,9 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from journey import ROOT, JourneyFailed, Slotd, check, free_port  # noqa: E402
+from journey import CHROMIUM_ARGS, ROOT, JourneyFailed, Slotd, check, free_port  # noqa: E402
 
 ADMIN = "cors-test-admin-secret"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 
 # The page both origins serve: it calls the API of another origin and reports what the
 # browser let it see.

@@ -32,6 +32,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect, sync_playwright
@@ -444,31 +445,44 @@ def journey(page: Page, base: str, out: Path) -> None:
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
 
-def main() -> int:
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    # This machine has no outside network: Chromium must not try to reach Google.
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def run_in_browser(
+    name: str,
+    walk: Callable[[Page, str, Path], None],
+    slotd_args: list[str],
+    viewport: dict,
+    expected_failure: Callable[[int, str], bool],
+) -> int:
+    """Starts a slotd with `slotd_args` and headless Chromium, and runs `walk(page, base,
+    out)`. Fails on any console error (but the failed fetches `expected_failure(status,
+    url)` allows), page error or CSP violation; on failure saves `<name>-failure.png` and
+    the slotd log tail. Answers the exit code."""
     # Relative paths are the repository root's, wherever the script is run from.
     binary = ROOT / os.environ.get("SLOTD_BIN", "target/debug/slotd")
     out = ROOT / os.environ.get("WEB_TEST_OUT", "target/web-test")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "failure.png").unlink(missing_ok=True)
+    failure = out / f"{name}-failure.png"
+    failure.unlink(missing_ok=True)
     chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     if not binary.exists():
-        print(f"journey: FAILED: no slotd binary at {binary} (cargo build -p slotd, or set SLOTD_BIN)", file=sys.stderr)
+        print(f"{name}: FAILED: no slotd binary at {binary} (cargo build -p slotd, or set SLOTD_BIN)", file=sys.stderr)
         return 1
 
     started = time.monotonic()
     problems: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="slotd-web-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"slotd-web-{name}-") as tmp:
         server = None
         try:
-            # One failed login throttles the account for 3 s: the countdown the test watches.
-            server = Slotd(binary, Path(tmp), "--login-throttle-after", "1", "--login-throttle-seconds", "3")
+            server = Slotd(binary, Path(tmp), *slotd_args)
             with sync_playwright() as p:
-                browser = p.chromium.launch(
-                    executable_path=chromium,
-                    args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-                )
-                context = browser.new_context(viewport=DESKTOP, locale="en-US")
+                browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+                context = browser.new_context(viewport=viewport, locale="en-US")
                 # Violations are also console errors; this records them even if that changes.
                 context.add_init_script(
                     "document.addEventListener('securitypolicyviolation', (e) => "
@@ -481,19 +495,18 @@ def main() -> int:
                         return
                     m = re.search(r"status of (\d+)", msg.text)
                     url = msg.location.get("url", "")
-                    expected = m and EXPECTED_API_FAILURES.get(int(m.group(1)))
-                    if msg.text.startswith("Failed to load resource") and expected and expected.search(url):
+                    if msg.text.startswith("Failed to load resource") and m \
+                            and expected_failure(int(m.group(1)), url):
                         return
                     problems.append(f"console error: {msg.text} ({url})")
 
                 page.on("console", on_console)
                 page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
                 try:
-                    journey(page, server.base, out)
+                    walk(page, server.base, out)
                 except (JourneyFailed, AssertionError, PlaywrightError) as e:
-                    shot = out / "failure.png"
-                    page.screenshot(path=str(shot), full_page=True)
-                    problems.insert(0, f"{type(e).__name__}: {e}\n(screenshot: {shot})")
+                    page.screenshot(path=str(failure), full_page=True)
+                    problems.insert(0, f"{type(e).__name__}: {e}\n(screenshot: {failure})")
                 browser.close()
         except JourneyFailed as e:
             problems.insert(0, str(e))
@@ -504,10 +517,22 @@ def main() -> int:
                 server.stop()
 
     if problems:
-        print("journey: FAILED\n" + "\n".join(problems), file=sys.stderr)
+        print(f"{name}: FAILED\n" + "\n".join(problems), file=sys.stderr)
         return 1
-    print(f"journey: ok in {time.monotonic() - started:.1f} s; screenshots in {out.resolve()}")
+    print(f"{name}: ok in {time.monotonic() - started:.1f} s; screenshots in {out.resolve()}")
     return 0
+
+
+def main() -> int:
+    def expected(status: int, url: str) -> bool:
+        pattern = EXPECTED_API_FAILURES.get(status)
+        return bool(pattern and pattern.search(url))
+
+    # One failed login throttles the account for 3 s: the countdown the test watches.
+    return run_in_browser(
+        "journey", journey, ["--login-throttle-after", "1", "--login-throttle-seconds", "3"],
+        DESKTOP, expected,
+    )
 
 
 if __name__ == "__main__":

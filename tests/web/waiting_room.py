@@ -24,21 +24,19 @@ target/web-test), CHROMIUM (default /usr/bin/chromium). No arguments. Exits 0 on
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
-import tempfile
 import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from journey import (  # noqa: E402
-    PERSON, PHONE, ROOT, TIMEOUT_MS, Captchas, JourneyFailed, Slotd, check, heading, shown,
+    PERSON, PHONE, TIMEOUT_MS, Captchas, check, heading, run_in_browser, shown,
 )
 
 ADMIN = "queue-test-admin-secret"
@@ -280,66 +278,11 @@ def walk(page: Page, base: str, out: Path) -> None:
 
 
 def main() -> int:
-    binary = ROOT / os.environ.get("SLOTD_BIN", "target/debug/slotd")
-    out = ROOT / os.environ.get("WEB_TEST_OUT", "target/web-test")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "waiting-room-failure.png").unlink(missing_ok=True)
-    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-    if not binary.exists():
-        print(f"waiting_room: FAILED: no slotd binary at {binary} (cargo build -p slotd, or set SLOTD_BIN)", file=sys.stderr)
-        return 1
-
-    started = time.monotonic()
-    problems: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="slotd-web-queue-") as tmp:
-        server = None
-        try:
-            server = Slotd(binary, Path(tmp), "--admin-token", ADMIN)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(
-                    executable_path=chromium,
-                    args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-                )
-                context = browser.new_context(viewport=PHONE, locale="en-US")
-                context.add_init_script(
-                    "document.addEventListener('securitypolicyviolation', (e) => "
-                    "console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));"
-                )
-                page = context.new_page()
-
-                def on_console(msg):
-                    if msg.type != "error":
-                        return
-                    url = msg.location.get("url", "")
-                    # The one refusal the test injects.
-                    if msg.text.startswith("Failed to load resource") and "status of 403" in msg.text \
-                            and BOOK.search(url):
-                        return
-                    problems.append(f"console error: {msg.text} ({url})")
-
-                page.on("console", on_console)
-                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-                try:
-                    walk(page, server.base, out)
-                except (JourneyFailed, AssertionError, PlaywrightError) as e:
-                    shot = out / "waiting-room-failure.png"
-                    page.screenshot(path=str(shot), full_page=True)
-                    problems.insert(0, f"{type(e).__name__}: {e}\n(screenshot: {shot})")
-                browser.close()
-        except JourneyFailed as e:
-            problems.insert(0, str(e))
-        finally:
-            if server:
-                if problems:
-                    problems.append(f"slotd log tail:\n{server.log_tail()}")
-                server.stop()
-
-    if problems:
-        print("waiting_room: FAILED\n" + "\n".join(problems), file=sys.stderr)
-        return 1
-    print(f"waiting_room: ok in {time.monotonic() - started:.1f} s; screenshots in {out.resolve()}")
-    return 0
+    # The one refusal the test injects.
+    return run_in_browser(
+        "waiting_room", walk, ["--admin-token", ADMIN], PHONE,
+        lambda status, url: status == 403 and bool(BOOK.search(url)),
+    )
 
 
 if __name__ == "__main__":
