@@ -169,6 +169,12 @@ mod tests {
     }
 
     #[test]
+    fn a_key_prints_nothing_of_its_secret() {
+        let key = TicketKey::new(b"do-not-print-me");
+        assert_eq!(format!("{key:?}"), "TicketKey(..)");
+    }
+
+    #[test]
     fn tickets_hide_their_person() {
         let key = TicketKey::new(b"secret");
         let (a, b) = (synthetic_id(1), synthetic_id(2));

@@ -96,3 +96,38 @@ pub trait RoomStore: Send + Sync + fmt::Debug + 'static {
         admitted: u64,
     ) -> BoxFuture<'_, Result<RoomState, StoreError>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_reads_back_from_its_stored_form_and_nothing_else_reads_as_a_lane() {
+        assert_eq!(
+            (Lane::Pre.encode(), Lane::Late(7).encode()),
+            ("p".to_string(), "l7".to_string())
+        );
+        for lane in [
+            Lane::Pre,
+            Lane::Late(1),
+            Lane::Late(42),
+            Lane::Late(u64::MAX),
+        ] {
+            assert_eq!(Lane::decode(&lane.encode()), Some(lane), "{lane:?}");
+        }
+        // Late numbers start at 1: `l0` is as corrupt as the rest.
+        for raw in ["", "P", "q", "pp", "l", "l0", "l-1", "lx", "7"] {
+            assert_eq!(Lane::decode(raw), None, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_room_holds_its_pre_queue_and_its_late_arrivals() {
+        let s = RoomState {
+            pre: 5,
+            late: 3,
+            ..RoomState::default()
+        };
+        assert_eq!(s.total(), 8);
+    }
+}
