@@ -143,7 +143,10 @@ fn describe() {
         Unit::Seconds,
         "HTTP request latency by route and outcome"
     );
-    describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being served");
+    describe_gauge!(
+        HTTP_IN_FLIGHT,
+        "HTTP requests being served (probes and scrapes are not counted)"
+    );
     describe_counter!(
         QUEUE_JOINS,
         "people queued in a phase's waiting room, by lane (pre: before the shuffle)"

@@ -24,12 +24,10 @@ pub fn live() -> HttpResponse {
 /// `GET /health/ready`: the store takes writes and a calendar is loaded.
 pub async fn ready<S: Store>(app: &App<S>) -> Result<HttpResponse, Problem> {
     let calendar = !app.store.catalog().phases.is_empty();
-    // This probe counts itself; the node is saturated when the others fill the budget
-    // (stuck or slow requests): it cannot take a booking now, whatever the store says.
-    let busy = app
-        .in_flight
-        .load(std::sync::atomic::Ordering::Acquire)
-        .saturating_sub(1);
+    // Probes take no place in the budget; the node is saturated when the requests in
+    // flight (stuck or slow ones) fill it: it cannot take a booking now, whatever the
+    // store says.
+    let busy = app.in_flight.load(std::sync::atomic::Ordering::Acquire);
     let store = if busy >= app.limits.max_in_flight {
         Err(format!(
             "saturated: {busy} requests in flight (--max-in-flight {})",

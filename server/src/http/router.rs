@@ -672,6 +672,12 @@ where
                 Some(route.index()),
             )
         }
+        // Probes and scrapes neither take a place in the budget nor are shed by it: a
+        // probe must not cost a booking its place, and it reports on the others.
+        Resolved::Found(route, _) if exempt(&route) => {
+            let index = route.index();
+            (dispatch_within(app, route, req).await, Some(index))
+        }
         Resolved::Found(route, _) => {
             // Relaxed would do for a counter; AcqRel keeps the count exact across cores
             // at the limit, where it decides who is shed.
@@ -679,7 +685,7 @@ where
             telemetry.in_flight.increment(1.0);
             let _guard = InFlight(&app.in_flight, telemetry);
             let index = route.index();
-            if now > app.limits.max_in_flight && !exempt(&route) {
+            if now > app.limits.max_in_flight {
                 (
                     Err(
                         Problem::new(Code::Overloaded, "too many requests in flight")

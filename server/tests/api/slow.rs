@@ -123,6 +123,18 @@ async fn readiness_says_so_when_stuck_requests_fill_the_in_flight_budget() {
         assert!(std::time::Instant::now() < deadline, "readiness stayed 200");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // The probes took no place: neither held request was shed to make room for them.
+    for s in held.iter_mut() {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 64];
+        let answered =
+            tokio::time::timeout(std::time::Duration::from_millis(100), s.read(&mut buf)).await;
+        assert!(
+            answered.is_err(),
+            "a held request was answered: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+    }
     drop(held);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while app.get("/health/ready", None).await.status != http::StatusCode::OK {
