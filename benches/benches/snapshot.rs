@@ -64,9 +64,9 @@ fn snapshot(c: &mut Criterion) {
     g.bench_function("county_cached", |b| {
         b.iter(|| cached.page(phase, black_box(&by_county)))
     });
-    // The whole phase unfiltered: the largest page there is.
+    // The page without a place: seats per county and district over the whole phase.
     g.sample_size(10);
-    g.bench_function("phase_fresh", |b| {
+    g.bench_function("index_fresh", |b| {
         b.iter_batched(
             || availability::build(catalog.clone(), inventory, Some(&previous)),
             |snap| {
@@ -78,7 +78,7 @@ fn snapshot(c: &mut Criterion) {
     });
     g.finish();
     println!(
-        "snapshot: {} slots; county page {} bytes, phase page {} bytes",
+        "snapshot: {} slots; county page {} bytes, index page {} bytes",
         catalog.slots.len(),
         cached
             .page(phase, &by_county)

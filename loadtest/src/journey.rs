@@ -160,8 +160,27 @@ fn availability_url(base: &str, d: &Drill, p: &Person, reach: Reach) -> String {
             "{base}/v1/phases/{phase}/availability?county={}",
             enc(p.county)
         ),
+        // The page without a place is an index of seats per county: see `elsewhere`.
         Reach::Anywhere => format!("{base}/v1/phases/{phase}/availability"),
     }
+}
+
+/// From the index page, a county with seats left that the person has not looked in,
+/// drawn in proportion to its seats (where seats are, people go).
+fn elsewhere(rng: &mut Rng, index: &Value, looked: &HashSet<String>) -> Option<String> {
+    let open: Vec<(&str, f64)> = index["counties"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some((c["county"].as_str()?, c["remaining"].as_u64()?)))
+        .filter(|&(c, left)| left > 0 && !looked.contains(c))
+        .map(|(c, left)| (c, left as f64))
+        .collect();
+    if open.is_empty() {
+        return None;
+    }
+    let weights: Vec<f64> = open.iter().map(|c| c.1).collect();
+    Some(open[rng.weighted(&weights)].0.to_string())
 }
 
 fn enc(s: &str) -> String {
@@ -516,18 +535,44 @@ async fn journey(
         Reach::Anywhere
     };
     let mut tried = HashSet::new();
+    let mut looked = HashSet::new();
     let mut page = Value::Null;
     let mut stale = true;
     let mut failures = 0;
     let mut attempt = 0;
     while failures < params.max_attempts {
         if stale {
+            let mut url = availability_url(base, d, p, reach);
+            if reach == Reach::Anywhere {
+                let index = send(
+                    user,
+                    d,
+                    Route::Availability,
+                    GooseMethod::Get,
+                    &url,
+                    None,
+                    None,
+                    None,
+                    &[200],
+                )
+                .await?;
+                if index.status != 200 {
+                    failures += 1;
+                    back_off(&index).await;
+                    continue;
+                }
+                let Some(county) = elsewhere(rng, &index.body, &looked) else {
+                    break; // nowhere has seats
+                };
+                url = format!("{url}?county={}", enc(&county));
+                looked.insert(county);
+            }
             let r = send(
                 user,
                 d,
                 Route::Availability,
                 GooseMethod::Get,
-                &availability_url(base, d, p, reach),
+                &url,
                 None,
                 None,
                 None,
@@ -544,10 +589,13 @@ async fn journey(
         }
         let cands = candidates(d, &page, &tried);
         let Some(pick) = choose(rng, d, &cands) else {
+            // Anywhere goes on county by county until the index shows none with seats.
+            if reach == Reach::County {
+                looked.insert(p.county.to_string());
+            }
             reach = match reach {
                 Reach::District => Reach::County,
-                Reach::County => Reach::Anywhere,
-                Reach::Anywhere => break,
+                Reach::County | Reach::Anywhere => Reach::Anywhere,
             };
             stale = true;
             continue;

@@ -89,6 +89,9 @@ impl Snapshot {
     }
 
     fn render(&self, phase: usize, q: &Query) -> Bytes {
+        if q.county.is_none() && q.district.is_none() {
+            return self.render_index(phase, q.date.as_deref());
+        }
         #[derive(Serialize)]
         struct SlotView<'a> {
             slot: &'a str,
@@ -152,6 +155,78 @@ impl Snapshot {
             sites,
         };
         Bytes::from(serde_json::to_vec(&page).unwrap_or_default())
+    }
+}
+
+impl Snapshot {
+    /// The page without a place: no sites, only the seats left per county and district
+    /// (on `date` if given), so that one page stays small however large the phase. A
+    /// frontend or a person looking anywhere picks a county from it.
+    fn render_index(&self, phase: usize, date: Option<&str>) -> Bytes {
+        #[derive(Serialize, Default)]
+        struct DistrictView<'a> {
+            district: &'a str,
+            sites: usize,
+            remaining: u64,
+        }
+        #[derive(Serialize, Default)]
+        struct CountyView<'a> {
+            county: &'a str,
+            sites: usize,
+            remaining: u64,
+            districts: Vec<DistrictView<'a>>,
+        }
+        #[derive(Serialize)]
+        struct Index<'a> {
+            phase: &'a str,
+            as_of: String,
+            /// Always empty here: sites come with `?county=`.
+            sites: [(); 0],
+            counties: Vec<CountyView<'a>>,
+        }
+        let c = &self.catalog;
+        // The layout is ordered by county, then district: runs fold in one pass.
+        let mut counties: Vec<CountyView<'_>> = Vec::new();
+        for (site, slots) in &self.layouts[phase].sites {
+            let s = c.site(*site);
+            let mut dated = slots
+                .iter()
+                .filter(|&&i| date.is_none_or(|d| d == c.slot(i).slot.date))
+                .peekable();
+            if dated.peek().is_none() {
+                continue; // no slot on that date here
+            }
+            let remaining: u64 = dated.map(|&i| u64::from(self.remaining(i))).sum();
+            if counties.last().is_none_or(|x| x.county != s.county) {
+                counties.push(CountyView {
+                    county: &s.county,
+                    ..CountyView::default()
+                });
+            }
+            let county = counties.last_mut().expect("pushed above");
+            county.sites += 1;
+            county.remaining += remaining;
+            if county
+                .districts
+                .last()
+                .is_none_or(|x| x.district != s.district)
+            {
+                county.districts.push(DistrictView {
+                    district: &s.district,
+                    ..DistrictView::default()
+                });
+            }
+            let district = county.districts.last_mut().expect("pushed above");
+            district.sites += 1;
+            district.remaining += remaining;
+        }
+        let index = Index {
+            phase: c.phases[phase].phase.id.as_str(),
+            as_of: crate::domain::rfc3339(self.as_of),
+            sites: [],
+            counties,
+        };
+        Bytes::from(serde_json::to_vec(&index).unwrap_or_default())
     }
 }
 

@@ -52,8 +52,33 @@ async fn health_phases_and_availability_answer() {
     assert_eq!(sites[0]["slots"].as_array().map(Vec::len), Some(20));
     assert!(a.body["as_of"].is_string());
 
+    // Without a place, the page is an index of seats per county and district, not every
+    // site of the phase: it stays small however large the phase.
+    let index = app.get("/v1/phases/P1/availability", None).await;
+    assert_eq!(index.status, StatusCode::OK);
+    assert_eq!(index.body["sites"], json!([]));
+    assert_eq!(
+        index.body["counties"],
+        json!([{"county": "臺北市", "sites": 2, "remaining": 357, "districts": [
+            {"district": "中正區", "sites": 1, "remaining": 157},
+            {"district": "大安區", "sites": 1, "remaining": 200},
+        ]}])
+    );
+    let dated_index = app
+        .get("/v1/phases/P1/availability?date=2021-07-17", None)
+        .await;
+    assert_eq!(
+        dated_index.body["counties"],
+        json!([{"county": "臺北市", "sites": 1, "remaining": 200, "districts": [
+            {"district": "大安區", "sites": 1, "remaining": 200},
+        ]}]),
+        "only 大安區 has slots that day"
+    );
     let dated = app
-        .get("/v1/phases/P1/availability?date=2021-07-16", None)
+        .get(
+            "/v1/phases/P1/availability?county=%E5%8F%B0%E5%8C%97%E5%B8%82&date=2021-07-16",
+            None,
+        )
         .await;
     let slots: usize = dated.body["sites"]
         .as_array()
@@ -87,7 +112,10 @@ async fn availability_reflects_bookings_within_the_snapshot_interval() {
     let mut seen = None;
     for _ in 0..40 {
         let a = app
-            .get("/v1/phases/P1/availability?date=2021-07-16", None)
+            .get(
+                "/v1/phases/P1/availability?county=%E8%87%BA%E5%8C%97%E5%B8%82&date=2021-07-16",
+                None,
+            )
             .await;
         let rem = a.body["sites"][0]["slots"]
             .as_array()
@@ -100,6 +128,9 @@ async fn availability_reflects_bookings_within_the_snapshot_interval() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(seen, Some(json!(0)), "the snapshot caught up");
+    // The index counts the same seat.
+    let index = app.get("/v1/phases/P1/availability", None).await;
+    assert_eq!(index.body["counties"][0]["remaining"], 356);
 }
 
 #[tokio::test]
