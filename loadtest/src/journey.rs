@@ -43,9 +43,32 @@ async fn send(
     idem: Option<&str>,
     expected: &[u16],
 ) -> Result<Reply, Box<goose::goose::TransactionError>> {
+    send_with(
+        user, d, route, method, url, token, None, body, idem, expected,
+    )
+    .await
+}
+
+/// [`send`] with a `Queue-Ticket`.
+#[allow(clippy::too_many_arguments)]
+async fn send_with(
+    user: &mut GooseUser,
+    d: &Drill,
+    route: Route,
+    method: GooseMethod,
+    url: &str,
+    token: Option<&str>,
+    ticket: Option<&str>,
+    body: Option<String>,
+    idem: Option<&str>,
+    expected: &[u16],
+) -> Result<Reply, Box<goose::goose::TransactionError>> {
     let mut rb = user.get_request_builder(&method, url)?;
     if let Some(t) = token {
         rb = rb.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(t) = ticket {
+        rb = rb.header("queue-ticket", t);
     }
     if let Some(k) = idem {
         rb = rb.header("idempotency-key", k);
@@ -370,11 +393,31 @@ pub async fn surge(user: &mut GooseUser) -> TransactionResult {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let deadline = d.deadline().unwrap_or(opening);
+    if d.scenario.params.waiting_room {
+        queue_wave(user, &d, &base, opening).await?;
+        // Those who queued before the opening, in the room's order once it is shuffled.
+        let order = loop {
+            if let Some(o) = d.room.order.get() {
+                break o;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        loop {
+            let next = d.room.next_in_order.fetch_add(1, Ordering::Relaxed);
+            let Some(&person) = order.get(next) else {
+                break;
+            };
+            journey(user, &d, &base, person, &mut rng).await?;
+        }
+    }
     loop {
         let next = d.next.fetch_add(1, Ordering::Relaxed);
         let Some(&person) = d.arrivals.get(next) else {
             break;
         };
+        if d.room.prequeued_at(person) && d.room.order.get().is_some_and(|o| !o.is_empty()) {
+            continue; // served in the room's order above
+        }
         if Instant::now() >= deadline {
             d.unserved.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -392,6 +435,145 @@ pub async fn surge(user: &mut GooseUser) -> TransactionResult {
         }
     }
     Ok(())
+}
+
+/// Before the opening, with a waiting room: the opening minute's people and the bots get
+/// their text, log in and queue. Those who are not queued by the opening queue at arrival
+/// as everyone later does.
+async fn queue_wave(
+    user: &mut GooseUser,
+    d: &Arc<Drill>,
+    base: &str,
+    opening: Instant,
+) -> TransactionResult {
+    loop {
+        let next = d.room.next_early.fetch_add(1, Ordering::Relaxed);
+        let Some(&person) = d.room.early.get(next) else {
+            return Ok(());
+        };
+        // Done whatever happens below: the shuffle reader waits for the whole wave.
+        struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::Release);
+            }
+        }
+        let _done = Done(&d.room.early_done);
+        if Instant::now() >= opening || !wait_for_text(d, person, opening).await {
+            continue;
+        }
+        let Some(token) = login(user, d, base, person, false).await? else {
+            continue;
+        };
+        if Instant::now() >= opening {
+            continue;
+        }
+        let r = send(
+            user,
+            d,
+            Route::Queue,
+            GooseMethod::Post,
+            &format!("{base}/v1/phases/{}/queue", d.scenario.phase),
+            Some(&token),
+            None,
+            None,
+            &[201],
+        )
+        .await?;
+        // In the pre-queue only if the room had not been shuffled when it answered.
+        if let (201, Some(ticket), Some(false)) = (
+            r.status,
+            r.body["ticket"].as_str(),
+            r.body["shuffled"].as_bool(),
+        ) {
+            let _ = d.room.tickets[person].set((token, ticket.to_string()));
+            d.room.prequeued.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// With a waiting room: the person's ticket (queueing now if they have none), then polls
+/// until it is admitted. People wait the `Retry-After` the room gives; bots poll every
+/// 100 ms. `None` when the room is sold out or they give up.
+async fn admission(
+    user: &mut GooseUser,
+    d: &Arc<Drill>,
+    base: &str,
+    person: usize,
+    token: &str,
+) -> Result<Option<String>, Box<goose::goose::TransactionError>> {
+    let url = format!("{base}/v1/phases/{}/queue", d.scenario.phase);
+    let bot = d.scenario.people[person].bot;
+    let ticket = match d.room.tickets[person].get() {
+        Some((_, t)) => t.clone(),
+        None => {
+            let r = send(
+                user,
+                d,
+                Route::Queue,
+                GooseMethod::Post,
+                &url,
+                Some(token),
+                None,
+                None,
+                &[201],
+            )
+            .await?;
+            match r.body["ticket"].as_str() {
+                Some(t) if r.status == 201 => t.to_string(),
+                _ => return Ok(None),
+            }
+        }
+    };
+    let opening = d.opening.get().copied().unwrap_or_else(Instant::now);
+    let give_up = Instant::now() + Duration::from_secs(600);
+    loop {
+        let r = send_with(
+            user,
+            d,
+            Route::QueuePoll,
+            GooseMethod::Get,
+            &url,
+            Some(token),
+            Some(&ticket),
+            None,
+            None,
+            &[200, 429],
+        )
+        .await?;
+        if r.status == 200 {
+            d.room.polls.fetch_add(1, Ordering::Relaxed);
+            if let (Some(position), Some(expected)) = (
+                r.body["position"].as_u64(),
+                d.room.expected.get().and_then(|e| e.get(&person)),
+            ) && position != *expected
+            {
+                d.room.position_mismatches.fetch_add(1, Ordering::Relaxed);
+            }
+            match r.body["state"].as_str() {
+                Some("admitted") => {
+                    let waited = Instant::now().saturating_duration_since(opening);
+                    d.room
+                        .waits
+                        .lock()
+                        .map(|mut w| w.push((bot, waited.as_secs_f64())))
+                        .ok();
+                    return Ok(Some(ticket));
+                }
+                Some("sold-out") => return Ok(None),
+                _ => {}
+            }
+        }
+        if Instant::now() >= give_up {
+            return Ok(None);
+        }
+        let pause = if bot {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(r.retry_after.unwrap_or(1).clamp(1, 5))
+        };
+        tokio::time::sleep(pause).await;
+    }
 }
 
 /// Waits until the tail has seen `person`'s text (true), or every text of the phase's
@@ -493,9 +675,34 @@ async fn journey(
         d.gave_up.fetch_add(1, Ordering::Relaxed);
         return Ok(());
     }
-    let Some(token) = login(user, d, base, person, kiosk).await? else {
-        d.gave_up.fetch_add(1, Ordering::Relaxed);
-        return Ok(());
+    let token = match d.room.tickets[person].get() {
+        Some((token, _)) => token.clone(),
+        None => match login(user, d, base, person, kiosk).await? {
+            Some(token) => token,
+            None => {
+                d.gave_up.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        },
+    };
+    let ticket = if params.waiting_room {
+        match admission(user, d, base, person, &token).await? {
+            Some(ticket) => Some(ticket),
+            None => {
+                d.gave_up.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+    } else {
+        None
+    };
+    let ticket = ticket.as_deref();
+    let bot = p.bot;
+    // A script tries harder, and never waits.
+    let max_attempts = if bot {
+        params.max_attempts * 3
+    } else {
+        params.max_attempts
     };
     let book_url = format!("{base}/v1/phases/{}/bookings", d.scenario.phase);
     if rng.chance(params.bad_token_share) {
@@ -540,7 +747,7 @@ async fn journey(
     let mut stale = true;
     let mut failures = 0;
     let mut attempt = 0;
-    while failures < params.max_attempts {
+    while failures < max_attempts {
         if stale {
             let mut url = availability_url(base, d, p, reach);
             if reach == Reach::Anywhere {
@@ -605,13 +812,14 @@ async fn journey(
         let key = format!("{}-{attempt}", p.id);
         let body = format!("{{\"slot\":\"{slot}\"}}");
         let sent_at = Instant::now();
-        let r = send(
+        let r = send_with(
             user,
             d,
             Route::Book,
             GooseMethod::Post,
             &book_url,
             Some(&token),
+            ticket,
             Some(body.clone()),
             Some(&key),
             &[200, 201, 403, 409],
@@ -621,13 +829,14 @@ async fn journey(
             (201, _) => {
                 let booking = r.body["booking"].as_str().unwrap_or("").to_string();
                 if rng.chance(params.double_click_share) {
-                    let again = send(
+                    let again = send_with(
                         user,
                         d,
                         Route::Book,
                         GooseMethod::Post,
                         &book_url,
                         Some(&token),
+                        ticket,
                         Some(body),
                         Some(&key),
                         &[201],
@@ -659,11 +868,19 @@ async fn journey(
                 // A second refusal suggests the page is stale: look again.
                 stale = failures % 2 == 0;
             }
-            (403, "window-not-open") => back_off(&r).await,
+            (403, "window-not-open") if !bot => back_off(&r).await,
+            (403, "not-admitted") => {
+                // The ticket was seen admitted: the room must not take that back.
+                d.room.refused_admitted.fetch_add(1, Ordering::Relaxed);
+                failures += 1;
+            }
             (429 | 503, _) | (0, _) => {
                 failures += 1;
-                back_off(&r).await;
+                if !bot {
+                    back_off(&r).await;
+                }
             }
+            (403, "window-not-open") => tokio::time::sleep(Duration::from_millis(20)).await,
             _ => failures += 1,
         }
     }

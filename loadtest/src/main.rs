@@ -47,9 +47,14 @@ const MODEL_HELP: &str = "model options:
   --sms-file PATH          the instances' file SMS gateway (required): people book only
                            once their text is in it
   --lead-seconds S         seconds from the settlement to the opening: the texts go out
-                           in them [5]
+                           in them, and with a waiting room its pre-queue is open
+                           [5; 30 with --waiting-room]
   --no-show-rate F         share of live bookings whose person stays away [0.03]
   --seed N                 seed of the model [20210713]
+  --bot-share F            share of the invited who are bots: at the opening instant,
+                           never waiting for Retry-After [0.05]
+  --waiting-room           the phase has a waiting room: its pre-queue opens at the
+                           announcement; bots and the opening minute's people queue in it
   --phase ID               phase id [drill-<unix time>]
   --out DIR                report folder [drill-out]";
 
@@ -60,7 +65,7 @@ struct Options {
     secret: String,
     captcha_secret: String,
     params: Params,
-    lead: f64,
+    lead: Option<f64>,
     sms_file: PathBuf,
     phase: String,
     out: PathBuf,
@@ -74,7 +79,7 @@ fn parse(args: Vec<String>) -> anyhow::Result<Options> {
         secret: String::new(),
         captcha_secret: String::new(),
         params: Params::default(),
-        lead: 5.0,
+        lead: None,
         sms_file: PathBuf::new(),
         phase: format!("drill-{}", time::OffsetDateTime::now_utc().unix_timestamp()),
         out: PathBuf::from("drill-out"),
@@ -101,7 +106,7 @@ fn parse(args: Vec<String>) -> anyhow::Result<Options> {
                     .context("--window-seconds")?
             }
             "--lead-seconds" => {
-                o.lead = value("--lead-seconds")?.parse().context("--lead-seconds")?
+                o.lead = Some(value("--lead-seconds")?.parse().context("--lead-seconds")?)
             }
             "--sms-file" => o.sms_file = PathBuf::from(value("--sms-file")?),
             "--no-show-rate" => {
@@ -109,6 +114,10 @@ fn parse(args: Vec<String>) -> anyhow::Result<Options> {
                     value("--no-show-rate")?.parse().context("--no-show-rate")?
             }
             "--seed" => o.params.seed = value("--seed")?.parse().context("--seed")?,
+            "--bot-share" => {
+                o.params.bot_share = value("--bot-share")?.parse().context("--bot-share")?
+            }
+            "--waiting-room" => o.params.waiting_room = true,
             "--phase" => o.phase = value("--phase")?,
             "--out" => o.out = PathBuf::from(value("--out")?),
             _ => o.goose_args.push(arg),
@@ -123,6 +132,9 @@ fn parse(args: Vec<String>) -> anyhow::Result<Options> {
         bail!(
             "--targets, --admin-token, --token-secret, --captcha-secret and --sms-file are required\n{MODEL_HELP}"
         );
+    }
+    if !(0.0..=1.0).contains(&o.params.bot_share) {
+        bail!("--bot-share must be in [0, 1]");
     }
     if !(0.0..=1.0).contains(&o.params.no_show_rate) {
         bail!("--no-show-rate must be in [0, 1]");
@@ -152,7 +164,12 @@ async fn run() -> anyhow::Result<bool> {
     let o = parse(std::env::args().collect())?;
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
     let phase = PhaseId::parse(&o.phase).context("--phase")?;
-    let lead = Duration::from_secs_f64(o.lead.max(0.0));
+    // With a waiting room the lead is the pre-queue: long enough for the opening
+    // minute's people to get their text, log in and queue.
+    let lead = o
+        .lead
+        .unwrap_or(if o.params.waiting_room { 30.0 } else { 5.0 });
+    let lead = Duration::from_secs_f64(lead.max(0.0));
     // Tentative: the phase is announced (cutoff and opening) after the registration wave.
     let tentative = time::OffsetDateTime::now_utc() + time::Duration::days(1);
     let scenario = model::Scenario::build(o.params.clone(), phase, tentative);
@@ -177,6 +194,15 @@ async fn run() -> anyhow::Result<bool> {
         .collect::<HashMap<_, _>>();
     let people = scenario.people.len();
     let wave_size = scenario.people.iter().filter(|p| !p.late).count();
+    let room = state::Room {
+        early: arrivals
+            .iter()
+            .copied()
+            .filter(|&i| scenario.early(i))
+            .collect(),
+        tickets: (0..people).map(|_| OnceLock::new()).collect(),
+        ..state::Room::default()
+    };
     let drill = install(Drill {
         scenario,
         arrivals,
@@ -215,6 +241,7 @@ async fn run() -> anyhow::Result<bool> {
         uninvited_refused: AtomicU64::new(0),
         uninvited_booked: AtomicU64::new(0),
         uninvited_other: AtomicU64::new(0),
+        room,
     });
     let sampler = report::spawn_seat_sampler(client.clone(), o.targets[0].clone(), drill.clone());
     let tail = sms::spawn_tail(o.sms_file.clone(), drill.clone());

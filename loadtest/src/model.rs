@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use slotd::domain::{
     Calendar, Eligibility, Geography, IdNumber, Phase, PhaseId, Site, SiteId, Slot, SlotId, TAIWAN,
-    synthetic_id,
+    WaitingRoom, synthetic_id,
 };
 use time::{Date, Duration, OffsetDateTime};
 
@@ -71,6 +71,14 @@ pub struct Params {
     pub no_show_rate: f64,
     /// Share of check-ins where staff type the ID number instead of scanning the code.
     pub id_number_check_in_share: f64,
+    /// Share of the invited who are bots: scripts that are there at the opening instant
+    /// (in the pre-queue, when there is a waiting room), never wait for `Retry-After`, and
+    /// try more often. The report compares their share of bookings with their share of
+    /// people.
+    pub bot_share: f64,
+    /// Whether the phase has a waiting room: its pre-queue opens at the announcement, and
+    /// the people there at the opening minute (and every bot) queue in it beforehand.
+    pub waiting_room: bool,
     /// Seed of every random choice: the same seed gives the same people and calendar.
     pub seed: u64,
 }
@@ -103,6 +111,8 @@ impl Default for Params {
             uninvited_try_share: 0.5,
             no_show_rate: 0.03,
             id_number_check_in_share: 0.1,
+            bot_share: 0.05,
+            waiting_room: false,
             seed: 20_210_713,
         }
     }
@@ -168,6 +178,8 @@ pub struct Person {
     /// Registers only at arrival, after the settlement's cutoff (see
     /// [`Params::late_registration_share`]).
     pub late: bool,
+    /// A script, not a person (see [`Params::bot_share`]).
+    pub bot: bool,
 }
 
 /// A drill site with its popularity.
@@ -264,13 +276,18 @@ impl Scenario {
                     .chance(params.attempt_share)
                     .then(|| arrival(&mut rng, &params));
                 let late = rng.chance(params.late_registration_share);
+                // Decided apart from the stream above, so that the share of bots changes
+                // nothing else about the people.
+                let bot = !late && params.bot(people.len());
                 people.push(Person {
                     // Serial numbers from 5,000,000: clear of the ids tests and demos use.
                     id: synthetic_id(5_000_000 + people.len() as u64),
                     county: county.name,
                     district: d.name,
-                    arrives_at,
+                    // A bot is there at the opening instant, every time.
+                    arrives_at: if bot { Some(0.0) } else { arrives_at },
                     late,
+                    bot,
                 });
             }
         }
@@ -400,6 +417,12 @@ impl Scenario {
     pub fn announced(&self, cutoff: OffsetDateTime, opens_at: OffsetDateTime) -> Calendar {
         let mut c = self.calendar.clone();
         let p = &mut c.phases[0];
+        if self.params.waiting_room {
+            // The pre-queue opens with the announcement.
+            p.waiting_room = Some(WaitingRoom {
+                prequeue_opens_at: cutoff - Duration::seconds(1),
+            });
+        }
         let length = p.closes_at - p.opens_at;
         p.opens_at = opens_at;
         p.closes_at = opens_at + length;
@@ -407,6 +430,14 @@ impl Scenario {
             e.registered_before = Some(cutoff);
         }
         c
+    }
+
+    /// Whether `person` queues in the pre-queue before the opening: with a waiting room,
+    /// every bot and everyone who comes in the opening minute (they sit at the screen at
+    /// 10:00 sharp, so with a pre-queue they are in it).
+    pub fn early(&self, person: usize) -> bool {
+        let p = &self.people[person];
+        self.params.waiting_room && (p.bot || p.arrives_at.is_some_and(|t| t < 60.0))
     }
 
     /// People who will try to book, in order of arrival.
@@ -456,6 +487,11 @@ fn decide(seed: u64, salt: u64, person: usize, share: f64) -> bool {
 }
 
 impl Params {
+    /// Whether `person` is a bot.
+    pub fn bot(&self, person: usize) -> bool {
+        decide(self.seed, 0x626f_7473, person, self.bot_share)
+    }
+
     /// Whether `person` stays away on the day of a live booking.
     pub fn no_show(&self, person: usize) -> bool {
         decide(self.seed, 0x006e_6f2d_7368_6f77, person, self.no_show_rate)

@@ -288,6 +288,149 @@ impl Cycle<'_> {
     }
 }
 
+/// The waiting room's invariants, when the phase has one.
+fn room_invariants(d: &Drill) -> Vec<(String, u64)> {
+    if !d.scenario.params.waiting_room {
+        return Vec::new();
+    }
+    let room = &d.room;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    vec![
+        (
+            format!(
+                "the room's shuffle unreadable or its pre-queue miscounted{}",
+                room.order_error
+                    .get()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ),
+            u64::from(room.order_error.get().is_some()),
+        ),
+        (
+            format!(
+                "queue positions off the recorded seed's permutation (of {} polls)",
+                load(&room.polls)
+            ),
+            load(&room.position_mismatches),
+        ),
+        (
+            "bookings refused not-admitted after the ticket was admitted".into(),
+            load(&room.refused_admitted),
+        ),
+    ]
+}
+
+/// Bots against people: their shares of the people who tried, of the bookings, and of
+/// the first seats taken (where a head start shows).
+#[derive(Debug, Default, Serialize)]
+struct Fairness {
+    tried: usize,
+    bots_tried: usize,
+    booked: usize,
+    bots_booked: usize,
+    /// The first tenth of the bookings made, by when they were sent.
+    first_tenth: usize,
+    bots_in_first_tenth: usize,
+    room: bool,
+    prequeued: u64,
+    bots_prequeued: usize,
+    polls: u64,
+    /// Seconds from the opening to admission: p50 and p99, people and bots.
+    wait_people: Option<(f64, f64)>,
+    wait_bots: Option<(f64, f64)>,
+}
+
+impl Fairness {
+    fn of(d: &Drill, acked: &[crate::state::Acked]) -> Self {
+        let bot = |i: usize| d.scenario.people[i].bot;
+        let mut by_time: Vec<_> = acked.iter().collect();
+        by_time.sort_by_key(|a| a.at);
+        let first_tenth = by_time.len().div_ceil(10);
+        let waits = d.room.waits.lock().map(|w| w.clone()).unwrap_or_default();
+        let quantiles = |of_bots: bool| {
+            let mut w: Vec<f64> = waits
+                .iter()
+                .filter(|(b, _)| *b == of_bots)
+                .map(|(_, s)| *s)
+                .collect();
+            w.sort_by(f64::total_cmp);
+            let at = |q: f64| w[((w.len() - 1) as f64 * q).round() as usize];
+            (!w.is_empty()).then(|| (at(0.5), at(0.99)))
+        };
+        Self {
+            tried: d.arrivals.len(),
+            bots_tried: d.arrivals.iter().filter(|&&i| bot(i)).count(),
+            booked: acked.len(),
+            bots_booked: acked.iter().filter(|a| bot(a.person)).count(),
+            first_tenth,
+            bots_in_first_tenth: by_time[..first_tenth]
+                .iter()
+                .filter(|a| bot(a.person))
+                .count(),
+            room: d.scenario.params.waiting_room,
+            prequeued: d.room.prequeued.load(Ordering::Relaxed),
+            bots_prequeued: d
+                .room
+                .early
+                .iter()
+                .filter(|&&i| bot(i) && d.room.prequeued_at(i))
+                .count(),
+            polls: d.room.polls.load(Ordering::Relaxed),
+            wait_people: quantiles(false),
+            wait_bots: quantiles(true),
+        }
+    }
+
+    fn write(&self, md: &mut String, d: &Drill) {
+        let share = |n: usize, of: usize| 100.0 * n as f64 / of.max(1) as f64;
+        let _ = writeln!(
+            md,
+            "## Fairness: bots {} a waiting room\n",
+            if self.room { "with" } else { "without" }
+        );
+        let _ = writeln!(
+            md,
+            "| | people who tried | bookings | the first tenth of bookings |\n|---|---:|---:|---:|"
+        );
+        let _ = writeln!(
+            md,
+            "| bots | {} ({:.1} %) | {} ({:.1} %) | {} ({:.1} %) |",
+            self.bots_tried,
+            share(self.bots_tried, self.tried),
+            self.bots_booked,
+            share(self.bots_booked, self.booked),
+            self.bots_in_first_tenth,
+            share(self.bots_in_first_tenth, self.first_tenth),
+        );
+        let _ = writeln!(
+            md,
+            "| everyone | {} | {} | {} |\n",
+            self.tried, self.booked, self.first_tenth
+        );
+        if self.room {
+            let fmt = |w: Option<(f64, f64)>| {
+                w.map_or("none".to_string(), |(a, b)| format!("{a:.1} s / {b:.1} s"))
+            };
+            let _ = writeln!(
+                md,
+                "- the room: {} queued before the opening (of {} bots and opening-minute people), {} of them bots ({:.1} %: their fair share of the first bookings), shuffled by the recorded seed; {} queue polls; wait from the opening to admission, p50 / p99: people {}, bots {} (bots poll every 100 ms, people when `Retry-After` says)\n",
+                self.prequeued,
+                d.room.early.len(),
+                self.bots_prequeued,
+                share(self.bots_prequeued, self.prequeued as usize),
+                self.polls,
+                fmt(self.wait_people),
+                fmt(self.wait_bots),
+            );
+        } else {
+            let _ = writeln!(
+                md,
+                "- no waiting room: bots are there at the opening instant and never wait for `Retry-After`\n"
+            );
+        }
+    }
+}
+
 /// How many the first settlement invited.
 fn settled_invited(cycle: &Cycle<'_>) -> String {
     cycle.announcement.settlement["invited"].to_string()
@@ -338,8 +481,10 @@ pub fn write(
     let t90 = time_to(&seats, capacity, 0.9);
     let t100 = time_to(&seats, capacity, 1.0);
     let rate = d.scenario.params.no_show_rate;
-    let journey = cycle.invariants(d, rate);
+    let mut journey = cycle.invariants(d, rate);
+    journey.extend(room_invariants(d));
     let ok = checks.ok() && journey.iter().all(|(_, n)| *n == 0);
+    let fairness = Fairness::of(d, &acked);
 
     let buckets = per_second(d, &samples);
     chart(
@@ -616,6 +761,7 @@ pub fn write(
         load(&d.logins),
         load(&d.login_failures),
     );
+    fairness.write(&mut md, d);
     let p = &d.scenario.params;
     let _ = writeln!(md, "## Demand and supply\n");
     let _ = writeln!(
@@ -730,6 +876,7 @@ pub fn write(
                 "booked": load_u(&d.uninvited_booked),
             },
         },
+        "fairness": fairness,
         "params": format!("{:?}", d.scenario.params),
         "invited": d.scenario.people.len(),
         "tried": tried,

@@ -24,14 +24,18 @@ pub enum Route {
     Login,
     KioskLogin,
     CheckIn,
+    Queue,
+    QueuePoll,
 }
 
 impl Route {
-    pub const ALL: [Route; 10] = [
+    pub const ALL: [Route; 12] = [
         Route::RegistrationSession,
         Route::Register,
         Route::Login,
         Route::KioskLogin,
+        Route::Queue,
+        Route::QueuePoll,
         Route::Availability,
         Route::Book,
         Route::MyBookings,
@@ -52,6 +56,8 @@ impl Route {
             Route::Change => "PUT /v1/me/bookings/{booking}",
             Route::Cancel => "DELETE /v1/me/bookings/{booking}",
             Route::CheckIn => "POST /v1/sites/{site}/check-ins",
+            Route::Queue => "POST /v1/phases/{phase}/queue",
+            Route::QueuePoll => "GET /v1/phases/{phase}/queue",
         }
     }
 }
@@ -141,6 +147,44 @@ pub struct Drill {
     pub uninvited_booked: AtomicU64,
     /// Tries refused for another reason (`slot-full` when the slot filled meanwhile).
     pub uninvited_other: AtomicU64,
+    /// The waiting room (when the phase has one): the people who queue before the
+    /// opening, in arrival order, and how far the pre-opening queue wave got.
+    pub room: Room,
+}
+
+impl Room {
+    /// Whether `person` got a ticket before the opening.
+    pub fn prequeued_at(&self, person: usize) -> bool {
+        self.tickets.get(person).is_some_and(|t| t.get().is_some())
+    }
+}
+
+/// What the drill knows of the waiting room.
+#[derive(Debug, Default)]
+pub struct Room {
+    pub early: Vec<usize>,
+    pub next_early: AtomicUsize,
+    pub early_done: AtomicUsize,
+    /// Per person: the booking token and queue ticket got before the opening.
+    pub tickets: Vec<OnceLock<(String, String)>>,
+    /// The queued early people by their lottery number, from the recorded seed: the order
+    /// in which the room admits them. Set once the room is shuffled.
+    pub order: OnceLock<Vec<usize>>,
+    /// Each early person's place in `order` (1-based), to check what polls answer.
+    pub expected: OnceLock<HashMap<usize, u64>>,
+    pub next_in_order: AtomicUsize,
+    /// Queued before the opening (a ticket got in time).
+    pub prequeued: AtomicU64,
+    /// Polls that answered a position other than the recorded shuffle's.
+    pub position_mismatches: AtomicU64,
+    /// Bookings refused `not-admitted` although the ticket had been seen admitted.
+    pub refused_admitted: AtomicU64,
+    /// Seconds from the opening to admission, humans and bots apart.
+    pub waits: Mutex<Vec<(bool, f64)>>,
+    /// Queue polls answered (`GET .../queue`).
+    pub polls: AtomicU64,
+    /// Why the shuffle could not be read, if it could not.
+    pub order_error: OnceLock<String>,
 }
 
 impl Drill {

@@ -62,6 +62,16 @@ fn a_tiny_drill_runs_the_whole_cycle_and_keeps_every_invariant() {
         "{}",
         summary["bookings_made"]
     );
+    // Without a waiting room the bots (5 % of the people, there at the opening instant,
+    // never waiting) are at the head of the line: more than 40 % of the first tenth of
+    // the bookings. The waiting-room drill below holds them to their share.
+    let f = &summary["fairness"];
+    let n = |k: &str| f[k].as_u64().unwrap_or(0);
+    assert!(n("bots_tried") > 20, "{f}");
+    assert!(
+        n("bots_in_first_tenth") * 100 > n("first_tenth") * 40,
+        "{f}"
+    );
     let journey = &summary["journey"];
     for i in journey["invariants"]
         .as_array()
@@ -133,4 +143,71 @@ fn a_tiny_drill_runs_the_whole_cycle_and_keeps_every_invariant() {
     );
     assert!(md.contains(&live), "{live}\n{md}");
     assert!(md.contains("booking requests answered `201`"), "{md}");
+}
+
+/// The same tiny drill with a waiting room and bots: the pre-queue is shuffled by the
+/// recorded seed (every poll's position is checked against it), no admitted ticket is
+/// refused, and the bots, who are all in the pre-queue at the opening, do not take the
+/// first seats as they do without a room.
+#[test]
+fn a_tiny_drill_with_a_waiting_room_admits_in_the_recorded_order() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bins = Path::new(env!("CARGO_BIN_EXE_slotd-drill"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let out = tempfile::tempdir().expect("tempdir");
+    let report = out.path().join("drill");
+    let status = Command::new(root.join("scripts/drill"))
+        .args(["--no-build", "--debug", "--out"])
+        .arg(&report)
+        .args([
+            "--scale",
+            "0.001",
+            "--window-seconds",
+            "5",
+            "--waiting-room",
+            "--lead-seconds",
+            "10",
+            "--bot-share",
+            "0.05",
+            "--users",
+            "32",
+            "--increase-rate",
+            "32",
+        ])
+        .env("SLOTD_BIN_DIR", &bins)
+        .status()
+        .expect("scripts/drill runs");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("summary.json")).expect("summary.json"))
+            .expect("json");
+    assert!(status.success(), "drill failed: {}", summary["journey"]);
+    assert_eq!(summary["ok"], true);
+    let invariants = summary["journey"]["invariants"]
+        .as_array()
+        .expect("journey invariants");
+    assert!(
+        invariants.iter().any(|i| i["what"]
+            .as_str()
+            .is_some_and(|w| w.contains("recorded seed"))),
+        "the room's invariants are checked: {invariants:?}"
+    );
+    for i in invariants {
+        assert_eq!(i["count"], 0, "{}", i["what"]);
+    }
+    let f = &summary["fairness"];
+    let n = |k: &str| f[k].as_u64().unwrap_or(0);
+    assert!(n("prequeued") > 200 && n("polls") > n("prequeued"), "{f}");
+    assert!(n("bots_prequeued") > 20, "{f}");
+    // Bots are a sixth or so of the pre-queue. Without a room they are all at the head of
+    // the line and take more than half of the first tenth of the bookings; shuffled, they
+    // get about their share (polling faster buys them only the seconds between polls).
+    assert!(
+        n("bots_in_first_tenth") * 100 < n("first_tenth") * 40,
+        "bots took {} of the first {} bookings: {f}",
+        n("bots_in_first_tenth"),
+        n("first_tenth")
+    );
+    assert!(summary["bookings_made"].as_u64().unwrap_or(0) > 500);
 }
