@@ -403,6 +403,7 @@ pub async fn surge(user: &mut GooseUser) -> TransactionResult {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         loop {
+            serve_waiting(user, &d, &base, &mut rng, false).await?;
             let next = d.room.next_in_order.fetch_add(1, Ordering::Relaxed);
             let Some(&person) = order.get(next) else {
                 break;
@@ -411,6 +412,7 @@ pub async fn surge(user: &mut GooseUser) -> TransactionResult {
         }
     }
     loop {
+        serve_waiting(user, &d, &base, &mut rng, false).await?;
         let next = d.next.fetch_add(1, Ordering::Relaxed);
         let Some(&person) = d.arrivals.get(next) else {
             break;
@@ -425,8 +427,10 @@ pub async fn surge(user: &mut GooseUser) -> TransactionResult {
         let p = &d.scenario.people[person];
         let at = p.arrives_at.unwrap_or(0.0) / d.scenario.compression();
         let due = opening + Duration::from_secs_f64(at);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            tokio::time::sleep(wait).await;
+        // Until this arrival, serve the waiting people whose poll comes due.
+        while let Some(wait) = due.checked_duration_since(Instant::now()) {
+            serve_waiting(user, &d, &base, &mut rng, false).await?;
+            tokio::time::sleep(wait.min(Duration::from_millis(50))).await;
         }
         if wait_for_text(&d, person, deadline).await {
             journey(user, &d, &base, person, &mut rng).await?;
@@ -434,7 +438,7 @@ pub async fn surge(user: &mut GooseUser) -> TransactionResult {
             uninvited(user, &d, &base, person, &mut rng).await?;
         }
     }
-    Ok(())
+    serve_waiting(user, &d, &base, &mut rng, true).await
 }
 
 /// Before the opening, with a waiting room: the opening minute's people and the bots get
@@ -489,90 +493,6 @@ async fn queue_wave(
             let _ = d.room.tickets[person].set((token, ticket.to_string()));
             d.room.prequeued.fetch_add(1, Ordering::Relaxed);
         }
-    }
-}
-
-/// With a waiting room: the person's ticket (queueing now if they have none), then polls
-/// until it is admitted. People wait the `Retry-After` the room gives; bots poll every
-/// 100 ms. `None` when the room is sold out or they give up.
-async fn admission(
-    user: &mut GooseUser,
-    d: &Arc<Drill>,
-    base: &str,
-    person: usize,
-    token: &str,
-) -> Result<Option<String>, Box<goose::goose::TransactionError>> {
-    let url = format!("{base}/v1/phases/{}/queue", d.scenario.phase);
-    let bot = d.scenario.people[person].bot;
-    let ticket = match d.room.tickets[person].get() {
-        Some((_, t)) => t.clone(),
-        None => {
-            let r = send(
-                user,
-                d,
-                Route::Queue,
-                GooseMethod::Post,
-                &url,
-                Some(token),
-                None,
-                None,
-                &[201],
-            )
-            .await?;
-            match r.body["ticket"].as_str() {
-                Some(t) if r.status == 201 => t.to_string(),
-                _ => return Ok(None),
-            }
-        }
-    };
-    let opening = d.opening.get().copied().unwrap_or_else(Instant::now);
-    let give_up = Instant::now() + Duration::from_secs(600);
-    loop {
-        let r = send_with(
-            user,
-            d,
-            Route::QueuePoll,
-            GooseMethod::Get,
-            &url,
-            Some(token),
-            Some(&ticket),
-            None,
-            None,
-            &[200, 429],
-        )
-        .await?;
-        if r.status == 200 {
-            d.room.polls.fetch_add(1, Ordering::Relaxed);
-            if let (Some(position), Some(expected)) = (
-                r.body["position"].as_u64(),
-                d.room.expected.get().and_then(|e| e.get(&person)),
-            ) && position != *expected
-            {
-                d.room.position_mismatches.fetch_add(1, Ordering::Relaxed);
-            }
-            match r.body["state"].as_str() {
-                Some("admitted") => {
-                    let waited = Instant::now().saturating_duration_since(opening);
-                    d.room
-                        .waits
-                        .lock()
-                        .map(|mut w| w.push((bot, waited.as_secs_f64())))
-                        .ok();
-                    return Ok(Some(ticket));
-                }
-                Some("sold-out") => return Ok(None),
-                _ => {}
-            }
-        }
-        if Instant::now() >= give_up {
-            return Ok(None);
-        }
-        let pause = if bot {
-            Duration::from_millis(100)
-        } else {
-            Duration::from_secs(r.retry_after.unwrap_or(1).clamp(1, 5))
-        };
-        tokio::time::sleep(pause).await;
     }
 }
 
@@ -668,7 +588,6 @@ async fn journey(
     person: usize,
     rng: &mut Rng,
 ) -> TransactionResult {
-    let p = &d.scenario.people[person];
     let params = &d.scenario.params;
     let kiosk = rng.chance(params.kiosk_share);
     if !ensure_registered(user, d, base, person, false).await? {
@@ -685,18 +604,188 @@ async fn journey(
             }
         },
     };
-    let ticket = if params.waiting_room {
-        match admission(user, d, base, person, &token).await? {
-            Some(ticket) => Some(ticket),
+    if params.waiting_room {
+        let ticket = match d.room.tickets[person].get() {
+            Some((_, t)) => t.clone(),
             None => {
+                let r = send(
+                    user,
+                    d,
+                    Route::Queue,
+                    GooseMethod::Post,
+                    &format!("{base}/v1/phases/{}/queue", d.scenario.phase),
+                    Some(&token),
+                    None,
+                    None,
+                    &[201],
+                )
+                .await?;
+                match r.body["ticket"].as_str() {
+                    Some(t) if r.status == 201 => t.to_string(),
+                    _ => {
+                        d.gave_up.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let waiting = Waiting {
+            due: Instant::now(),
+            person,
+            // The pre-queue waits from the opening; later arrivals from now.
+            since: match (d.room.prequeued_at(person), d.opening.get()) {
+                (true, Some(&opening)) => opening,
+                _ => Instant::now(),
+            },
+            token,
+            ticket,
+        };
+        return poll(user, d, base, waiting, rng).await;
+    }
+    book(user, d, base, person, &token, None, rng).await
+}
+
+/// A person waiting in the room, due to poll again at `due`.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Waiting {
+    pub due: Instant,
+    pub person: usize,
+    /// When they started waiting (the opening for the pre-queue).
+    since: Instant,
+    token: String,
+    ticket: String,
+}
+
+/// Polls a waiting person's ticket once: admitted, they book now; still waiting, they
+/// are parked until the room's `Retry-After` (bots: 100 ms) and the goose user moves on
+/// to whoever is due, as thousands of people wait at once in life while the drill has
+/// a few dozen users.
+async fn poll(
+    user: &mut GooseUser,
+    d: &Arc<Drill>,
+    base: &str,
+    mut w: Waiting,
+    rng: &mut Rng,
+) -> TransactionResult {
+    let person = w.person;
+    let bot = d.scenario.people[person].bot;
+    let r = send_with(
+        user,
+        d,
+        Route::QueuePoll,
+        GooseMethod::Get,
+        &format!("{base}/v1/phases/{}/queue", d.scenario.phase),
+        Some(&w.token),
+        Some(&w.ticket),
+        None,
+        None,
+        &[200, 429],
+    )
+    .await?;
+    if r.status == 200 {
+        d.room.polls.fetch_add(1, Ordering::Relaxed);
+        if let (Some(position), Some(expected)) = (
+            r.body["position"].as_u64(),
+            d.room.expected.get().and_then(|e| e.get(&person)),
+        ) && position != *expected
+        {
+            d.room.position_mismatches.fetch_add(1, Ordering::Relaxed);
+        }
+        match r.body["state"].as_str() {
+            Some("admitted") => {
+                let waited = Instant::now().saturating_duration_since(w.since);
+                d.room
+                    .waits
+                    .lock()
+                    .map(|mut x| x.push((bot, waited.as_secs_f64())))
+                    .ok();
+                return book(user, d, base, person, &w.token, Some(&w.ticket), rng).await;
+            }
+            Some("sold-out") => {
                 d.gave_up.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
+            _ => {}
         }
+    }
+    if w.since.elapsed() > Duration::from_secs(600) {
+        d.gave_up.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
+    let pause = if bot {
+        Duration::from_millis(100)
     } else {
-        None
+        Duration::from_secs(r.retry_after.unwrap_or(1).clamp(1, 5))
     };
-    let ticket = ticket.as_deref();
+    w.due = Instant::now() + pause;
+    d.room
+        .waiting
+        .lock()
+        .map(|mut q| q.push(std::cmp::Reverse(w)))
+        .ok();
+    Ok(())
+}
+
+/// Serves the waiting people whose poll is due (all of them when `drain`, sleeping until
+/// each is due), then returns.
+async fn serve_waiting(
+    user: &mut GooseUser,
+    d: &Arc<Drill>,
+    base: &str,
+    rng: &mut Rng,
+    drain: bool,
+) -> TransactionResult {
+    loop {
+        let next = {
+            let Ok(mut q) = d.room.waiting.lock() else {
+                return Ok(());
+            };
+            match q.peek() {
+                Some(std::cmp::Reverse(w)) if drain || w.due <= Instant::now() => {
+                    // Counted before the lock is let go: a draining user sees the person
+                    // either parked or in someone's hands, never neither.
+                    d.room.in_hand.fetch_add(1, Ordering::AcqRel);
+                    q.pop().map(|std::cmp::Reverse(w)| w)
+                }
+                _ => None,
+            }
+        };
+        let Some(w) = next else {
+            // Draining: done only when nobody is parked and nobody is being served (who
+            // may be parked again).
+            if !drain || d.room.in_hand.load(Ordering::Acquire) == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        struct InHand<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for InHand<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _hand = InHand(&d.room.in_hand);
+        if let Some(wait) = w.due.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        poll(user, d, base, w, rng).await?;
+    }
+}
+
+/// The booking itself, once logged in (and admitted, with a room).
+async fn book(
+    user: &mut GooseUser,
+    d: &Arc<Drill>,
+    base: &str,
+    person: usize,
+    token: &str,
+    ticket: Option<&str>,
+    rng: &mut Rng,
+) -> TransactionResult {
+    let p = &d.scenario.people[person];
+    let params = &d.scenario.params;
+    let token = token.to_string();
     let bot = p.bot;
     // A script tries harder, and never waits.
     let max_attempts = if bot {

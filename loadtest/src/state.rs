@@ -185,6 +185,9 @@ pub struct Room {
     pub polls: AtomicU64,
     /// Why the shuffle could not be read, if it could not.
     pub order_error: OnceLock<String>,
+    /// People waiting to poll again, earliest due first, and how many a user holds now.
+    pub waiting: Mutex<std::collections::BinaryHeap<std::cmp::Reverse<crate::journey::Waiting>>>,
+    pub in_hand: AtomicUsize,
 }
 
 impl Drill {
