@@ -42,9 +42,12 @@ pub const MAX_WINDOW: u64 = 1_000_000;
 /// Admission-rate samples kept for the wait estimate.
 const RATE_SPAN: Duration = Duration::from_secs(10);
 /// How long an admission counts against the window: someone admitted this long ago who
-/// has not booked (no seat to their liking, the tab closed) no longer holds a place in
-/// it, so abandoners cannot stall admission before sell-out. Their ticket still books.
-pub const ADMISSION_LIFETIME_SECS: i64 = 300;
+/// has not booked (no seat to their liking, gave up after `slot-full`s, the tab closed) no
+/// longer holds a place in it, so abandoners cannot stall admission before sell-out for
+/// longer than this. Their ticket still books. A minute is time enough to pick a slot and
+/// book (the drill's people book within seconds of admission); with five minutes, the
+/// drill's last seats waited five minutes behind the people who had given up.
+pub const ADMISSION_LIFETIME_SECS: i64 = 60;
 
 /// A person's lottery number in a room shuffled with `seed`: ascending numbers go first.
 pub fn lottery(seed: &[u8; 16], phase: &str, person: IdNumber) -> u64 {
@@ -509,14 +512,15 @@ mod tests {
         let m = Mirror::default();
         assert_eq!(m.admitted_long_ago(1_000, 10), 0, "a young room");
         assert_eq!(m.admitted_long_ago(1_000, 20), 0, "the same second again");
-        assert_eq!(m.admitted_long_ago(1_100, 40), 0);
+        let half = ADMISSION_LIFETIME_SECS / 2;
+        assert_eq!(m.admitted_long_ago(1_000 + half, 40), 0);
         assert_eq!(
             m.admitted_long_ago(1_000 + ADMISSION_LIFETIME_SECS, 90),
             10,
             "a second counts as first seen"
         );
         assert_eq!(
-            m.admitted_long_ago(1_100 + ADMISSION_LIFETIME_SECS + 5, 95),
+            m.admitted_long_ago(1_000 + half + ADMISSION_LIFETIME_SECS + 5, 95),
             40
         );
     }
