@@ -92,7 +92,8 @@ pub fn reserve<S: Store>(store: &S, person: IdNumber, slot: &str) -> Reserve {
     }
 }
 
-fn change<S: Store>(
+/// A change of `booking` to `slot` (and that slot's phase) for `person`.
+pub fn change<S: Store>(
     store: &S,
     person: IdNumber,
     booking: &crate::domain::Booking,

@@ -1130,6 +1130,188 @@ mod tests {
         ));
     }
 
+    /// After the journal is closed, an answer that shows a change or a booking cannot
+    /// wait for its record any more and is refused; one that shows nothing needs no wait.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn changes_and_reads_of_bookings_are_refused_once_the_journal_is_closed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("open");
+        let store = contract_loaded(store).await;
+        let p = synthetic_id(42);
+        let ReserveOutcome::Booked(b) = store
+            .reserve(contract::reserve(&store, p, "D"))
+            .await
+            .expect("up")
+        else {
+            panic!("booked")
+        };
+        store.shutdown().await;
+        assert!(matches!(
+            store.change(contract::change(&store, p, &b, "E")).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(
+            matches!(
+                store.change(contract::change(&store, p, &b, "E")).await,
+                Err(StoreError::Unavailable(_))
+            ),
+            "the same slot again: answered only once durable"
+        );
+        assert!(matches!(
+            store.bookings_of(p).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(
+            store.bookings_of(synthetic_id(43)).await.expect("no wait"),
+            Vec::new()
+        );
+        assert_eq!(
+            store.attend(p, booking_id(99)).await.expect("no wait"),
+            AttendOutcome::UnknownBooking
+        );
+    }
+
+    /// A close-out settles the listed slots of its phase only: a booking in another slot
+    /// of the phase, or in a listed slot of another phase, stays booked.
+    #[tokio::test]
+    async fn a_close_out_leaves_other_slots_and_other_phases_alone() {
+        let store = contract_loaded(EmbeddedStore::ephemeral()).await;
+        store
+            .invite(
+                PhaseId::parse(contract::INVITED_ONLY).expect("id"),
+                vec![synthetic_id(81)],
+            )
+            .await
+            .expect("up");
+        for (n, slot) in [(80, "A"), (81, "Q"), (82, "D")] {
+            let booked = store
+                .reserve(contract::reserve(&store, synthetic_id(n), slot))
+                .await
+                .expect("up");
+            assert!(matches!(booked, ReserveOutcome::Booked(_)), "{booked:?}");
+        }
+        let day = ["A", "Q"].map(|s| SlotId::parse(s).expect("id")).to_vec();
+        let done = store
+            .close_out(PhaseId::parse(contract::OPEN).expect("id"), day)
+            .await
+            .expect("up");
+        assert_eq!((done.attended, done.no_show), (0, 1));
+        for (n, status) in [
+            (80, BookingStatus::NoShow),
+            (81, BookingStatus::Booked),
+            (82, BookingStatus::Booked),
+        ] {
+            let mine = store.bookings_of(synthetic_id(n)).await.expect("up");
+            assert_eq!(mine[0].status, status, "person {n}");
+        }
+    }
+
+    /// Every idempotency key survives a restart: a person's keys of bookings in two
+    /// phases and of a change all replay the first answer, and refuse another request.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reopened_journal_restores_every_key_of_a_person() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = synthetic_id(70);
+        let keyed = |key: &str| {
+            Some(Idempotency {
+                key: key.into(),
+                fingerprint: format!("fp-{key}"),
+            })
+        };
+        let (open, invited, moved) = {
+            let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("open");
+            let store = contract_loaded(store).await;
+            store
+                .invite(PhaseId::parse(contract::INVITED_ONLY).expect("id"), vec![p])
+                .await
+                .expect("up");
+            let mut r = contract::reserve(&store, p, "C");
+            r.idempotency = keyed("k1");
+            let ReserveOutcome::Booked(open) = store.reserve(r).await.expect("up") else {
+                panic!("booked")
+            };
+            let mut r = contract::reserve(&store, p, "Q");
+            r.idempotency = keyed("k2");
+            let ReserveOutcome::Booked(invited) = store.reserve(r).await.expect("up") else {
+                panic!("booked")
+            };
+            let mut c = contract::change(&store, p, &open, "D");
+            c.idempotency = keyed("k3");
+            let ChangeOutcome::Changed(moved) = store.change(c).await.expect("up") else {
+                panic!("changed")
+            };
+            store.shutdown().await;
+            (open, invited, moved)
+        };
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
+        let mut r = contract::reserve(&store, p, "C");
+        r.idempotency = keyed("k1");
+        assert_eq!(
+            store.reserve(r).await.expect("up"),
+            ReserveOutcome::Replayed(moved.clone())
+        );
+        let mut r = contract::reserve(&store, p, "Q");
+        r.idempotency = keyed("k2");
+        assert_eq!(
+            store.reserve(r).await.expect("up"),
+            ReserveOutcome::Replayed(invited)
+        );
+        // The change's key: another request under it is refused, the same one replays.
+        let mut c = contract::change(&store, p, &open, "E");
+        c.idempotency = Some(Idempotency {
+            key: "k3".into(),
+            fingerprint: "another request".into(),
+        });
+        assert_eq!(store.change(c).await.expect("up"), ChangeOutcome::KeyReused);
+        let mut c = contract::change(&store, p, &open, "D");
+        c.idempotency = keyed("k3");
+        assert_eq!(
+            store.change(c).await.expect("up"),
+            ChangeOutcome::Unchanged(moved)
+        );
+    }
+
+    /// While the journal cannot write, a write is refused before it takes a seat and the
+    /// store is unready; once the disk is back, writes are taken again.
+    #[cfg(feature = "fault-injection")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_journal_refuses_writes_before_they_take_a_seat() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("open");
+        let store = contract_loaded(store).await;
+        let fault = dir.path().join("fault-injection");
+        std::fs::write(&fault, "write-eio").expect("fault");
+        // The write that meets the failure is not acknowledged (its record is held).
+        assert!(matches!(
+            store
+                .reserve(contract::reserve(&store, synthetic_id(60), "D"))
+                .await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(store.ready().await.is_err(), "unready while failing");
+        let left = contract::remaining_of(&store, "D");
+        assert!(matches!(
+            store
+                .reserve(contract::reserve(&store, synthetic_id(61), "D"))
+                .await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(contract::remaining_of(&store, "D"), left, "no seat taken");
+        std::fs::write(&fault, "").expect("clear");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while store.ready().await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "no recovery");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(matches!(
+            store
+                .reserve(contract::reserve(&store, synthetic_id(61), "D"))
+                .await
+                .expect("up"),
+            ReserveOutcome::Booked(_)
+        ));
+    }
+
     #[tokio::test]
     async fn a_calendar_that_only_adds_a_site_is_journaled() {
         let dir = tempfile::tempdir().expect("tempdir");

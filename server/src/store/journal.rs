@@ -849,6 +849,172 @@ mod tests {
         });
     }
 
+    /// Waits until the writer is inside an fsync (past gathering its batch).
+    #[cfg(feature = "fault-injection")]
+    fn until_syncing(j: &Journal) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while j.health.syncing_since.load(Ordering::Acquire) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer never synced"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Group commit: the records queued while an fsync runs are written together and
+    /// share the next fsync, at most `max_batch` of them; the rest wait for the one after.
+    #[cfg(feature = "fault-injection")]
+    #[test]
+    fn records_queued_during_an_fsync_share_the_next_one_up_to_the_batch_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fault = dir.path().join("fault-injection");
+        let (j, _) = Journal::open(dir.path(), 3).expect("open");
+        std::fs::write(&fault, "fsync-slow 400").expect("fault");
+        rt().block_on(async {
+            let first = j.append(b"r0");
+            until_syncing(&j);
+            let mut queued: Vec<Ack> = (1..=6u8).map(|i| j.append(&[b'r', b'0' + i])).collect();
+            first.await.expect("ack").expect("durable");
+            let head = queued.remove(0);
+            head.await.expect("ack").expect("durable");
+            // The rest of r1's batch was answered with it; r4's batch is in its own fsync.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let answered: Vec<bool> = queued
+                .iter_mut()
+                .map(|a| matches!(a.try_recv(), Ok(Ok(()))))
+                .collect();
+            assert_eq!(answered, [true, true, false, false, false]);
+            std::fs::write(&fault, "").expect("clear");
+            for a in queued.into_iter().skip(2) {
+                a.await.expect("ack").expect("durable");
+            }
+        });
+        j.close();
+        let (frames, _, _) = read_frames(&dir.path().join("journal.log")).expect("read");
+        assert_eq!(frames.len(), 7);
+    }
+
+    /// A rotation ends the batch it arrives in: records queued after it go to the new
+    /// segment even when they were waiting behind the same fsync.
+    #[cfg(feature = "fault-injection")]
+    #[test]
+    fn records_queued_after_a_rotation_go_to_the_new_segment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fault = dir.path().join("fault-injection");
+        let (j, _) = Journal::open(dir.path(), 16).expect("open");
+        std::fs::write(&fault, "fsync-slow 300").expect("fault");
+        rt().block_on(async {
+            let first = j.append(b"r0");
+            until_syncing(&j);
+            let rotated = j.rotate();
+            let after = j.append(b"r1");
+            std::fs::write(&fault, "").expect("clear");
+            first.await.expect("ack").expect("durable");
+            assert_eq!(rotated.await.expect("answer").expect("rotated"), 1);
+            after.await.expect("ack").expect("durable");
+        });
+        j.close();
+        let segment = |k| super::super::segments::segment_path(dir.path(), "journal", k);
+        assert_eq!(
+            read_frames(&segment(0)).expect("read").0,
+            vec![b"r0".to_vec()]
+        );
+        assert_eq!(
+            read_frames(&segment(1)).expect("read").0,
+            vec![b"r1".to_vec()]
+        );
+    }
+
+    /// Dropping the journal (as a store does on shutdown) returns only once what was
+    /// queued before is written, synced and answered.
+    #[cfg(feature = "fault-injection")]
+    #[test]
+    fn dropping_the_journal_waits_until_what_was_queued_is_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (j, _) = Journal::open(dir.path(), 16).expect("open");
+        std::fs::write(dir.path().join("fault-injection"), "fsync-slow 300").expect("fault");
+        let mut ack = j.append(b"last");
+        drop(j);
+        assert!(
+            matches!(ack.try_recv(), Ok(Ok(()))),
+            "answered before drop returned"
+        );
+        let (frames, _, _) = read_frames(&dir.path().join("journal.log")).expect("read");
+        assert_eq!(frames, vec![b"last".to_vec()]);
+    }
+
+    /// A barrier with nothing new to write costs no fsync: it succeeds while fsyncs fail,
+    /// and the journal stays healthy; a record still needs its fsync.
+    #[cfg(feature = "fault-injection")]
+    #[test]
+    fn a_barrier_with_nothing_new_to_write_needs_no_fsync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (j, _) = Journal::open(dir.path(), 16).expect("open");
+        rt().block_on(async {
+            j.append(b"r0").await.expect("ack").expect("durable");
+            std::fs::write(dir.path().join("fault-injection"), "fsync-eio").expect("fault");
+            j.barrier().await.expect("ack").expect("nothing to sync");
+            assert!(!j.has_failed());
+            assert!(
+                j.append(b"r1").await.expect("ack").is_err(),
+                "a record is synced"
+            );
+        });
+    }
+
+    /// Every durable batch feeds the batch-size histogram with its number of records.
+    /// (The recorder is the process's, shared with concurrent tests: the sum can only
+    /// have grown by at least this test's records.)
+    #[test]
+    fn durable_batches_feed_the_batch_size_histogram() {
+        let handle = crate::metrics::install();
+        let sum = || {
+            handle
+                .render()
+                .lines()
+                .find_map(|l| l.strip_prefix("slotd_journal_batch_records_sum "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let before = sum();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (j, _) = Journal::open(dir.path(), 16).expect("open");
+        rt().block_on(async {
+            for i in 0..5u8 {
+                j.append(&[b'r', b'0' + i])
+                    .await
+                    .expect("ack")
+                    .expect("durable");
+            }
+        });
+        j.close();
+        let grown = sum() - before;
+        assert!(grown >= 5.0, "the histogram's sum grew by {grown}");
+    }
+
+    #[test]
+    fn segment_bytes_counts_the_current_segment_and_restarts_after_a_rotation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("journal.log"), frame(b"kept")).expect("write");
+        let (j, _) = Journal::open(dir.path(), 16).expect("open");
+        let framed = |n: usize| (HEADER + n) as u64;
+        assert_eq!(
+            j.segment_bytes(),
+            framed(4),
+            "what the segment already holds"
+        );
+        rt().block_on(async {
+            j.append(b"more").await.expect("ack").expect("durable");
+            assert_eq!(j.segment_bytes(), 2 * framed(4));
+            assert_eq!(j.rotate().await.expect("answer").expect("rotated"), 1);
+            assert_eq!(j.segment_bytes(), 0);
+            j.append(b"next!").await.expect("ack").expect("durable");
+            assert_eq!(j.segment_bytes(), framed(5));
+        });
+        j.close();
+    }
+
     fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_time()
