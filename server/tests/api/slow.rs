@@ -178,6 +178,82 @@ async fn an_idle_http2_connection_that_only_answers_pings_is_closed() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_per_connection_are_capped() {
+    let app = crate::helpers::spawn_app().await;
+    let tcp = TcpStream::connect(app.addr).await.expect("connect");
+    let (client, mut connection) = h2::client::handshake(tcp).await.expect("h2c handshake");
+    let req = http::Request::get(format!("http://{}/health/live", app.addr))
+        .body(())
+        .expect("request");
+    let (answer, _) = client
+        .ready()
+        .await
+        .expect("ready")
+        .send_request(req, true)
+        .expect("stream");
+    // Drive the connection until the answer: the server's SETTINGS came before it.
+    let res = tokio::select! {
+        r = answer => r.expect("answer"),
+        r = &mut connection => panic!("the connection ended first: {r:?}"),
+    };
+    assert_eq!(res.status(), StatusCode::OK);
+    // What the server allows one connection: a client that opens more is refused the
+    // extra streams (REFUSED_STREAM) by the protocol layer.
+    assert_eq!(connection.max_concurrent_send_streams(), 256);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_rapid_reset_flood_is_cut_off_and_others_are_served() {
+    let app = crate::helpers::spawn_app().await;
+    let tcp = TcpStream::connect(app.addr).await.expect("connect");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2c handshake");
+    let ended = tokio::spawn(connection);
+    // CVE-2023-44487: open a stream and cancel it at once, again and again. Each costs
+    // the server work while the client's concurrency limit never fills.
+    let mut sent = 0;
+    for _ in 0..20_000 {
+        let Ok(mut ready) = client.clone().ready().await else {
+            break;
+        };
+        let req = http::Request::get(format!("http://{}/v1/phases/P1/availability", app.addr))
+            .body(())
+            .expect("request");
+        let Ok((_answer, mut stream)) = ready.send_request(req, false) else {
+            break;
+        };
+        stream.send_reset(h2::Reason::CANCEL);
+        sent += 1;
+        if sent % 100 == 0 {
+            tokio::task::yield_now().await;
+        }
+        if ended.is_finished() {
+            break;
+        }
+    }
+    let outcome = tokio::time::timeout(Duration::from_secs(5), ended)
+        .await
+        .expect("the server ends the connection")
+        .expect("connection task");
+    let error = outcome.expect_err("the connection ends in an error, not cleanly");
+    assert!(
+        sent < 20_000,
+        "the server cut the flood off before its end ({sent} streams sent)"
+    );
+    assert!(
+        error.is_go_away() || error.is_io() || error.reason().is_some(),
+        "{error:?}"
+    );
+    let (status, _, _) = fresh(
+        app.addr,
+        get(app.addr, "/health/live"),
+        Duration::from_secs(2),
+    )
+    .await
+    .expect("live");
+    assert_eq!(status, StatusCode::OK);
+}
+
 /// One request on a new connection, answered within `within`: status, headers, body.
 async fn fresh(
     addr: SocketAddr,
