@@ -413,7 +413,7 @@ impl Fairness {
             };
             let _ = writeln!(
                 md,
-                "- the room: {} queued before the opening (of {} bots and opening-minute people), {} of them bots ({:.1} %: their fair share of the first bookings), shuffled by the recorded seed; {} queue polls; wait from the opening to admission, p50 / p99: people {}, bots {} (bots poll every 100 ms, people when `Retry-After` says)\n",
+                "- the room: {} queued before the opening (of {} bots and opening-minute people), {} of them bots ({:.1} %: their fair share of the first bookings), shuffled by the recorded seed; {} queue polls; in the pre-queue, wait from the opening to admission, p50 / p99: people {}, bots {} (bots poll every 100 ms, people when `Retry-After` says)\n",
                 self.prequeued,
                 d.room.early.len(),
                 self.bots_prequeued,

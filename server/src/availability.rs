@@ -82,7 +82,14 @@ impl Snapshot {
             return p.clone();
         }
         let page = Arc::new(Page::new(self.render(phase, query)));
-        if self.pages.len() < MAX_CACHED_PAGES {
+        // A date outside the phase's vaccination days is a valid date with no slots: it is
+        // answered but not kept, so that many such dates cannot crowd real pages out.
+        let dates = self.catalog.phases[phase].dates;
+        let on_a_day = query.date.as_deref().is_none_or(|d| {
+            crate::domain::parse_date(d)
+                .is_some_and(|d| dates.is_some_and(|(first, last)| first <= d && d <= last))
+        });
+        if on_a_day && self.pages.len() < MAX_CACHED_PAGES {
             self.pages.insert(key, page.clone());
         }
         page
@@ -362,5 +369,31 @@ impl Availability {
         }
         self.current.store(Arc::new(next));
         metrics::histogram!(m::SNAPSHOT_BUILD_SECONDS).record(started.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::contract;
+
+    #[test]
+    fn pages_of_dates_outside_the_phase_are_answered_but_not_kept() {
+        let (catalog, _) = Catalog::default()
+            .merge(&contract::fixture(OffsetDateTime::now_utc()))
+            .expect("catalog");
+        let catalog = Arc::new(catalog);
+        let inventory = Inventory::new();
+        let snap = build(catalog, &inventory, None);
+        let on = |date: &str| Query {
+            date: Some(date.into()),
+            ..Query::default()
+        };
+        let far = snap.page(0, &on("2031-01-01"));
+        assert!(!far.body(Encoding::Identity).is_empty());
+        assert_eq!(snap.pages.len(), 0, "a day without slots is not cached");
+        snap.page(0, &on("2021-07-16"));
+        snap.page(0, &Query::default());
+        assert_eq!(snap.pages.len(), 2, "the phase's day and the index are");
     }
 }

@@ -61,8 +61,11 @@ fn answer<S: Store>(
         let until = (info.phase.opens_at - now).whole_seconds().max(1) as u64;
         ("waiting", Some(poll_after(until)))
     } else {
+        // At most about 10 s between polls once the line moves: an admission holds its
+        // window place for ADMISSION_LIFETIME_SECS, and the poll that learns of it must
+        // leave most of that time to book.
         let wait = standing.estimated_wait_seconds.unwrap_or(20);
-        ("waiting", Some(poll_after(wait / 4)))
+        ("waiting", Some(poll_after((wait / 4).min(10))))
     };
     let body = json!({
         "ticket": ticket,

@@ -451,7 +451,12 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Resolved<'a> {
 fn flooded(route: &Route<'_>) -> bool {
     matches!(
         route,
-        Route::Book(_)
+        // Probes take no place in the in-flight budget, and readiness asks the store:
+        // the per-address limit bounds them instead (a load balancer probes a few times
+        // a second).
+        Route::Ready
+            | Route::Metrics
+            | Route::Book(_)
             | Route::Change(_)
             | Route::Cancel(_)
             | Route::Availability(_)

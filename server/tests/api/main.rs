@@ -1249,8 +1249,25 @@ async fn one_address_is_limited_and_a_trusted_proxy_names_the_real_one() {
         StatusCode::OK,
         "another client is not limited"
     );
-    // Health is never limited.
+    // Liveness is never limited; readiness and metrics, which take no place in the
+    // in-flight budget and may ask the store, are limited per address.
     for _ in 0..20 {
         assert_eq!(app.get("/health/live", None).await.status, StatusCode::OK);
+    }
+    for path in ["/health/ready", "/metrics"] {
+        let mut limited = 0;
+        for _ in 0..10 {
+            let a = app
+                .send(
+                    Method::GET,
+                    path,
+                    None,
+                    None,
+                    &[("x-forwarded-for", "203.0.113.9")],
+                )
+                .await;
+            limited += usize::from(a.status == StatusCode::TOO_MANY_REQUESTS);
+        }
+        assert!(limited >= 4, "{path}: {limited} of 10 over a burst of 5");
     }
 }
