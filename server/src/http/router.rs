@@ -39,12 +39,12 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         method: "GET",
         template: "/health/ready",
-        statuses: &[200, 503],
+        statuses: &[200, 429, 503],
     },
     RouteSpec {
         method: "GET",
         template: "/metrics",
-        statuses: &[200],
+        statuses: &[200, 429],
     },
     RouteSpec {
         method: "GET",
