@@ -64,7 +64,10 @@ fn answer<S: Store>(
         // At most about 10 s between polls once the line moves: an admission holds its
         // window place for ADMISSION_LIFETIME_SECS, and the poll that learns of it must
         // leave most of that time to book.
-        let wait = standing.estimated_wait_seconds.unwrap_or(20);
+        // Until the room has an admission rate (its first seconds after the shuffle),
+        // about every second: the first admissions come then, and a person told to wait
+        // longer would hand those seconds to whoever polls faster (scripts do).
+        let wait = standing.estimated_wait_seconds.unwrap_or(4);
         ("waiting", Some(poll_after((wait / 4).min(10))))
     };
     let body = json!({
