@@ -2,11 +2,12 @@
 //! slotd instances texting through one file gateway, the goose harness, check-ins,
 //! close-out, the next phase's carry-over, the offline audit) at a thousandth of phase 2.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
 
-#[test]
-fn a_tiny_drill_runs_the_whole_cycle_and_keeps_every_invariant() {
+/// Runs `scripts/drill` on the debug binaries with `args`: the folder that holds its
+/// report (removed when dropped), the report's path, its exit status and summary.
+fn drill(args: &[&str]) -> (tempfile::TempDir, PathBuf, ExitStatus, serde_json::Value) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let bins = Path::new(env!("CARGO_BIN_EXE_slotd-drill"))
         .parent()
@@ -21,22 +22,28 @@ fn a_tiny_drill_runs_the_whole_cycle_and_keeps_every_invariant() {
     let status = Command::new(root.join("scripts/drill"))
         .args(["--no-build", "--debug", "--out"])
         .arg(&report)
-        .args([
-            "--scale",
-            "0.001",
-            "--window-seconds",
-            "5",
-            "--users",
-            "32",
-            "--increase-rate",
-            "32",
-        ])
+        .args(args)
         .env("SLOTD_BIN_DIR", &bins)
         .status()
         .expect("scripts/drill runs");
-    let summary: serde_json::Value =
+    let summary =
         serde_json::from_slice(&std::fs::read(report.join("summary.json")).expect("summary.json"))
             .expect("json");
+    (out, report, status, summary)
+}
+
+#[test]
+fn a_tiny_drill_runs_the_whole_cycle_and_keeps_every_invariant() {
+    let (_out, report, status, summary) = drill(&[
+        "--scale",
+        "0.001",
+        "--window-seconds",
+        "5",
+        "--users",
+        "32",
+        "--increase-rate",
+        "32",
+    ]);
     assert!(status.success(), "drill failed: {}", summary["invariants"]);
     assert_eq!(summary["ok"], true);
     for k in [
@@ -151,37 +158,21 @@ fn a_tiny_drill_runs_the_whole_cycle_and_keeps_every_invariant() {
 /// first seats as they do without a room.
 #[test]
 fn a_tiny_drill_with_a_waiting_room_admits_in_the_recorded_order() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bins = Path::new(env!("CARGO_BIN_EXE_slotd-drill"))
-        .parent()
-        .expect("bin dir")
-        .to_path_buf();
-    let out = tempfile::tempdir().expect("tempdir");
-    let report = out.path().join("drill");
-    let status = Command::new(root.join("scripts/drill"))
-        .args(["--no-build", "--debug", "--out"])
-        .arg(&report)
-        .args([
-            "--scale",
-            "0.001",
-            "--window-seconds",
-            "5",
-            "--waiting-room",
-            "--lead-seconds",
-            "10",
-            "--bot-share",
-            "0.05",
-            "--users",
-            "32",
-            "--increase-rate",
-            "32",
-        ])
-        .env("SLOTD_BIN_DIR", &bins)
-        .status()
-        .expect("scripts/drill runs");
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(report.join("summary.json")).expect("summary.json"))
-            .expect("json");
+    let (_out, _report, status, summary) = drill(&[
+        "--scale",
+        "0.001",
+        "--window-seconds",
+        "5",
+        "--waiting-room",
+        "--lead-seconds",
+        "10",
+        "--bot-share",
+        "0.05",
+        "--users",
+        "32",
+        "--increase-rate",
+        "32",
+    ]);
     assert!(status.success(), "drill failed: {}", summary["journey"]);
     assert_eq!(summary["ok"], true);
     let invariants = summary["journey"]["invariants"]
