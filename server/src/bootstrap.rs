@@ -142,6 +142,7 @@ pub async fn serve_on(
                 config.snapshot_interval,
             )
             .await?;
+            store.set_ledger_retention(config.ledger_retention);
             let has_calendar = store.has_calendar();
             let (conn, prefix, timeout) = store.shared_connection();
             let identity = RedisIdentity::new(conn.clone(), &prefix, timeout);

@@ -197,6 +197,10 @@ pub struct ServeArgs {
     /// Key prefix in Redis [default: slotd].
     #[arg(long)]
     pub redis_prefix: Option<String>,
+    /// Seconds of Redis ledger kept behind its newest entry; older entries are trimmed
+    /// (instances' mirrors read them within a fraction of a second) [default: 600].
+    #[arg(long)]
+    pub ledger_retention_secs: Option<String>,
     /// Milliseconds before a Redis call counts as failed [default: 2000].
     #[arg(long)]
     pub redis_timeout_ms: Option<String>,
@@ -539,6 +543,8 @@ pub struct Config {
     pub snapshot_every_bytes: u64,
     /// Default 250 ms.
     pub snapshot_interval: Duration,
+    /// How much Redis ledger is kept behind its newest entry.
+    pub ledger_retention: Duration,
     /// Default `slotd`.
     pub redis_prefix: String,
     /// Default 2 s.
@@ -566,6 +572,7 @@ impl Default for Config {
             journal_max_batch: 8_192,
             snapshot_every_bytes: 64 << 20,
             snapshot_interval: Duration::from_millis(250),
+            ledger_retention: Duration::from_secs(600),
             redis_prefix: "slotd".into(),
             redis_timeout: Duration::from_secs(2),
             durability: Durability::Fast,
@@ -759,6 +766,7 @@ impl Config {
                 self.snapshot_every_bytes.to_string(),
             ),
             ("snapshot-interval", format!("{:?}", self.snapshot_interval)),
+            ("ledger-retention", format!("{:?}", self.ledger_retention)),
             ("redis-prefix", self.redis_prefix.clone()),
             ("redis-timeout", format!("{:?}", self.redis_timeout)),
             (
@@ -1176,6 +1184,12 @@ impl Config {
             redis_prefix: src
                 .get(&args.redis_prefix, "SLOTD_REDIS_PREFIX")
                 .unwrap_or(d.redis_prefix),
+            ledger_retention: Duration::from_secs(src.number(
+                &args.ledger_retention_secs,
+                "SLOTD_LEDGER_RETENTION_SECS",
+                d.ledger_retention.as_secs(),
+                1,
+            )?),
             redis_timeout: Duration::from_millis(src.number(
                 &args.redis_timeout_ms,
                 "SLOTD_REDIS_TIMEOUT_MS",

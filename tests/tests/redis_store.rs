@@ -1035,3 +1035,175 @@ async fn booking_ids_and_codes_are_never_reissued_after_redis_rolls_back() {
     }
     assert!(store.audit().await.expect("audit").ok);
 }
+
+async fn xlen(redis: &RedisServer, key: &str) -> usize {
+    let client = redis::Client::open(redis.url()).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    redis::cmd("XLEN")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .expect("XLEN")
+}
+
+/// Ledgers are trimmed to the retention behind their newest entry, and what used to
+/// replay them (the audit, settlement's read of every booking, the close-out) reads the
+/// booking records instead: nothing is lost with the old entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledgers_are_trimmed_and_every_booking_is_still_read() {
+    let redis = RedisServer::fast();
+    let store = RedisStore::connect_with(
+        &redis.url(),
+        "trim",
+        TIMEOUT,
+        Durability::Fast,
+        true,
+        Duration::from_millis(20),
+    )
+    .await
+    .expect("connects");
+    store.set_ledger_retention(Duration::from_secs(1));
+    fixture_everywhere(&store, &[]).await;
+    let mut booked = Vec::new();
+    for i in 0..100 {
+        let p = synthetic_id(i);
+        let ReserveOutcome::Booked(b) = store
+            .reserve(contract::reserve(&store, p, "E"))
+            .await
+            .expect("up")
+        else {
+            panic!("booked")
+        };
+        booked.push((p, b));
+    }
+    for (p, b) in &booked[..40] {
+        let outcome = store
+            .change(contract::change(&store, *p, b, "D"))
+            .await
+            .expect("up");
+        assert!(matches!(outcome, slotd::store::ChangeOutcome::Changed(_)));
+    }
+    for (p, b) in &booked[60..90] {
+        store.cancel(*p, b.booking.clone()).await.expect("up");
+    }
+    let ledger = "trim:phase:P1:ledger";
+    let written = xlen(&redis, ledger).await;
+    assert_eq!(written, 170);
+    // Newer entries, more than the retention later, move the ledger's newest entry on.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let late = synthetic_id(500);
+    store
+        .reserve(contract::reserve(&store, late, "C"))
+        .await
+        .expect("up");
+    eventually(
+        Duration::from_secs(5),
+        "the old entries are trimmed",
+        || async { xlen(&redis, ledger).await < written / 2 },
+    )
+    .await;
+
+    let report = store.audit().await.expect("audit");
+    assert!(report.ok, "{:?}", report.breaches);
+    let p1 = report.phase(contract::OPEN).expect("phase");
+    assert_eq!(p1.totals.cancelled_bookings, 30);
+    let all = store.all_bookings().await.expect("all");
+    assert_eq!(all.len(), 101);
+    let slot = |s: &str| {
+        all.iter()
+            .filter(|b| b.slot.as_str() == s && b.status.is_live())
+            .count()
+    };
+    assert_eq!((slot("D"), slot("E"), slot("C")), (40, 30, 1));
+    let closed = store
+        .close_out(
+            PhaseId::parse(contract::OPEN).expect("id"),
+            ["D", "E"]
+                .iter()
+                .map(|s| slotd::domain::SlotId::parse(s).expect("id"))
+                .collect(),
+        )
+        .await
+        .expect("close-out");
+    assert_eq!((closed.no_show, closed.attended), (70, 0));
+    store.shutdown().await;
+}
+
+/// The audit reads one cut of Redis while bookings change, are checked in and are
+/// cancelled under it: each record read after the cut is rolled back by the ledger
+/// entries since, so every audit holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_audit_holds_while_bookings_change_under_it() {
+    let redis = RedisServer::fast();
+    let writer = Arc::new(connect(&redis.url(), "cut", TIMEOUT, true).await);
+    let auditor = connect(&redis.url(), "cut", TIMEOUT, true).await;
+    fixture_everywhere(&writer, &[&auditor]).await;
+    let mut booked = Vec::new();
+    for i in 0..60 {
+        let p = synthetic_id(i);
+        let ReserveOutcome::Booked(b) = writer
+            .reserve(contract::reserve(&*writer, p, "E"))
+            .await
+            .expect("up")
+        else {
+            panic!("booked")
+        };
+        booked.push((p, b));
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (writer, stop) = (Arc::clone(&writer), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut writes = 0usize;
+            let mut round = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                for (i, (p, b)) in booked.iter_mut().enumerate() {
+                    let to = if (i + round).is_multiple_of(2) {
+                        "D"
+                    } else {
+                        "E"
+                    };
+                    if let Ok(slotd::store::ChangeOutcome::Changed(moved)) =
+                        writer.change(contract::change(&*writer, *p, b, to)).await
+                    {
+                        *b = moved;
+                        writes += 1;
+                    }
+                    if i % 7 == round % 7 {
+                        writer.cancel(*p, b.booking.clone()).await.expect("up");
+                        if let Ok(ReserveOutcome::Booked(again)) =
+                            writer.reserve(contract::reserve(&*writer, *p, to)).await
+                        {
+                            *b = again;
+                        }
+                        writes += 2;
+                    }
+                    if i % 11 == round % 11 {
+                        writer.attend(*p, b.booking.clone()).await.expect("up");
+                        writes += 1;
+                    }
+                }
+                round += 1;
+            }
+            writes
+        })
+    };
+    let mut audits = 0;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let report = auditor.audit().await.expect("audit");
+        assert!(report.ok, "audit {audits}: {:?}", report.breaches);
+        audits += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let writes = churn.await.expect("churn");
+    eprintln!("{audits} audits held across {writes} writes");
+    assert!(
+        audits >= 3 && writes >= 200,
+        "{audits} audits, {writes} writes"
+    );
+    assert!(auditor.audit().await.expect("audit").ok);
+}

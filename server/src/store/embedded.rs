@@ -34,13 +34,16 @@ use super::{
 use crate::audit::{AuditReport, audit};
 use crate::catalog::{Catalog, apply_raises};
 use crate::domain::{
-    Booking, BookingId, BookingStatus, Calendar, IdNumber, PhaseId, SlotId, human_code,
-    sequence_of_code,
+    Booking, BookingId, BookingStatus, Calendar, IdNumber, PhaseId, SlotId, sequence_of_code,
 };
 use crate::inventory::Inventory;
 use std::sync::PoisonError;
+use time::OffsetDateTime;
 
+mod held;
 mod snapshot;
+
+use held::{Held, Partners, booking_id};
 
 pub use snapshot::SnapshotReport;
 
@@ -52,37 +55,65 @@ const KEYS_PER_PERSON: usize = 16;
 /// Invitations per journal record.
 const INVITES_PER_RECORD: usize = 100_000;
 
+/// How long an idempotency key is remembered: a retry a day later is a new request.
+const KEY_LIFETIME_SECS: i64 = 24 * 3600;
+
 #[derive(Debug, Default)]
 struct Person {
-    bookings: Vec<Booking>,
-    /// `(key, fingerprint, booking)`, newest last.
-    keys: Vec<(String, String, BookingId)>,
+    bookings: Vec<Held>,
+    /// Remembered idempotency keys, newest last.
+    keys: Vec<Key>,
+}
+
+/// An idempotency key and the booking it made or changed.
+#[derive(Debug, Clone)]
+struct Key {
+    key: Box<str>,
+    fingerprint: Box<str>,
+    seq: u64,
+    /// When it was used, Unix seconds.
+    at: i64,
 }
 
 impl Person {
-    fn remember(&mut self, idem: Option<&Idempotency>, booking: &BookingId) {
+    /// Remembers a key used at `at` (Unix seconds) for booking `seq`, forgetting expired
+    /// keys and, past [`KEYS_PER_PERSON`], the oldest.
+    fn remember(&mut self, idem: Option<&Idempotency>, seq: u64, at: i64) {
         if let Some(i) = idem {
-            if self.keys.len() == KEYS_PER_PERSON {
+            self.keys.retain(|k| k.at > at - KEY_LIFETIME_SECS);
+            if self.keys.len() >= KEYS_PER_PERSON {
                 self.keys.remove(0);
             }
-            self.keys
-                .push((i.key.clone(), i.fingerprint.clone(), booking.clone()));
+            self.keys.push(Key {
+                key: i.key.as_str().into(),
+                fingerprint: i.fingerprint.as_str().into(),
+                seq,
+                at,
+            });
         }
     }
 
     /// `Some(Ok(booking))` for a replay, `Some(Err(()))` for a key reused with another
-    /// request, `None` for a new key.
-    fn replay(&self, idem: Option<&Idempotency>) -> Option<Result<&Booking, ()>> {
+    /// request, `None` for a new key (or one that expired before `now`, Unix seconds).
+    fn replay(&self, idem: Option<&Idempotency>, now: i64) -> Option<Result<&Held, ()>> {
         let idem = idem?;
-        let (_, fp, id) = self.keys.iter().find(|(k, _, _)| *k == idem.key)?;
-        if *fp != idem.fingerprint {
+        let k = self
+            .keys
+            .iter()
+            .find(|k| *k.key == *idem.key && k.at > now - KEY_LIFETIME_SECS)?;
+        if *k.fingerprint != *idem.fingerprint {
             return Some(Err(()));
         }
-        self.bookings.iter().find(|b| &b.booking == id).map(Ok)
+        self.bookings.iter().find(|b| b.seq == k.seq).map(Ok)
     }
 
-    fn booking_mut(&mut self, id: &BookingId) -> Option<&mut Booking> {
-        self.bookings.iter_mut().find(|b| &b.booking == id)
+    fn knows_key(&self, key: &str) -> bool {
+        self.keys.iter().any(|k| *k.key == *key)
+    }
+
+    fn held_mut(&mut self, id: &BookingId) -> Option<&mut Held> {
+        let seq = held::sequence_of(id)?;
+        self.bookings.iter_mut().find(|b| b.seq == seq)
     }
 }
 
@@ -107,6 +138,9 @@ pub(super) enum Record {
         booking: BookingId,
         slot: SlotId,
         key: Option<(String, String)>,
+        /// When, Unix seconds: a key's age counts from it (absent in older journals).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<i64>,
     },
     Cancelled {
         person: IdNumber,
@@ -134,6 +168,9 @@ pub(super) enum Record {
     Keys {
         person: IdNumber,
         keys: Vec<(String, String, BookingId)>,
+        /// When each was used, Unix seconds (absent in older snapshots: the replay's time).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        at: Vec<i64>,
     },
 }
 
@@ -215,6 +252,8 @@ pub struct EmbeddedStore {
     pub(super) outbox: std::sync::Mutex<Book>,
     /// Booking sequence number → its person: check-in finds a booking by its code.
     owners: DashMap<u64, u64>,
+    /// Kiosk partners named by bookings (see [`Held`]).
+    partners: Partners,
     sequence: AtomicU64,
     journal: Option<Journal>,
     /// Serialises calendar loads (and a snapshot's rotation with them).
@@ -249,6 +288,7 @@ impl EmbeddedStore {
             people: DashMap::with_shard_amount(256),
             invited: DashSet::new(),
             owners: DashMap::new(),
+            partners: Partners::default(),
             outbox: std::sync::Mutex::new(Book::default()),
             sequence: AtomicU64::new(0),
             journal,
@@ -330,8 +370,8 @@ impl EmbeddedStore {
         let mut taken = vec![0u32; catalog.slots.len()];
         for p in self.people.iter() {
             for b in p.bookings.iter().filter(|b| b.status.is_live()) {
-                if let Some(s) = catalog.slot_index(b.slot.as_str()) {
-                    taken[s as usize] += 1;
+                if let Some(n) = taken.get_mut(b.slot as usize) {
+                    *n += 1;
                 }
             }
         }
@@ -362,59 +402,70 @@ impl EmbeddedStore {
                     }
                 }
             }
-            Record::Booked {
-                seq,
-                mut booking,
-                key,
-            } => {
-                // Share the catalog's ids: a million bookings of one phase then hold one
-                // phase string and one string per slot, not a million of each.
+            Record::Booked { seq, booking, key } => {
                 let catalog = self.catalog.load();
-                if let Some(s) = catalog.slot_index(booking.slot.as_str()) {
-                    let info = catalog.slot(s);
-                    booking.slot = info.slot.id.clone();
-                    booking.phase = catalog.phases[info.phase].phase.id.clone();
-                }
+                let slot = catalog.slot_index(booking.slot.as_str()).ok_or_else(|| {
+                    StoreError::Internal(format!(
+                        "booking {} is in slot {}, which no calendar record holds",
+                        booking.booking, booking.slot
+                    ))
+                })?;
+                let held = held::pack(&self.partners, seq, slot, &booking)?;
                 self.sequence.fetch_max(seq, Ordering::Relaxed);
                 self.owners.insert(seq, booking.person.packed());
                 let mut person = self.people.entry(booking.person.packed()).or_default();
-                if let Some((k, f)) = key {
+                if let Some((k, f)) = key
+                    && !person.knows_key(&k)
+                {
                     let idem = Idempotency {
                         key: k,
                         fingerprint: f,
                     };
-                    if !person.keys.iter().any(|(key, _, _)| *key == idem.key) {
-                        person.remember(Some(&idem), &booking.booking);
-                    }
+                    person.remember(Some(&idem), seq, booking.booked_at.unix_timestamp());
                 }
-                if person.booking_mut(&booking.booking).is_none() {
-                    // Exactly one more: most people hold one booking, and a vector's
-                    // default growth would reserve four (half a kilobyte each).
+                if !person.bookings.iter().any(|b| b.seq == seq) {
+                    // Exactly one more: most people hold one booking.
                     person.bookings.reserve_exact(1);
-                    person.bookings.push(booking);
+                    person.bookings.push(held);
                 }
             }
-            Record::Keys { person, keys } => {
-                self.people.entry(person.packed()).or_default().keys = keys;
+            Record::Keys { person, keys, at } => {
+                let now = OffsetDateTime::now_utc().unix_timestamp();
+                self.people.entry(person.packed()).or_default().keys = keys
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, (key, fingerprint, booking))| {
+                        Some(Key {
+                            key: key.into(),
+                            fingerprint: fingerprint.into(),
+                            seq: held::sequence_of(&booking)?,
+                            at: at.get(i).copied().unwrap_or(now),
+                        })
+                    })
+                    .collect();
             }
             Record::Changed {
                 person,
                 booking,
                 slot,
                 key,
+                at,
             } => {
+                let catalog = self.catalog.load();
                 let mut p = self.people.entry(person.packed()).or_default();
                 let idem = key.map(|(key, fingerprint)| Idempotency { key, fingerprint });
-                if let Some(i) = &idem
-                    && !p.keys.iter().any(|(k, _, _)| *k == i.key)
+                if let (Some(i), Some(seq)) = (&idem, held::sequence_of(&booking))
+                    && !p.knows_key(&i.key)
                 {
-                    p.remember(idem.as_ref(), &booking);
+                    let at = at.unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp());
+                    p.remember(idem.as_ref(), seq, at);
                 }
-                if let Some(b) = p.booking_mut(&booking) {
-                    let catalog = self.catalog.load();
-                    b.slot = catalog
-                        .slot_index(slot.as_str())
-                        .map_or(slot, |s| catalog.slot(s).slot.id.clone());
+                if let Some(b) = p.held_mut(&booking) {
+                    b.slot = catalog.slot_index(slot.as_str()).ok_or_else(|| {
+                        StoreError::Internal(format!(
+                            "booking {booking} moved to slot {slot}, which no calendar record holds"
+                        ))
+                    })?;
                 }
             }
             Record::Settled { phase, at, invites } => {
@@ -435,19 +486,19 @@ impl EmbeddedStore {
             }
             Record::Attended { person, booking } => {
                 let mut p = self.people.entry(person.packed()).or_default();
-                if let Some(b) = p.booking_mut(&booking).filter(|b| b.status.is_live()) {
+                if let Some(b) = p.held_mut(&booking).filter(|b| b.status.is_live()) {
                     b.status = BookingStatus::Attended;
                 }
             }
             Record::NoShow { person, booking } => {
                 let mut p = self.people.entry(person.packed()).or_default();
-                if let Some(b) = p.booking_mut(&booking).filter(|b| b.status.is_open()) {
+                if let Some(b) = p.held_mut(&booking).filter(|b| b.status.is_open()) {
                     b.status = BookingStatus::NoShow;
                 }
             }
             Record::Cancelled { person, booking } => {
                 let mut p = self.people.entry(person.packed()).or_default();
-                if let Some(b) = p.booking_mut(&booking).filter(|b| b.status.is_open()) {
+                if let Some(b) = p.held_mut(&booking).filter(|b| b.status.is_open()) {
                     b.status = BookingStatus::Cancelled;
                 }
             }
@@ -496,63 +547,84 @@ impl EmbeddedStore {
         Self::durable(self.journal.as_ref().map(Journal::barrier)).await
     }
 
+    /// Spells out a held booking of `person` against the current catalog, which holds
+    /// every slot a booking was ever made in (catalogs only grow).
+    fn spell(&self, person: IdNumber, h: &Held) -> Booking {
+        held::spell(&self.catalog.load(), &self.partners, person, h)
+            .expect("a held booking's slot is in the current catalog")
+    }
+
+    /// Spells out every held booking, each shard read-locked while it is read.
+    fn spell_all(&self) -> Vec<Booking> {
+        let catalog = self.catalog.load_full();
+        self.people
+            .iter()
+            .filter_map(|p| Some((IdNumber::from_packed(*p.key())?, p)))
+            .flat_map(|(id, p)| {
+                p.bookings
+                    .iter()
+                    .filter_map(|h| held::spell(&catalog, &self.partners, id, h))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// The reservation rules for one person, whose entry the caller holds locked.
-    fn decide(&self, r: &Reserve, person: &mut Person) -> (ReserveOutcome, Option<Ack>) {
-        if let Some(replay) = person.replay(r.idempotency.as_ref()) {
+    fn decide(
+        &self,
+        r: &Reserve,
+        partner: u16,
+        person: &mut Person,
+    ) -> (ReserveOutcome, Option<Ack>) {
+        let now = r.now.unix_timestamp();
+        if let Some(replay) = person.replay(r.idempotency.as_ref(), now) {
             return match replay {
-                Ok(b) => (ReserveOutcome::Replayed(b.clone()), None),
+                Ok(b) => (ReserveOutcome::Replayed(self.spell(r.person, b)), None),
                 Err(()) => (ReserveOutcome::KeyReused, None),
             };
         }
+        let catalog = self.catalog.load();
+        let phase = catalog.phase_index(r.phase.as_str());
         if let Some(b) = person
             .bookings
             .iter()
-            .find(|b| b.phase == r.phase && b.status.is_live())
+            .find(|b| phase.is_some() && b.phase(&catalog) == phase && b.status.is_live())
         {
-            return if b.slot == r.slot {
-                (ReserveOutcome::AlreadyHeld(b.clone()), None)
+            return if b.slot == r.slot_index {
+                (ReserveOutcome::AlreadyHeld(self.spell(r.person, b)), None)
             } else {
-                (ReserveOutcome::AlreadyBooked(b.clone()), None)
+                (ReserveOutcome::AlreadyBooked(self.spell(r.person, b)), None)
             };
         }
-        if r.invitation_required {
-            let phase = self.catalog.load().phase_index(r.phase.as_str());
-            if !phase.is_some_and(|p| self.invited.contains(&(p as u32, r.person.packed()))) {
-                return (ReserveOutcome::NotInvited, None);
-            }
+        if r.invitation_required
+            && !phase.is_some_and(|p| self.invited.contains(&(p as u32, r.person.packed())))
+        {
+            return (ReserveOutcome::NotInvited, None);
         }
         if !self.inventory.try_reserve(r.slot_index) {
             return (ReserveOutcome::SlotFull, None);
         }
-        let (seq, booking) = self.new_booking(r);
+        let seq = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+        let held = Held {
+            seq,
+            // Nanoseconds fit 64 bits until 2262.
+            at: i64::try_from(r.now.unix_timestamp_nanos()).unwrap_or(i64::MAX),
+            slot: r.slot_index,
+            partner,
+            channel: r.channel,
+            status: BookingStatus::Booked,
+        };
+        let booking = self.spell(r.person, &held);
         self.owners.insert(seq, r.person.packed());
-        person.remember(r.idempotency.as_ref(), &booking.booking);
+        person.remember(r.idempotency.as_ref(), seq, now);
         person.bookings.reserve_exact(1);
-        person.bookings.push(booking.clone());
+        person.bookings.push(held);
         let ack = self.log(&Record::Booked {
             seq,
             booking: booking.clone(),
             key: idem_pair(&r.idempotency),
         });
         (ReserveOutcome::Booked(booking), ack)
-    }
-
-    fn new_booking(&self, r: &Reserve) -> (u64, Booking) {
-        let seq = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
-        (
-            seq,
-            Booking {
-                booking: booking_id(seq),
-                code: human_code(seq),
-                phase: r.phase.clone(),
-                slot: r.slot.clone(),
-                person: r.person,
-                channel: r.channel,
-                partner: r.partner.clone(),
-                status: BookingStatus::Booked,
-                booked_at: r.now,
-            },
-        )
     }
 }
 
@@ -608,12 +680,6 @@ pub fn lost_in(records: &[Vec<u8>]) -> Lost {
         .collect();
     lost.orphans.dedup();
     lost
-}
-
-/// Booking ids of the embedded store: `b` and the sequence number in hex.
-fn booking_id(seq: u64) -> BookingId {
-    // Hex digits and a letter are always a valid id.
-    BookingId::parse(&format!("b{seq:x}")).expect("hex is a valid id")
 }
 
 impl Store for EmbeddedStore {
@@ -698,11 +764,12 @@ impl Store for EmbeddedStore {
         // The person's entry stays locked from the checks to the queued record (module
         // docs). Someone without a record gets one only if they book: the refusals that
         // make up most of an opening leave nothing behind.
+        let partner = self.partners.number(r.partner.as_deref())?;
         let (outcome, ack) = match self.people.entry(r.person.packed()) {
-            Entry::Occupied(mut person) => self.decide(&r, person.get_mut()),
+            Entry::Occupied(mut person) => self.decide(&r, partner, person.get_mut()),
             Entry::Vacant(vacant) => {
                 let mut person = Person::default();
-                let decided = self.decide(&r, &mut person);
+                let decided = self.decide(&r, partner, &mut person);
                 if matches!(decided.0, ReserveOutcome::Booked(_)) {
                     vacant.insert(person);
                 }
@@ -724,38 +791,47 @@ impl Store for EmbeddedStore {
     async fn change(&self, c: Change) -> Result<ChangeOutcome, StoreError> {
         self.check_writable()?;
         let catalog = self.catalog.load();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
         let (outcome, ack) = {
             // Someone with no record has no booking to change: no record is made for them.
             let Some(mut person) = self.people.get_mut(&c.person.packed()) else {
                 return Ok(ChangeOutcome::UnknownBooking);
             };
-            let replay = person.replay(c.idempotency.as_ref()).map(|r| r.cloned());
+            let spell = |h: &Held| self.spell(c.person, h);
+            let replay = person
+                .replay(c.idempotency.as_ref(), now)
+                .map(|r| r.copied());
+            let phase = catalog.phase_index(c.phase.as_str());
             match replay {
-                Some(Ok(b)) if b.booking == c.booking => (ChangeOutcome::Unchanged(b), None),
+                Some(Ok(b)) if Some(b.seq) == held::sequence_of(&c.booking) => {
+                    (ChangeOutcome::Unchanged(spell(&b)), None)
+                }
                 Some(_) => (ChangeOutcome::KeyReused, None),
-                None => match person.booking_mut(&c.booking) {
+                None => match person.held_mut(&c.booking) {
                     None => (ChangeOutcome::UnknownBooking, None),
-                    Some(b) if !b.status.is_open() => (ChangeOutcome::NotLive(b.clone()), None),
-                    Some(b) if b.phase != c.phase => (ChangeOutcome::OtherPhase, None),
-                    Some(b) if b.slot == c.slot => (ChangeOutcome::Unchanged(b.clone()), None),
+                    Some(b) if !b.status.is_open() => (ChangeOutcome::NotLive(spell(b)), None),
+                    Some(b) if phase.is_none() || b.phase(&catalog) != phase => {
+                        (ChangeOutcome::OtherPhase, None)
+                    }
+                    Some(b) if b.slot == c.slot_index => (ChangeOutcome::Unchanged(spell(b)), None),
                     Some(b) => {
                         if !self.inventory.try_reserve(c.slot_index) {
-                            (ChangeOutcome::SlotFull(b.clone()), None)
+                            (ChangeOutcome::SlotFull(spell(b)), None)
                         } else {
-                            let old = catalog.slot_index(b.slot.as_str());
-                            b.slot = c.slot.clone();
-                            let changed = b.clone();
-                            person.remember(c.idempotency.as_ref(), &c.booking);
+                            let old = b.slot;
+                            b.slot = c.slot_index;
+                            let changed = spell(b);
+                            let seq = b.seq;
+                            person.remember(c.idempotency.as_ref(), seq, now);
                             let ack = self.log(&Record::Changed {
                                 person: c.person,
                                 booking: c.booking.clone(),
                                 slot: c.slot.clone(),
                                 key: idem_pair(&c.idempotency),
+                                at: Some(now),
                             });
                             // Released only after the record is queued (module docs).
-                            if let Some(old) = old {
-                                self.inventory.release(old);
-                            }
+                            self.inventory.release(old);
                             (ChangeOutcome::Changed(changed), ack)
                         }
                     }
@@ -776,25 +852,24 @@ impl Store for EmbeddedStore {
         booking: BookingId,
     ) -> Result<CancelOutcome, StoreError> {
         self.check_writable()?;
-        let catalog = self.catalog.load();
         let (outcome, ack) = match self.people.get_mut(&person.packed()) {
             None => (CancelOutcome::UnknownBooking, None),
-            Some(mut p) => match p.booking_mut(&booking) {
+            Some(mut p) => match p.held_mut(&booking) {
                 None => (CancelOutcome::UnknownBooking, None),
                 Some(b) if b.status == BookingStatus::Cancelled => {
-                    (CancelOutcome::AlreadyCancelled(b.clone()), None)
+                    (CancelOutcome::AlreadyCancelled(self.spell(person, b)), None)
                 }
-                Some(b) if !b.status.is_open() => (CancelOutcome::Final(b.clone()), None),
+                Some(b) if !b.status.is_open() => {
+                    (CancelOutcome::Final(self.spell(person, b)), None)
+                }
                 Some(b) => {
                     b.status = BookingStatus::Cancelled;
-                    let cancelled = b.clone();
+                    let cancelled = self.spell(person, b);
                     let ack = self.log(&Record::Cancelled {
                         person,
                         booking: booking.clone(),
                     });
-                    if let Some(s) = catalog.slot_index(cancelled.slot.as_str()) {
-                        self.inventory.release(s);
-                    }
+                    self.inventory.release(b.slot);
                     (CancelOutcome::Cancelled(cancelled), ack)
                 }
             },
@@ -814,11 +889,14 @@ impl Store for EmbeddedStore {
         let Some(person) = self.owners.get(&seq).map(|p| *p) else {
             return Ok(None);
         };
-        let id = booking_id(seq);
-        let found = self
+        let Some(id) = IdNumber::from_packed(person) else {
+            return Ok(None);
+        };
+        let held = self
             .people
             .get(&person)
-            .and_then(|p| p.bookings.iter().find(|b| b.booking == id).cloned());
+            .and_then(|p| p.bookings.iter().find(|b| b.seq == seq).copied());
+        let found = held.map(|h| self.spell(id, &h));
         if found.is_some() {
             self.barrier().await?;
         }
@@ -833,14 +911,18 @@ impl Store for EmbeddedStore {
         self.check_writable()?;
         let (outcome, ack) = match self.people.get_mut(&person.packed()) {
             None => (AttendOutcome::UnknownBooking, None),
-            Some(mut p) => match p.booking_mut(&booking) {
+            Some(mut p) => match p.held_mut(&booking) {
                 None => (AttendOutcome::UnknownBooking, None),
                 Some(b) => match b.status {
-                    BookingStatus::Attended => (AttendOutcome::AlreadyAttended(b.clone()), None),
-                    BookingStatus::Cancelled => (AttendOutcome::Cancelled(b.clone()), None),
+                    BookingStatus::Attended => {
+                        (AttendOutcome::AlreadyAttended(self.spell(person, b)), None)
+                    }
+                    BookingStatus::Cancelled => {
+                        (AttendOutcome::Cancelled(self.spell(person, b)), None)
+                    }
                     BookingStatus::Booked | BookingStatus::NoShow => {
                         b.status = BookingStatus::Attended;
-                        let attended = b.clone();
+                        let attended = self.spell(person, b);
                         // Queued under the person's lock, as every record (module docs).
                         let ack = self.log(&Record::Attended { person, booking });
                         (AttendOutcome::Attended(attended), ack)
@@ -858,15 +940,25 @@ impl Store for EmbeddedStore {
 
     async fn close_out(&self, phase: PhaseId, slots: Vec<SlotId>) -> Result<CloseOut, StoreError> {
         self.check_writable()?;
-        let slots: std::collections::HashSet<SlotId> = slots.into_iter().collect();
+        let catalog = self.catalog.load();
+        let Some(phase) = catalog.phase_index(phase.as_str()) else {
+            return Ok(CloseOut::default());
+        };
+        let slots: std::collections::HashSet<u32> = slots
+            .iter()
+            .filter_map(|s| catalog.slot_index(s.as_str()))
+            .collect();
         let mut done = CloseOut::default();
         let mut last = None;
         // Each shard is locked while it is walked; each record is queued under that lock,
         // so a check-in or a cancel racing with the close-out is ordered with it.
         for mut p in self.people.iter_mut() {
             let key = *p.key();
+            let Some(person) = IdNumber::from_packed(key) else {
+                continue;
+            };
             for b in p.bookings.iter_mut() {
-                if b.phase != phase || !slots.contains(&b.slot) {
+                if b.phase(&catalog) != Some(phase) || !slots.contains(&b.slot) {
                     continue;
                 }
                 match b.status {
@@ -875,10 +967,9 @@ impl Store for EmbeddedStore {
                     BookingStatus::Booked => {
                         b.status = BookingStatus::NoShow;
                         done.no_show += 1;
-                        let person = IdNumber::from_packed(key).unwrap_or(b.person);
                         if let Some(ack) = self.log(&Record::NoShow {
                             person,
-                            booking: b.booking.clone(),
+                            booking: booking_id(b.seq),
                         }) {
                             last = Some(ack);
                         }
@@ -896,11 +987,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn all_bookings(&self) -> Result<Vec<Booking>, StoreError> {
-        let all: Vec<Booking> = self
-            .people
-            .iter()
-            .flat_map(|p| p.bookings.clone())
-            .collect();
+        let all = self.spell_all();
         self.barrier().await?;
         Ok(all)
     }
@@ -918,11 +1005,12 @@ impl Store for EmbeddedStore {
     }
 
     async fn bookings_of(&self, person: IdNumber) -> Result<Vec<Booking>, StoreError> {
-        let bookings = self
+        let held = self
             .people
             .get(&person.packed())
             .map(|p| p.bookings.clone())
             .unwrap_or_default();
+        let bookings: Vec<Booking> = held.iter().map(|h| self.spell(person, h)).collect();
         // Shown only once durable: a booking read here may still be in its group commit.
         if !bookings.is_empty() {
             self.barrier().await?;
@@ -931,12 +1019,8 @@ impl Store for EmbeddedStore {
     }
 
     async fn audit(&self) -> Result<AuditReport, StoreError> {
+        let bookings = self.spell_all();
         let catalog = self.catalog.load_full();
-        let bookings: Vec<Booking> = self
-            .people
-            .iter()
-            .flat_map(|p| p.bookings.clone())
-            .collect();
         Ok(audit(
             &catalog,
             |s| (self.inventory.capacity(s), self.inventory.remaining(s)),
@@ -1173,6 +1257,108 @@ mod tests {
 
     /// A close-out settles the listed slots of its phase only: a booking in another slot
     /// of the phase, or in a listed slot of another phase, stays booked.
+    #[tokio::test]
+    async fn an_idempotency_key_expires_after_a_day_and_expired_keys_leave_with_a_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = synthetic_id(71);
+        let key = Some(Idempotency {
+            key: "k".into(),
+            fingerprint: "fp".into(),
+        });
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("open");
+        let store = contract_loaded(store).await;
+        let mut r = contract::reserve(&store, p, "C");
+        r.idempotency = key.clone();
+        let ReserveOutcome::Booked(first) = store.reserve(r.clone()).await.expect("up") else {
+            panic!("booked")
+        };
+        // Within the day the key replays; a day later it is a new request, which finds
+        // the booking it made.
+        r.now += time::Duration::hours(23);
+        assert_eq!(
+            store.reserve(r.clone()).await.expect("up"),
+            ReserveOutcome::Replayed(first.clone())
+        );
+        r.now += time::Duration::hours(2);
+        assert_eq!(
+            store.reserve(r.clone()).await.expect("up"),
+            ReserveOutcome::AlreadyHeld(first.clone())
+        );
+        // Another key, used now, is remembered; the expired one is dropped when it is.
+        let mut fresh = contract::reserve(&store, p, "C");
+        fresh.idempotency = Some(Idempotency {
+            key: "k2".into(),
+            fingerprint: "fp2".into(),
+        });
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        {
+            let mut person = store.people.get_mut(&p.packed()).expect("person");
+            person.keys[0].at = now - KEY_LIFETIME_SECS - 1;
+            person.remember(fresh.idempotency.as_ref(), 1, now);
+            let kept: Vec<&str> = person.keys.iter().map(|k| &*k.key).collect();
+            assert_eq!(kept, ["k2"], "the expired key is forgotten");
+            person.keys[0].at = now - KEY_LIFETIME_SECS - 1;
+        }
+        let store = Arc::new(store);
+        let s = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || s.snapshot())
+            .await
+            .expect("join")
+            .expect("snapshot");
+        store.shutdown().await;
+        drop(store);
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
+        let person = store.people.get(&p.packed()).expect("person");
+        assert!(
+            person.keys.is_empty(),
+            "an expired key is not in the snapshot"
+        );
+        assert_eq!(person.bookings.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_packed_booking_answers_as_it_was_made_after_a_snapshot_and_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = synthetic_id(72);
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("open");
+        let store = contract_loaded(store).await;
+        let mut r = contract::reserve(&store, p, "C");
+        r.channel = crate::domain::Channel::Kiosk;
+        r.partner = Some("family-mart".into());
+        r.now = OffsetDateTime::from_unix_timestamp_nanos(1_626_141_600_123_456_789).expect("time");
+        let ReserveOutcome::Booked(made) = store.reserve(r).await.expect("up") else {
+            panic!("booked")
+        };
+        assert_eq!(made.partner.as_deref(), Some("family-mart"));
+        assert_eq!(
+            made.booked_at.unix_timestamp_nanos(),
+            1_626_141_600_123_456_789
+        );
+        let other = contract::reserve(&store, synthetic_id(73), "D");
+        let ReserveOutcome::Booked(web) = store.reserve(other).await.expect("up") else {
+            panic!("booked")
+        };
+        assert_eq!(web.partner, None);
+        let store = Arc::new(store);
+        let s = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || s.snapshot())
+            .await
+            .expect("join")
+            .expect("snapshot");
+        store.shutdown().await;
+        drop(store);
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
+        assert_eq!(store.bookings_of(p).await.expect("up"), vec![made.clone()]);
+        assert_eq!(
+            store.booking_by_code(&made.code).await.expect("up"),
+            Some(made)
+        );
+        assert_eq!(
+            store.bookings_of(synthetic_id(73)).await.expect("up"),
+            vec![web]
+        );
+    }
+
     #[tokio::test]
     async fn a_close_out_leaves_other_slots_and_other_phases_alone() {
         let store = contract_loaded(EmbeddedStore::ephemeral()).await;

@@ -38,7 +38,9 @@
 //! | `{p}:person:{id}:keys` | hash | idempotency key → `booking\tfingerprint` |
 //! | `{p}:person:{id}:keyorder` | list | those keys, oldest first; 16 are kept |
 //! | `{p}:phase:{phase}:invited` | set | invited id numbers |
-//! | `{p}:phase:{phase}:ledger` | stream | `booked` / `changed` / `cancelled` events |
+//! | `{p}:person:{id}:keys`, `…:keyorder` | | expire a day after the person's last keyed write |
+//! | `{p}:phase:{phase}:ledger` | stream | `booked` / `changed` (with the slot left) / `cancelled` / `attended` (with the status before) / `no-show` events; trimmed to `--ledger-retention-secs` behind the newest |
+//! | `{p}:phase:{phase}:bookings` | list | the phase's booking ids in booking order |
 //!
 //! # Redis Cluster (not built)
 //! A script may only touch keys of one hash slot. Person keys would carry the tag
@@ -87,6 +89,9 @@ use record::Event;
 
 /// Idempotency keys remembered per person, as in the embedded store.
 const KEYS_PER_PERSON: usize = 16;
+/// A person's remembered keys expire this long after the last one was used (Redis 7.0
+/// expires a whole hash, not its fields).
+const KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// How often the mirror is refreshed from Redis: the most a counter lags other instances.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_millis(250);
 /// Refresh rounds after which every counter is read again, whatever the ledgers say.
@@ -197,6 +202,19 @@ struct Inner {
     /// `epoch.lua`). Any connection error clears it: Redis may have restarted, and the
     /// next reserve checks again before it numbers a booking.
     epoch_checked: std::sync::atomic::AtomicBool,
+    /// How much ledger is kept behind its newest entry, in milliseconds.
+    ledger_retention_ms: std::sync::atomic::AtomicU64,
+}
+
+/// How much ledger is kept behind its newest entry unless configured.
+pub const DEFAULT_LEDGER_RETENTION: Duration = Duration::from_secs(600);
+
+/// Where an audit cut a phase: its ledger's last entry then (`None`: none yet) and how
+/// many bookings its booking list held.
+#[derive(Debug, Clone)]
+struct Cut {
+    last: Option<String>,
+    len: usize,
 }
 
 /// How far the booking sequence moves after a Redis restart: far above the bookings of
@@ -669,8 +687,48 @@ impl Inner {
                 )
             }),
         );
+        self.trim_ledgers(&cursors).await?;
         *self.cursors.lock().unwrap_or_else(PoisonError::into_inner) = Some(cursors);
         Ok(())
+    }
+
+    /// Trims each ledger to the entries at most the retention older than its newest
+    /// (`XTRIM MINID ~`, so whole stream nodes at a time; the newest entry always stays).
+    /// Every instance does it on its full rounds; it is idempotent. Nothing reads old
+    /// entries: the audit, settlement and close-out read booking records through each
+    /// phase's booking list, and the audit needs only the entries since its own cut.
+    async fn trim_ledgers(&self, cursors: &[(String, String)]) -> Result<(), StoreError> {
+        let keep = u64::try_from(self.ledger_retention().as_millis()).unwrap_or(u64::MAX);
+        let mut pipe = ::redis::pipe();
+        let mut any = false;
+        for (ledger, last) in cursors {
+            let newest: u64 = last
+                .split('-')
+                .next()
+                .and_then(|ms| ms.parse().ok())
+                .unwrap_or(0);
+            if newest > keep {
+                pipe.cmd("XTRIM")
+                    .arg(ledger)
+                    .arg("MINID")
+                    .arg("~")
+                    .arg(newest - keep)
+                    .ignore();
+                any = true;
+            }
+        }
+        if any {
+            let mut conn = self.refresh_conn.clone();
+            self.bulk::<()>("trim", pipe.query_async(&mut conn)).await?;
+        }
+        Ok(())
+    }
+
+    fn ledger_retention(&self) -> Duration {
+        Duration::from_millis(
+            self.ledger_retention_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Checks the durability profile against Redis's configuration.
@@ -754,45 +812,155 @@ impl Inner {
             .await
     }
 
-    /// The bookings as each phase's ledger tells them, up to `last_ids` (per phase, in
-    /// catalog order; `None`: nothing yet).
+    /// The bookings of the phases named (catalog indexes), read from their records
+    /// through each phase's booking list, and the ids listed whose record is missing.
+    /// With a [`Cut`], as they stood at the cut: only the bookings listed then, and the
+    /// ledger entries since the cut undone on their records, newest first (each entry
+    /// names what it replaced: the slot left, the status before), so records read while
+    /// writes go on still give the state at the cut. Without, as they stand now.
     async fn rebuild(
         &self,
         catalog: &Catalog,
-        last_ids: &[Option<String>],
-    ) -> Result<Vec<Booking>, StoreError> {
+        phases: &[(usize, Option<Cut>)],
+    ) -> Result<(Vec<Booking>, Vec<BookingId>), StoreError> {
         let mut bookings: Vec<Booking> = Vec::new();
-        let mut index: HashMap<BookingId, usize> = HashMap::new();
-        for (p, last) in catalog.phases.iter().zip(last_ids) {
-            let Some(last) = last else { continue };
-            for (entry, fields) in self.ledger(p.phase.id.as_str(), "-", last).await? {
-                let unknown = |b: &BookingId| {
-                    StoreError::Internal(format!(
-                        "ledger entry {entry} of phase {} names booking {b}, never booked",
-                        p.phase.id
-                    ))
-                };
-                match record::event(&p.phase.id, &fields)? {
-                    Event::Booked(b) => {
-                        index.insert(b.booking.clone(), bookings.len());
-                        bookings.push(b);
+        let mut missing: Vec<BookingId> = Vec::new();
+        for (pi, cut) in phases {
+            let phase = &catalog.phases[*pi].phase.id;
+            let ids = self
+                .phase_booking_ids(phase.as_str(), cut.as_ref().map(|c| c.len))
+                .await?;
+            let first = bookings.len();
+            for chunk in ids.chunks(RECORD_PIPELINE) {
+                let records = self.records("audit", self.bulk_timeout, chunk).await?;
+                for (id, fields) in chunk.iter().zip(records) {
+                    if fields.is_empty() {
+                        missing.push(BookingId::parse(id).map_err(|e| {
+                            StoreError::Internal(format!(
+                                "booking list of {phase} holds {id:?}: {e}"
+                            ))
+                        })?);
+                    } else {
+                        bookings.push(record::booking(&fields)?);
                     }
-                    Event::Changed { booking, slot } => {
-                        let &i = index.get(&booking).ok_or_else(|| unknown(&booking))?;
-                        bookings[i].slot = slot;
+                }
+            }
+            if let Some(cut) = cut {
+                self.undo_since(phase, cut, &mut bookings[first..]).await?;
+            }
+        }
+        Ok((bookings, missing))
+    }
+
+    /// [`Inner::rebuild`], where a listed booking without a record is an error.
+    async fn rebuild_whole(
+        &self,
+        catalog: &Catalog,
+        phases: &[(usize, Option<Cut>)],
+    ) -> Result<Vec<Booking>, StoreError> {
+        let (bookings, missing) = self.rebuild(catalog, phases).await?;
+        match missing.first() {
+            None => Ok(bookings),
+            Some(b) => Err(StoreError::Internal(format!(
+                "booking {b} is listed but has no record ({} such)",
+                missing.len()
+            ))),
+        }
+    }
+
+    /// A phase's booking ids, the first `len` of them (all with `None`), page by page.
+    async fn phase_booking_ids(
+        &self,
+        phase: &str,
+        len: Option<usize>,
+    ) -> Result<Vec<String>, StoreError> {
+        let key = self.keys.phase_bookings(phase);
+        let mut out: Vec<String> = Vec::new();
+        loop {
+            let want = match len {
+                Some(len) if out.len() >= len => return Ok(out),
+                Some(len) => (len - out.len()).min(LEDGER_PAGE),
+                None => LEDGER_PAGE,
+            };
+            let mut conn = self.conn.clone();
+            let page: Vec<String> = self
+                .bulk(
+                    "audit",
+                    ::redis::cmd("LRANGE")
+                        .arg(&key)
+                        .arg(out.len())
+                        .arg(out.len() + want - 1)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            let short = page.len() < want;
+            out.extend(page);
+            if short {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Rolls `bookings` (one phase's, read after `cut`) back to the cut.
+    async fn undo_since(
+        &self,
+        phase: &PhaseId,
+        cut: &Cut,
+        bookings: &mut [Booking],
+    ) -> Result<(), StoreError> {
+        let start = cut
+            .last
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |l| format!("({l}"));
+        let since = self.ledger(phase.as_str(), &start, "+").await?;
+        if let Some(last) = &cut.last {
+            // Trimming removes the oldest entries first: while the cut's own entry is
+            // there, every entry after it is too.
+            let mut conn = self.conn.clone();
+            let still: Entries = self
+                .bulk(
+                    "audit",
+                    ::redis::cmd("XRANGE")
+                        .arg(self.keys.ledger(phase.as_str()))
+                        .arg(last)
+                        .arg(last)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            if still.is_empty() {
+                return Err(StoreError::Unavailable(format!(
+                    "the ledger of phase {phase} was trimmed past this audit's cut; run it again"
+                )));
+            }
+        }
+        let index: HashMap<BookingId, usize> = bookings
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.booking.clone(), i))
+            .collect();
+        for (_, fields) in since.iter().rev() {
+            match record::event(phase, fields)? {
+                // Booked after the cut: not in the cut's list.
+                Event::Booked(_) => {}
+                Event::Changed { booking, from, .. } => {
+                    if let Some(&i) = index.get(&booking) {
+                        bookings[i].slot = from;
                     }
-                    Event::Cancelled { booking } => {
-                        let &i = index.get(&booking).ok_or_else(|| unknown(&booking))?;
-                        bookings[i].status = crate::domain::BookingStatus::Cancelled;
+                }
+                // Only a booking that is just booked can be cancelled.
+                Event::Cancelled { booking } => {
+                    if let Some(&i) = index.get(&booking) {
+                        bookings[i].status = crate::domain::BookingStatus::Booked;
                     }
-                    Event::Status { booking, status } => {
-                        let &i = index.get(&booking).ok_or_else(|| unknown(&booking))?;
-                        bookings[i].status = status;
+                }
+                Event::Status { booking, was, .. } => {
+                    if let Some(&i) = index.get(&booking) {
+                        bookings[i].status = was;
                     }
                 }
             }
         }
-        Ok(bookings)
+        Ok(())
     }
 
     /// A phase's ledger from `start` (an `XRANGE` bound) to `end`, page by page.
@@ -895,6 +1063,15 @@ impl RedisStore {
         .await
     }
 
+    /// Sets how much ledger is kept behind each ledger's newest entry (default
+    /// [`DEFAULT_LEDGER_RETENTION`]); applied at the next full refresh round.
+    pub fn set_ledger_retention(&self, keep: Duration) {
+        self.inner.ledger_retention_ms.store(
+            u64::try_from(keep.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     /// [`RedisStore::connect`] with the mirror refreshed every `refresh` (the server
     /// passes its `--snapshot-interval-ms`).
     pub async fn connect_with(
@@ -948,6 +1125,9 @@ impl RedisStore {
             scripts: Scripts::new(),
             calendar: Mutex::new(SlotKeys::default()),
             epoch_checked: std::sync::atomic::AtomicBool::new(false),
+            ledger_retention_ms: std::sync::atomic::AtomicU64::new(
+                DEFAULT_LEDGER_RETENTION.as_millis() as u64,
+            ),
         });
         inner.check_durability(durability).await?;
         {
@@ -1157,6 +1337,7 @@ impl Store for RedisStore {
             .key(k.ledger(r.phase.as_str()))
             .key(k.sequence())
             .key(k.revision())
+            .key(k.phase_bookings(r.phase.as_str()))
             .arg(k.prefix())
             .arg(r.phase.as_str())
             .arg(r.slot.as_str())
@@ -1167,7 +1348,8 @@ impl Store for RedisStore {
             .arg(key)
             .arg(fingerprint)
             .arg(KEYS_PER_PERSON)
-            .arg(r.partner.as_deref().unwrap_or(""));
+            .arg(r.partner.as_deref().unwrap_or(""))
+            .arg(KEY_LIFETIME.as_secs());
         let mut conn = inner.conn.clone();
         let (outcome, remaining, rev, fields): (String, i64, u64, Vec<String>) = inner
             .call("reserve", invocation.invoke_async(&mut conn))
@@ -1209,7 +1391,8 @@ impl Store for RedisStore {
             .arg(c.phase.as_str())
             .arg(key)
             .arg(fingerprint)
-            .arg(KEYS_PER_PERSON);
+            .arg(KEYS_PER_PERSON)
+            .arg(KEY_LIFETIME.as_secs());
         let mut conn = inner.conn.clone();
         let (outcome, remaining, rev, fields, old_slot, old_remaining): (
             String,
@@ -1323,11 +1506,9 @@ impl Store for RedisStore {
         let Some(pi) = catalog.phase_index(phase.as_str()) else {
             return Ok(CloseOut::default());
         };
-        let mut last_ids = vec![None; catalog.phases.len()];
-        last_ids[pi] = Some("+".to_string());
         let slots: HashSet<SlotId> = slots.into_iter().collect();
         let day: Vec<String> = inner
-            .rebuild(&catalog, &last_ids)
+            .rebuild_whole(&catalog, &[(pi, None)])
             .await?
             .into_iter()
             .filter(|b| slots.contains(&b.slot) && b.status.is_live())
@@ -1364,8 +1545,9 @@ impl Store for RedisStore {
     async fn all_bookings(&self) -> Result<Vec<Booking>, StoreError> {
         let inner = &*self.inner;
         let catalog = inner.mirror.catalog.load_full();
-        let last_ids = vec![Some("+".to_string()); catalog.phases.len()];
-        inner.rebuild(&catalog, &last_ids).await
+        let phases: Vec<(usize, Option<Cut>)> =
+            (0..catalog.phases.len()).map(|i| (i, None)).collect();
+        inner.rebuild_whole(&catalog, &phases).await
     }
 
     async fn invited(&self, phase: PhaseId) -> Result<Vec<IdNumber>, StoreError> {
@@ -1444,6 +1626,8 @@ impl Store for RedisStore {
                 .arg("-")
                 .arg("COUNT")
                 .arg(1);
+            cut.cmd("LLEN")
+                .arg(inner.keys.phase_bookings(p.phase.id.as_str()));
         }
         if n > 0 {
             add_mgets(&mut cut, &capacity_keys);
@@ -1458,10 +1642,12 @@ impl Store for RedisStore {
                 "the calendar changed during the audit; run it again".into(),
             ));
         }
-        let mut last_ids = Vec::with_capacity(catalog.phases.len());
-        for _ in &catalog.phases {
+        let mut cuts = Vec::with_capacity(catalog.phases.len());
+        for i in 0..catalog.phases.len() {
             let last: Entries = decode("XREVRANGE", values.next())?;
-            last_ids.push(last.into_iter().next().map(|(id, _)| id));
+            let len: usize = decode("LLEN", values.next())?;
+            let last = last.into_iter().next().map(|(id, _)| id);
+            cuts.push((i, Some(Cut { last, len })));
         }
         let (capacity, remaining) = if n > 0 {
             (
@@ -1472,8 +1658,8 @@ impl Store for RedisStore {
             (Vec::new(), Vec::new())
         };
 
-        // Rebuild the bookings from each phase's ledger up to the cut.
-        let bookings = inner.rebuild(&catalog, &last_ids).await?;
+        // The bookings at the cut: their records, rolled back by the ledger since.
+        let (bookings, missing) = inner.rebuild(&catalog, &cuts).await?;
         let counters = |s: SlotIndex| {
             let i = s as usize;
             (
@@ -1482,47 +1668,11 @@ impl Store for RedisStore {
             )
         };
         let mut report = audit(&catalog, counters, &bookings);
-
-        // Records against the ledger. Records are read after the cut, so a booking
-        // changed since shows a difference; the ledger past the cut, read after the
-        // records, names every such booking.
-        let mut disagree: Vec<(BookingId, String)> = Vec::new();
-        for chunk in bookings.chunks(RECORD_PIPELINE) {
-            let ids: Vec<String> = chunk.iter().map(|b| b.booking.to_string()).collect();
-            for (b, fields) in chunk
-                .iter()
-                .zip(inner.records("audit", inner.bulk_timeout, &ids).await?)
-            {
-                if fields.is_empty() {
-                    disagree.push((b.booking.clone(), "no record".into()));
-                } else {
-                    let r = record::booking(&fields)?;
-                    if r != *b {
-                        disagree.push((
-                            b.booking.clone(),
-                            format!("ledger has {b:?}, record has {r:?}"),
-                        ));
-                    }
-                }
-            }
-        }
-        if !disagree.is_empty() {
-            let mut since_cut: HashSet<String> = HashSet::new();
-            for (p, last) in catalog.phases.iter().zip(&last_ids) {
-                let start = last.as_ref().map_or("-".to_string(), |l| format!("({l}"));
-                for (_, fields) in inner.ledger(p.phase.id.as_str(), &start, "+").await? {
-                    if let Some(pair) = fields.chunks_exact(2).find(|f| f[0] == "b") {
-                        since_cut.insert(pair[1].clone());
-                    }
-                }
-            }
-            disagree.retain(|(b, _)| !since_cut.contains(b.as_str()));
-        }
-        for (booking, what) in disagree {
-            tracing::error!(%booking, "booking record disagrees with the ledger: {what}");
+        for booking in missing {
+            tracing::error!(%booking, "a listed booking has no record");
             report.breaches.push(crate::audit::Breach::RecordMismatch {
                 booking: booking.to_string(),
-                detail: what,
+                detail: "no record".into(),
             });
             report.ok = false;
         }

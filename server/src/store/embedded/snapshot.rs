@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use super::{EmbeddedStore, Record, SmsOutcome};
+use super::{EmbeddedStore, KEY_LIFETIME_SECS, Key, Record, SmsOutcome, held};
 use crate::domain::{IdNumber, PhaseId};
 use crate::store::StoreError;
 use crate::store::outbox::{Delivery, MessageState};
@@ -153,24 +153,43 @@ impl EmbeddedStore {
         // The people stream from the map into the file: each shard is read-locked only
         // while its own entries are written.
         let mut bookings = 0u64;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let people = self.people.iter().flat_map(|entry| {
             let person = IdNumber::from_packed(*entry.key());
             let mut out: Vec<Vec<u8>> = Vec::with_capacity(entry.bookings.len() + 1);
-            for b in &entry.bookings {
-                let seq = u64::from_str_radix(b.booking.as_str().trim_start_matches('b'), 16)
-                    .unwrap_or(0);
+            let Some(person) = person else { return out };
+            for h in &entry.bookings {
+                // A slot the catalog of the rotation lacks was added after it: its
+                // bookings, and the calendar record that makes it, are in the new segment.
+                let Some(booking) = held::spell(&catalog, &self.partners, person, h) else {
+                    continue;
+                };
                 out.push(encode(&Record::Booked {
-                    seq,
-                    booking: b.clone(),
+                    seq: h.seq,
+                    booking,
                     key: None,
                 }));
             }
-            if let Some(person) = person
-                && !entry.keys.is_empty()
-            {
+            // Expired keys are left out: they are forgotten.
+            let keys: Vec<&Key> = entry
+                .keys
+                .iter()
+                .filter(|k| k.at > now - KEY_LIFETIME_SECS)
+                .collect();
+            if !keys.is_empty() {
                 out.push(encode(&Record::Keys {
                     person,
-                    keys: entry.keys.clone(),
+                    keys: keys
+                        .iter()
+                        .map(|k| {
+                            (
+                                k.key.to_string(),
+                                k.fingerprint.to_string(),
+                                held::booking_id(k.seq),
+                            )
+                        })
+                        .collect(),
+                    at: keys.iter().map(|k| k.at).collect(),
                 }));
             }
             out

@@ -22,5 +22,5 @@ end
 redis.call('HSET', booking, 'status', 'attended')
 local phase = redis.call('HGET', booking, 'phase')
 redis.call('XADD', prefix .. ':phase:' .. phase .. ':ledger', '*',
-  'e', 'attended', 'b', id, 'p', person)
+  'e', 'attended', 'b', id, 'p', person, 'w', status)
 return {'attended', redis.call('HGETALL', booking)}

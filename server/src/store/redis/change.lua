@@ -10,12 +10,14 @@
 -- KEYS[4] phase's ledger             STREAM
 -- KEYS[5] counter revision           STRING integer
 -- ARGV: prefix, person, booking, new slot, phase of the new slot,
---       idempotency key ('' for none), fingerprint, keys kept per person
+--       idempotency key ('' for none), fingerprint, keys kept per person,
+--       seconds a person's keys live after their last use
 --
 -- Reply: {outcome, remaining seats of the new slot (-1: not read), revision,
 --         booking fields, old slot ('' unless changed), remaining seats of the old slot}
 local prefix, person, id, slot, phase = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local key, fingerprint, keep = ARGV[6], ARGV[7], tonumber(ARGV[8])
+local key_ttl = tonumber(ARGV[9])
 local booking = prefix .. ':booking:' .. id
 
 local remaining = tonumber(redis.call('GET', KEYS[3]))
@@ -73,6 +75,8 @@ if key ~= '' then
   if redis.call('LLEN', KEYS[2]) > keep then
     redis.call('HDEL', KEYS[1], redis.call('LPOP', KEYS[2]))
   end
+  redis.call('EXPIRE', KEYS[1], key_ttl)
+  redis.call('EXPIRE', KEYS[2], key_ttl)
 end
 redis.call('XADD', KEYS[4], '*', 'e', 'changed', 'b', id, 'p', person, 's', slot, 'f', old)
 return {'changed', remaining, rev, redis.call('HGETALL', booking), old, old_remaining}

@@ -64,6 +64,11 @@ impl Keys {
         format!("{}:phase:{phase}:ledger", self.prefix)
     }
 
+    /// A phase's booking ids in booking order.
+    pub(super) fn phase_bookings(&self, phase: &str) -> String {
+        format!("{}:phase:{phase}:bookings", self.prefix)
+    }
+
     pub(super) fn bookings_of(&self, person: IdNumber) -> String {
         format!("{}:person:{person}:bookings", self.prefix)
     }

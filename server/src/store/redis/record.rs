@@ -95,6 +95,8 @@ pub(super) enum Event {
     Changed {
         booking: BookingId,
         slot: SlotId,
+        /// The slot it left (`f`).
+        from: SlotId,
     },
     Cancelled {
         booking: BookingId,
@@ -103,6 +105,9 @@ pub(super) enum Event {
     Status {
         booking: BookingId,
         status: BookingStatus,
+        /// The status before (`w`; a check-in may follow a no-show). Only `booked` can
+        /// precede a close-out, which does not name it.
+        was: BookingStatus,
     },
 }
 
@@ -136,15 +141,21 @@ pub(super) fn event(phase: &PhaseId, fields: &[String]) -> Result<Event, StoreEr
         "changed" => Ok(Event::Changed {
             booking,
             slot: SlotId::parse(get("s")?).map_err(|e| corrupt(WHAT, e))?,
+            from: SlotId::parse(get("f")?).map_err(|e| corrupt(WHAT, e))?,
         }),
         "cancelled" => Ok(Event::Cancelled { booking }),
         "attended" => Ok(Event::Status {
             booking,
             status: BookingStatus::Attended,
+            was: match field(fields, "w") {
+                Some(w) => wire(WHAT, w)?,
+                None => BookingStatus::Booked,
+            },
         }),
         "no-show" => Ok(Event::Status {
             booking,
             status: BookingStatus::NoShow,
+            was: BookingStatus::Booked,
         }),
         other => Err(corrupt(WHAT, format!("unknown event {other:?}"))),
     }
@@ -214,9 +225,38 @@ mod tests {
             e,
             Event::Changed {
                 booking: BookingId::parse("r2").expect("id"),
-                slot: SlotId::parse("B").expect("id")
+                slot: SlotId::parse("B").expect("id"),
+                from: SlotId::parse("A").expect("id"),
+            }
+        );
+        let status = |raw: &[&str]| event(&phase, &strings(raw)).expect("valid");
+        let r2 = || BookingId::parse("r2").expect("id");
+        assert_eq!(
+            status(&["e", "attended", "b", "r2", "w", "no-show"]),
+            Event::Status {
+                booking: r2(),
+                status: BookingStatus::Attended,
+                was: BookingStatus::NoShow,
+            }
+        );
+        // Entries written before the status before was named: a check-in followed `booked`.
+        assert_eq!(
+            status(&["e", "attended", "b", "r2"]),
+            Event::Status {
+                booking: r2(),
+                status: BookingStatus::Attended,
+                was: BookingStatus::Booked,
+            }
+        );
+        assert_eq!(
+            status(&["e", "no-show", "b", "r2"]),
+            Event::Status {
+                booking: r2(),
+                status: BookingStatus::NoShow,
+                was: BookingStatus::Booked,
             }
         );
         assert!(event(&phase, &strings(&["e", "lost", "b", "r2"])).is_err());
+        assert!(event(&phase, &strings(&["e", "changed", "b", "r2", "s", "B"])).is_err());
     }
 }

@@ -14,15 +14,18 @@
 -- KEYS[7] phase's ledger             STREAM
 -- KEYS[8] booking sequence           STRING integer
 -- KEYS[9] counter revision           STRING integer, bumped by every change of a seat counter
+-- KEYS[10] phase's bookings          LIST of booking ids in booking order (the audit's,
+--                                    settlement's and close-out's index: the ledger is trimmed)
 -- ARGV: prefix, phase, slot, person, channel, booked_at, invitation_required (1/0),
 --       idempotency key ('' for none), fingerprint, keys kept per person,
---       kiosk partner ('' for none)
+--       kiosk partner ('' for none), seconds a person's keys live after their last use
 --
 -- Reply: {outcome, remaining seats of the slot (-1: unknown slot), revision, booking fields}
 local prefix, phase, slot, person = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local channel, booked_at, invitation_required = ARGV[5], ARGV[6], ARGV[7]
 local key, fingerprint, keep = ARGV[8], ARGV[9], tonumber(ARGV[10])
 local partner = ARGV[11] or ''
+local key_ttl = tonumber(ARGV[12])
 
 local function booking_key(id)
   return prefix .. ':booking:' .. id
@@ -83,12 +86,15 @@ end
 redis.call('HSET', booking_key(id), unpack(fields))
 redis.call('HSET', KEYS[3], phase, id)
 redis.call('RPUSH', KEYS[4], id)
+redis.call('RPUSH', KEYS[10], id)
 if key ~= '' then
   redis.call('HSET', KEYS[1], key, id .. '\t' .. fingerprint)
   redis.call('RPUSH', KEYS[2], key)
   if redis.call('LLEN', KEYS[2]) > keep then
     redis.call('HDEL', KEYS[1], redis.call('LPOP', KEYS[2]))
   end
+  redis.call('EXPIRE', KEYS[1], key_ttl)
+  redis.call('EXPIRE', KEYS[2], key_ttl)
 end
 redis.call('XADD', KEYS[7], '*', unpack(entry))
 return {'booked', remaining, rev, fields}
