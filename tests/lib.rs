@@ -159,6 +159,11 @@ pub mod redis_server {
             std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
         }
 
+        /// The process id, while it runs.
+        pub fn pid(&self) -> Option<u32> {
+            self.child.as_ref().map(Child::id)
+        }
+
         /// Whether the process is running (it may still be loading).
         pub fn is_running(&mut self) -> bool {
             self.child

@@ -143,6 +143,7 @@ pub async fn serve_on(
             )
             .await?;
             store.set_ledger_retention(config.ledger_retention);
+            store.set_replication(config.redis_wait_replicas, config.redis_wait_timeout);
             let has_calendar = store.has_calendar();
             let (conn, prefix, timeout) = store.shared_connection();
             let identity = RedisIdentity::new(conn.clone(), &prefix, timeout);

@@ -210,6 +210,13 @@ pub struct ServeArgs {
     /// `on` or `off`: answer known-full slots from the local mirror [default: on].
     #[arg(long)]
     pub fast_path: Option<String>,
+    /// Redis replicas that must hold a booking before it is acknowledged (`WAIT`); a
+    /// write they do not confirm in time answers 503 [default: 0].
+    #[arg(long)]
+    pub redis_wait_replicas: Option<String>,
+    /// Milliseconds a write waits for those replicas [default: 500].
+    #[arg(long)]
+    pub redis_wait_timeout_ms: Option<String>,
     /// TESTS AND DRILLS ONLY: captcha answers become derivable from this secret (the
     /// first 6 hex characters of HMAC-SHA256(secret, id)) [default: off].
     #[arg(long)]
@@ -553,6 +560,9 @@ pub struct Config {
     pub durability: Durability,
     /// Default on.
     pub fast_path: bool,
+    /// Replicas that must confirm each booking write (`WAIT`), and for how long.
+    pub redis_wait_replicas: u32,
+    pub redis_wait_timeout: Duration,
     pub identity: IdentityConfig,
     pub sms: SmsConfig,
 }
@@ -577,6 +587,8 @@ impl Default for Config {
             redis_timeout: Duration::from_secs(2),
             durability: Durability::Fast,
             fast_path: true,
+            redis_wait_replicas: 0,
+            redis_wait_timeout: Duration::from_millis(500),
             identity: IdentityConfig::default(),
             sms: SmsConfig::default(),
         }
@@ -774,6 +786,11 @@ impl Config {
                 format!("{:?}", self.durability).to_lowercase(),
             ),
             ("fast-path", self.fast_path.to_string()),
+            ("redis-wait-replicas", self.redis_wait_replicas.to_string()),
+            (
+                "redis-wait-timeout",
+                format!("{:?}", self.redis_wait_timeout),
+            ),
             ("captcha-test-secret", secret(&i.captcha_test_secret, "off")),
             ("captcha-ttl", format!("{:?}", i.captcha_ttl)),
             (
@@ -1184,6 +1201,18 @@ impl Config {
             redis_prefix: src
                 .get(&args.redis_prefix, "SLOTD_REDIS_PREFIX")
                 .unwrap_or(d.redis_prefix),
+            redis_wait_replicas: src.number(
+                &args.redis_wait_replicas,
+                "SLOTD_REDIS_WAIT_REPLICAS",
+                d.redis_wait_replicas,
+                0,
+            )?,
+            redis_wait_timeout: Duration::from_millis(src.number(
+                &args.redis_wait_timeout_ms,
+                "SLOTD_REDIS_WAIT_TIMEOUT_MS",
+                500,
+                1,
+            )?),
             ledger_retention: Duration::from_secs(src.number(
                 &args.ledger_retention_secs,
                 "SLOTD_LEDGER_RETENTION_SECS",

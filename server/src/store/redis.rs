@@ -204,6 +204,10 @@ struct Inner {
     epoch_checked: std::sync::atomic::AtomicBool,
     /// How much ledger is kept behind its newest entry, in milliseconds.
     ledger_retention_ms: std::sync::atomic::AtomicU64,
+    /// Replicas that must hold a write before it is acknowledged (`WAIT`), and how
+    /// long to wait for them, in milliseconds; 0 replicas: no wait.
+    wait_replicas: std::sync::atomic::AtomicU32,
+    wait_timeout_ms: std::sync::atomic::AtomicU64,
 }
 
 /// How much ledger is kept behind its newest entry unless configured.
@@ -353,6 +357,38 @@ impl Inner {
                 .store(false, std::sync::atomic::Ordering::Release);
         }
         result
+    }
+
+    /// With replicas required ([`RedisStore::set_replication`]): waits until that many
+    /// replicas hold every write sent on the shared connection so far. `WAIT` blocks the
+    /// connection meanwhile, so the writes queued behind it share the wait.
+    async fn replicated(&self, op: &'static str) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let want = self.wait_replicas.load(Relaxed);
+        if want == 0 {
+            return Ok(());
+        }
+        let wait_ms = self.wait_timeout_ms.load(Relaxed);
+        let mut conn = self.conn.clone();
+        let limit = self.timeout + Duration::from_millis(wait_ms);
+        let acked: u32 = self
+            .call_within(
+                op,
+                limit,
+                ::redis::cmd("WAIT")
+                    .arg(want)
+                    .arg(wait_ms)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        if acked < want {
+            metrics::counter!(m::STORE_ERRORS, "op" => op).increment(1);
+            return Err(StoreError::Unavailable(format!(
+                "{acked} of {want} Redis replicas confirmed the write within {wait_ms} ms; \
+                 it may still be kept (a retry with the same Idempotency-Key finds it)"
+            )));
+        }
+        Ok(())
     }
 
     /// Before numbering a booking: if Redis may have restarted since the last check,
@@ -1072,6 +1108,21 @@ impl RedisStore {
         );
     }
 
+    /// Acknowledges a write only once `replicas` replicas hold it (`WAIT replicas
+    /// timeout` on the connection that wrote it); a write they do not confirm within
+    /// `timeout` answers [`StoreError::Unavailable`] (it may still be kept: a retry
+    /// with the same idempotency key finds it). 0 replicas: no wait (the default).
+    pub fn set_replication(&self, replicas: u32, timeout: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.inner.wait_replicas.store(replicas, Relaxed);
+        self.inner.wait_timeout_ms.store(
+            u64::try_from(timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+            Relaxed,
+        );
+    }
+
     /// [`RedisStore::connect`] with the mirror refreshed every `refresh` (the server
     /// passes its `--snapshot-interval-ms`).
     pub async fn connect_with(
@@ -1128,6 +1179,8 @@ impl RedisStore {
             ledger_retention_ms: std::sync::atomic::AtomicU64::new(
                 DEFAULT_LEDGER_RETENTION.as_millis() as u64,
             ),
+            wait_replicas: std::sync::atomic::AtomicU32::new(0),
+            wait_timeout_ms: std::sync::atomic::AtomicU64::new(500),
         });
         inner.check_durability(durability).await?;
         {
@@ -1305,6 +1358,7 @@ impl Store for RedisStore {
             metrics::histogram!(m::STORE_BATCH_COMMANDS, "op" => "invite").record(commands as f64);
             added += counts.iter().sum::<u64>();
         }
+        inner.replicated("invite").await?;
         Ok(added)
     }
 
@@ -1355,7 +1409,7 @@ impl Store for RedisStore {
             .call("reserve", invocation.invoke_async(&mut conn))
             .await?;
         inner.mirror.apply_reply(r.slot_index, rev, remaining);
-        Ok(match outcome.as_str() {
+        let outcome = match outcome.as_str() {
             "booked" => ReserveOutcome::Booked(record::booking(&fields)?),
             "replayed" => ReserveOutcome::Replayed(record::booking(&fields)?),
             "held" => ReserveOutcome::AlreadyHeld(record::booking(&fields)?),
@@ -1370,7 +1424,18 @@ impl Store for RedisStore {
                 )));
             }
             other => return Err(unexpected("reserve", other)),
-        })
+        };
+        // Answers that make or show a booking wait for the replicas.
+        if matches!(
+            outcome,
+            ReserveOutcome::Booked(_)
+                | ReserveOutcome::Replayed(_)
+                | ReserveOutcome::AlreadyHeld(_)
+                | ReserveOutcome::AlreadyBooked(_)
+        ) {
+            inner.replicated("reserve").await?;
+        }
+        Ok(outcome)
     }
 
     async fn change(&self, c: Change) -> Result<ChangeOutcome, StoreError> {
@@ -1408,7 +1473,7 @@ impl Store for RedisStore {
         if !old_slot.is_empty() {
             inner.mirror_slot(&old_slot, rev, old_remaining);
         }
-        Ok(match outcome.as_str() {
+        let outcome = match outcome.as_str() {
             "changed" => ChangeOutcome::Changed(record::booking(&fields)?),
             "unchanged" => ChangeOutcome::Unchanged(record::booking(&fields)?),
             "full" => ChangeOutcome::SlotFull(record::booking(&fields)?),
@@ -1423,7 +1488,15 @@ impl Store for RedisStore {
                 )));
             }
             other => return Err(unexpected("change", other)),
-        })
+        };
+        // Answers that make or show a booking wait for the replicas.
+        if matches!(
+            outcome,
+            ChangeOutcome::Changed(_) | ChangeOutcome::Unchanged(_)
+        ) {
+            inner.replicated("change").await?;
+        }
+        Ok(outcome)
     }
 
     async fn cancel(
@@ -1444,7 +1517,7 @@ impl Store for RedisStore {
         let (outcome, remaining, rev, fields): (String, i64, u64, Vec<String>) = inner
             .call("cancel", invocation.invoke_async(&mut conn))
             .await?;
-        Ok(match outcome.as_str() {
+        let outcome = match outcome.as_str() {
             "cancelled" | "already-cancelled" | "final" => {
                 let b = record::booking(&fields)?;
                 inner.mirror_slot(b.slot.as_str(), rev, remaining);
@@ -1456,7 +1529,15 @@ impl Store for RedisStore {
             }
             "unknown" => CancelOutcome::UnknownBooking,
             other => return Err(unexpected("cancel", other)),
-        })
+        };
+        // Answers that make or show a booking wait for the replicas.
+        if matches!(
+            outcome,
+            CancelOutcome::Cancelled(_) | CancelOutcome::AlreadyCancelled(_)
+        ) {
+            inner.replicated("cancel").await?;
+        }
+        Ok(outcome)
     }
 
     async fn booking_by_code(&self, code: &str) -> Result<Option<Booking>, StoreError> {
@@ -1489,13 +1570,21 @@ impl Store for RedisStore {
         let (outcome, fields): (String, Vec<String>) = inner
             .call("attend", invocation.invoke_async(&mut conn))
             .await?;
-        Ok(match outcome.as_str() {
+        let outcome = match outcome.as_str() {
             "attended" => AttendOutcome::Attended(record::booking(&fields)?),
             "already-attended" => AttendOutcome::AlreadyAttended(record::booking(&fields)?),
             "cancelled" => AttendOutcome::Cancelled(record::booking(&fields)?),
             "unknown" => AttendOutcome::UnknownBooking,
             other => return Err(unexpected("attend", other)),
-        })
+        };
+        // Answers that make or show a booking wait for the replicas.
+        if matches!(
+            outcome,
+            AttendOutcome::Attended(_) | AttendOutcome::AlreadyAttended(_)
+        ) {
+            inner.replicated("attend").await?;
+        }
+        Ok(outcome)
     }
 
     /// Reads the phase's bookings from its ledger, then lets `close_out.lua` decide each
@@ -1539,6 +1628,7 @@ impl Store for RedisStore {
                 }
             }
         }
+        inner.replicated("close_out").await?;
         Ok(done)
     }
 
