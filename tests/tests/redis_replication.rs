@@ -170,7 +170,10 @@ async fn with_wait_every_acknowledged_booking_survives_a_failover_to_the_replica
         lost.len(),
         acked.len()
     );
-    assert!(refused > 0, "no write was refused while the replica stalled");
+    assert!(
+        refused > 0,
+        "no write was refused while the replica stalled"
+    );
     let report = promoted.audit().await.expect("audit");
     assert!(report.ok, "{:?}", report.breaches);
     // New bookings on the promoted replica are numbered past any the old primary made.

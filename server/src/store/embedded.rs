@@ -57,6 +57,9 @@ const INVITES_PER_RECORD: usize = 100_000;
 
 /// How long an idempotency key is remembered: a retry a day later is a new request.
 const KEY_LIFETIME_SECS: i64 = 24 * 3600;
+/// Cancelled bookings kept per person; older ones are forgotten, so that a person who
+/// books and cancels again and again does not grow without bound.
+const CANCELLED_KEPT: usize = 8;
 
 #[derive(Debug, Default)]
 struct Person {
@@ -105,6 +108,33 @@ impl Person {
             return Some(Err(()));
         }
         self.bookings.iter().find(|b| b.seq == k.seq).map(Ok)
+    }
+
+    /// Forgets the oldest cancelled booking while more than [`CANCELLED_KEPT`] are
+    /// held; returns the sequence numbers forgotten. The same rule runs when a booking is
+    /// cancelled and when its record is replayed, so memory and a restart agree.
+    fn forget_old_cancelled(&mut self) -> Vec<u64> {
+        let mut forgotten = Vec::new();
+        while self
+            .bookings
+            .iter()
+            .filter(|b| b.status == BookingStatus::Cancelled)
+            .count()
+            > CANCELLED_KEPT
+        {
+            let Some(oldest) = self
+                .bookings
+                .iter()
+                .filter(|b| b.status == BookingStatus::Cancelled)
+                .map(|b| b.seq)
+                .min()
+            else {
+                break;
+            };
+            self.bookings.retain(|b| b.seq != oldest);
+            forgotten.push(oldest);
+        }
+        forgotten
     }
 
     fn knows_key(&self, key: &str) -> bool {
@@ -163,6 +193,11 @@ pub(super) enum Record {
     /// What became of message sends.
     Sms {
         outcomes: Vec<SmsOutcome>,
+    },
+    /// The booking sequence when a snapshot was taken (snapshots only): numbers at or
+    /// below it that the snapshot lacks were forgotten, not lost.
+    Sequence {
+        seq: u64,
     },
     /// A person's remembered idempotency keys, oldest first (snapshots only).
     Keys {
@@ -501,6 +536,12 @@ impl EmbeddedStore {
                 if let Some(b) = p.held_mut(&booking).filter(|b| b.status.is_open()) {
                     b.status = BookingStatus::Cancelled;
                 }
+                for seq in p.forget_old_cancelled() {
+                    self.owners.remove(&seq);
+                }
+            }
+            Record::Sequence { seq } => {
+                self.sequence.fetch_max(seq, Ordering::Relaxed);
             }
         }
         Ok(())
@@ -643,12 +684,16 @@ pub struct Lost {
 /// Reads surviving journal records and names what the damaged ones took with them.
 pub fn lost_in(records: &[Vec<u8>]) -> Lost {
     let mut seqs = std::collections::BTreeSet::new();
+    // Numbers at or below a snapshot's sequence that no record holds were forgotten
+    // (cancelled history), not lost.
+    let mut floor = 0u64;
     let mut booked = std::collections::HashSet::new();
     let mut touched = Vec::new();
     let mut lost = Lost::default();
     for raw in records {
         match serde_json::from_slice::<Record>(raw) {
             Ok(Record::Calendar { .. }) => lost.has_calendar = true,
+            Ok(Record::Sequence { seq }) => floor = floor.max(seq),
             Ok(Record::Booked { seq, booking, .. }) => {
                 seqs.insert(seq);
                 booked.insert(booking.booking);
@@ -669,7 +714,7 @@ pub fn lost_in(records: &[Vec<u8>]) -> Lost {
         }
     }
     let last = seqs.iter().next_back().copied().unwrap_or(0);
-    lost.bookings = (1..=last)
+    lost.bookings = (floor + 1..=last)
         .filter(|s| !seqs.contains(s))
         .map(|s| booking_id(s).to_string())
         .collect();
@@ -870,6 +915,9 @@ impl Store for EmbeddedStore {
                         booking: booking.clone(),
                     });
                     self.inventory.release(b.slot);
+                    for seq in p.forget_old_cancelled() {
+                        self.owners.remove(&seq);
+                    }
                     (CancelOutcome::Cancelled(cancelled), ack)
                 }
             },
@@ -1258,6 +1306,85 @@ mod tests {
     /// A close-out settles the listed slots of its phase only: a booking in another slot
     /// of the phase, or in a listed slot of another phase, stays booked.
     #[tokio::test]
+    async fn a_person_keeps_the_newest_cancelled_bookings_in_memory_across_restarts_and_snapshots()
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = synthetic_id(74);
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("open");
+        let store = contract_loaded(store).await;
+        let mut made = Vec::new();
+        for _ in 0..20 {
+            let ReserveOutcome::Booked(b) = store
+                .reserve(contract::reserve(&store, p, "C"))
+                .await
+                .expect("up")
+            else {
+                panic!("booked")
+            };
+            store.cancel(p, b.booking.clone()).await.expect("up");
+            made.push(b);
+        }
+        let ReserveOutcome::Booked(live) = store
+            .reserve(contract::reserve(&store, p, "C"))
+            .await
+            .expect("up")
+        else {
+            panic!("booked")
+        };
+        let kept = |bookings: Vec<Booking>| -> Vec<String> {
+            bookings.iter().map(|b| b.booking.to_string()).collect()
+        };
+        let mut expected: Vec<String> = made[12..].iter().map(|b| b.booking.to_string()).collect();
+        expected.push(live.booking.to_string());
+        assert_eq!(kept(store.bookings_of(p).await.expect("up")), expected);
+        assert_eq!(
+            store.booking_by_code(&made[0].code).await.expect("up"),
+            None,
+            "a forgotten booking is not found by its code"
+        );
+        assert!(
+            store
+                .booking_by_code(&made[12].code)
+                .await
+                .expect("up")
+                .is_some()
+        );
+        store.shutdown().await;
+        drop(store);
+
+        // Replaying the journal forgets the same ones.
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
+        assert_eq!(kept(store.bookings_of(p).await.expect("up")), expected);
+        let store = Arc::new(store);
+        let s = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || s.snapshot())
+            .await
+            .expect("join")
+            .expect("snapshot");
+        store.shutdown().await;
+        drop(store);
+
+        // So does the snapshot, and numbering goes on above every number issued.
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
+        assert_eq!(kept(store.bookings_of(p).await.expect("up")), expected);
+        store.cancel(p, live.booking.clone()).await.expect("up");
+        let ReserveOutcome::Booked(next) = store
+            .reserve(contract::reserve(&store, p, "C"))
+            .await
+            .expect("up")
+        else {
+            panic!("booked")
+        };
+        assert!(
+            made.iter()
+                .chain([&live])
+                .all(|b| b.booking != next.booking && b.code != next.code),
+            "a number was issued twice"
+        );
+        assert!(store.audit().await.expect("audit").ok);
+    }
+
+    #[tokio::test]
     async fn an_idempotency_key_expires_after_a_day_and_expired_keys_leave_with_a_snapshot() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = synthetic_id(71);
@@ -1542,6 +1669,11 @@ mod tests {
         assert_eq!(lost.orphans, vec!["b3".to_string()]);
         assert!(!lost.has_calendar);
         assert_eq!(lost_in(&[booked(1)]).bookings, Vec::<String>::new());
+        // Below a snapshot's sequence, a missing number was forgotten, not lost.
+        let sequence =
+            serde_json::to_vec(&serde_json::json!({"t": "sequence", "seq": 5})).expect("json");
+        let records = vec![sequence, booked(2), booked(4), booked(7)];
+        assert_eq!(lost_in(&records).bookings, vec!["b6".to_string()]);
     }
 
     #[tokio::test]

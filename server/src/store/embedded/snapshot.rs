@@ -88,9 +88,14 @@ impl EmbeddedStore {
         };
         segments::crash_point("snapshot-rotated");
 
-        let mut head: Vec<Vec<u8>> = vec![encode(&Record::Calendar {
-            calendar: catalog.to_calendar(),
-        })];
+        // Read after the rotation: every booking numbered up to here is in memory now.
+        let sequence = self.sequence.load(std::sync::atomic::Ordering::Relaxed);
+        let mut head: Vec<Vec<u8>> = vec![
+            encode(&Record::Calendar {
+                calendar: catalog.to_calendar(),
+            }),
+            encode(&Record::Sequence { seq: sequence }),
+        ];
         let mut by_phase: BTreeMap<u32, Vec<IdNumber>> = BTreeMap::new();
         for k in self.invited.iter() {
             if let Some(p) = IdNumber::from_packed(k.1) {
