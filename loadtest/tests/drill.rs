@@ -152,13 +152,14 @@ fn a_tiny_drill_runs_the_whole_cycle_and_keeps_every_invariant() {
     assert!(md.contains("booking requests answered `201`"), "{md}");
 }
 
-/// The same tiny drill with a waiting room and bots: the pre-queue is shuffled by the
+/// The same tiny drill with a waiting room, bots and Prometheus: the pre-queue is shuffled by the
 /// recorded seed (every poll's position is checked against it), no admitted ticket is
 /// refused, and the bots, who are all in the pre-queue at the opening, do not take the
 /// first seats as they do without a room.
 #[test]
 fn a_tiny_drill_with_a_waiting_room_admits_in_the_recorded_order() {
-    let (_out, _report, status, summary) = drill(&[
+    let (_out, report, status, summary) = drill(&[
+        "--prometheus",
         "--scale",
         "0.001",
         "--window-seconds",
@@ -173,7 +174,19 @@ fn a_tiny_drill_with_a_waiting_room_admits_in_the_recorded_order() {
         "--increase-rate",
         "32",
     ]);
-    assert!(status.success(), "drill failed: {}", summary["journey"]);
+    // A real Prometheus scraped both instances every second; every query of every
+    // dashboard panel for Redis and the room returned data (an empty one fails the drill).
+    let panels = std::fs::read_to_string(report.join("panels.txt")).expect("panels.txt");
+    assert!(
+        status.success(),
+        "drill failed: {}\n{panels}",
+        summary["journey"]
+    );
+    assert!(!panels.contains("EMPTY"), "{panels}");
+    assert!(
+        panels.contains("Waiting room: estimated wait") && panels.contains("Process: CPU"),
+        "{panels}"
+    );
     assert_eq!(summary["ok"], true);
     let invariants = summary["journey"]["invariants"]
         .as_array()

@@ -67,10 +67,24 @@ pub fn install() -> PrometheusHandle {
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
             };
             describe();
+            process_collector().describe();
             start_at_zero();
             handle
         })
         .clone()
+}
+
+/// The process's own figures (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_open_fds`, `process_start_time_seconds`, threads, ...), read from `/proc`.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// Renders every metric for a scrape, the process's figures read at this instant.
+pub fn render(handle: &PrometheusHandle) -> String {
+    process_collector().collect();
+    handle.render()
 }
 
 /// Counters of events that may not have happened yet exist at zero from start-up, so
@@ -108,6 +122,9 @@ fn start_at_zero() {
     }
     for outcome in ["attended", "repeat", "refused"] {
         metrics::counter!(CHECK_INS, "outcome" => outcome).absolute(0);
+    }
+    for subject in ["address", "account", "queue"] {
+        metrics::counter!(LOGIN_LOCKOUTS, "subject" => subject).absolute(0);
     }
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }

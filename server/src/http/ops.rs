@@ -61,7 +61,7 @@ pub fn metrics<S: Store>(app: &App<S>) -> HttpResponse {
     bytes_response(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        Bytes::from(app.metrics.render()),
+        Bytes::from(crate::metrics::render(&app.metrics)),
     )
 }
 

@@ -110,40 +110,72 @@ impl Person {
         self.bookings.iter().find(|b| b.seq == k.seq).map(Ok)
     }
 
-    /// Forgets the oldest cancelled booking while more than [`CANCELLED_KEPT`] are
-    /// held; returns the sequence numbers forgotten. The same rule runs when a booking is
-    /// cancelled and when its record is replayed, so memory and a restart agree.
-    fn forget_old_cancelled(&mut self) -> Vec<u64> {
-        let mut forgotten = Vec::new();
-        while self
+    /// Forgets the oldest cancelled bookings beyond the newest [`CANCELLED_KEPT`], except
+    /// one that a key still unexpired at `now` (Unix seconds) names, so that its retry
+    /// answers it again; returns the sequence numbers forgotten. The same rule runs when a
+    /// booking is cancelled and when its record is replayed (later, so with at least as
+    /// many keys expired: a restart may forget more, never less).
+    fn forget_old_cancelled(&mut self, now: i64) -> Vec<u64> {
+        let mut cancelled: Vec<u64> = self
             .bookings
             .iter()
             .filter(|b| b.status == BookingStatus::Cancelled)
-            .count()
-            > CANCELLED_KEPT
-        {
-            let Some(oldest) = self
-                .bookings
-                .iter()
-                .filter(|b| b.status == BookingStatus::Cancelled)
-                .map(|b| b.seq)
-                .min()
-            else {
-                break;
-            };
-            self.bookings.retain(|b| b.seq != oldest);
-            forgotten.push(oldest);
+            .map(|b| b.seq)
+            .collect();
+        if cancelled.len() <= CANCELLED_KEPT {
+            return Vec::new();
         }
+        cancelled.sort_unstable();
+        let keyed = |seq: u64| {
+            self.keys
+                .iter()
+                .any(|k| k.seq == seq && k.at > now - KEY_LIFETIME_SECS)
+        };
+        let old = &cancelled[..cancelled.len() - CANCELLED_KEPT];
+        let forgotten: Vec<u64> = old.iter().copied().filter(|&s| !keyed(s)).collect();
+        self.bookings.retain(|b| !forgotten.contains(&b.seq));
         forgotten
     }
 
-    fn knows_key(&self, key: &str) -> bool {
-        self.keys.iter().any(|k| *k.key == *key)
+    /// Whether `key` is remembered and unexpired at `at` (Unix seconds).
+    fn knows_key(&self, key: &str, at: i64) -> bool {
+        self.keys
+            .iter()
+            .any(|k| *k.key == *key && k.at > at - KEY_LIFETIME_SECS)
     }
 
     fn held_mut(&mut self, id: &BookingId) -> Option<&mut Held> {
         let seq = held::sequence_of(id)?;
         self.bookings.iter_mut().find(|b| b.seq == seq)
+    }
+}
+
+/// Booking records replay cannot apply yet, in order: a booking, or a change, naming a
+/// slot that no calendar record has named so far, and every later record of those
+/// bookings. A snapshot written by an earlier version could hold a booking ahead of the
+/// calendar record (in the segment after it) that adds its slot.
+#[derive(Default)]
+struct Deferred {
+    records: Vec<Record>,
+    bookings: std::collections::HashSet<BookingId>,
+}
+
+impl Deferred {
+    fn wants(&mut self, record: &Record, catalog: &Catalog) -> bool {
+        let unknown = |slot: &SlotId| catalog.slot_index(slot.as_str()).is_none();
+        let (booking, ahead_of_its_slot) = match record {
+            Record::Booked { booking, .. } => (&booking.booking, unknown(&booking.slot)),
+            Record::Changed { booking, slot, .. } => (booking, unknown(slot)),
+            Record::Cancelled { booking, .. }
+            | Record::Attended { booking, .. }
+            | Record::NoShow { booking, .. } => (booking, false),
+            _ => return false,
+        };
+        if ahead_of_its_slot || self.bookings.contains(booking) {
+            self.bookings.insert(booking.clone());
+            return true;
+        }
+        false
     }
 }
 
@@ -194,10 +226,10 @@ pub(super) enum Record {
     Sms {
         outcomes: Vec<SmsOutcome>,
     },
-    /// The booking sequence when a snapshot was taken (snapshots only): numbers at or
-    /// below it that the snapshot lacks were forgotten, not lost.
-    Sequence {
-        seq: u64,
+    /// Numbers of cancelled bookings forgotten (snapshots only): a snapshot lacks their
+    /// records, and repair must not count them as lost.
+    Forgotten {
+        seqs: Vec<u64>,
     },
     /// A person's remembered idempotency keys, oldest first (snapshots only).
     Keys {
@@ -289,6 +321,9 @@ pub struct EmbeddedStore {
     owners: DashMap<u64, u64>,
     /// Kiosk partners named by bookings (see [`Held`]).
     partners: Partners,
+    /// Numbers of the cancelled bookings forgotten (8 bytes each, where a booking held is
+    /// 24 plus its share of a vector): snapshots list them for repair.
+    forgotten: std::sync::Mutex<Vec<u64>>,
     sequence: AtomicU64,
     journal: Option<Journal>,
     /// Serialises calendar loads (and a snapshot's rotation with them).
@@ -324,6 +359,7 @@ impl EmbeddedStore {
             invited: DashSet::new(),
             owners: DashMap::new(),
             partners: Partners::default(),
+            forgotten: std::sync::Mutex::new(Vec::new()),
             outbox: std::sync::Mutex::new(Book::default()),
             sequence: AtomicU64::new(0),
             journal,
@@ -342,13 +378,15 @@ impl EmbeddedStore {
         let unavailable = |e: std::io::Error| {
             StoreError::Unavailable(format!("journal in {}: {e}", dir.display()))
         };
+        let mut deferred = Deferred::default();
         let opened = Journal::open_with(dir, "journal.log", max_batch, &mut |_, raw| {
             store
-                .replay_one(raw, &mut report)
+                .replay_one(raw, &mut report, &mut deferred)
                 .map_err(std::io::Error::other)
         });
         let (journal, truncated) = opened.map_err(unavailable)?;
         report.truncated_bytes = truncated;
+        store.apply_deferred(deferred)?;
         store.rebuild_seats();
         Ok((
             Self {
@@ -364,12 +402,14 @@ impl EmbeddedStore {
     pub fn open_read_only(dir: &Path) -> Result<(Self, OpenReport), StoreError> {
         let store = Self::ephemeral();
         let mut report = OpenReport::default();
+        let mut deferred = Deferred::default();
         let loaded = super::segments::load_with(dir, "journal", &mut |_, raw| {
             store
-                .replay_one(raw, &mut report)
+                .replay_one(raw, &mut report, &mut deferred)
                 .map_err(std::io::Error::other)
         })
         .map_err(|e| StoreError::Unavailable(format!("journal in {}: {e}", dir.display())))?;
+        store.apply_deferred(deferred)?;
         if loaded.snapshot.is_none() && !loaded.last.1.is_file() {
             return Err(StoreError::Unavailable(format!(
                 "no journal at {}",
@@ -381,8 +421,21 @@ impl EmbeddedStore {
         Ok((store, report))
     }
 
+    /// Applies what replay deferred, in order, once every calendar record is in.
+    fn apply_deferred(&self, deferred: Deferred) -> Result<(), StoreError> {
+        for record in deferred.records {
+            self.apply(record)?;
+        }
+        Ok(())
+    }
+
     /// Replays one record, counting it in `report`.
-    fn replay_one(&self, raw: &[u8], report: &mut OpenReport) -> Result<(), StoreError> {
+    fn replay_one(
+        &self,
+        raw: &[u8],
+        report: &mut OpenReport,
+        deferred: &mut Deferred,
+    ) -> Result<(), StoreError> {
         let record: Record = serde_json::from_slice(raw).map_err(|e| {
             StoreError::Internal(format!(
                 "journal record {} does not parse: {e}",
@@ -391,6 +444,10 @@ impl EmbeddedStore {
         })?;
         report.records += 1;
         report.has_calendar |= matches!(record, Record::Calendar { .. });
+        if deferred.wants(&record, &self.catalog.load()) {
+            deferred.records.push(record);
+            return Ok(());
+        }
         self.apply(record)
     }
 
@@ -449,14 +506,15 @@ impl EmbeddedStore {
                 self.sequence.fetch_max(seq, Ordering::Relaxed);
                 self.owners.insert(seq, booking.person.packed());
                 let mut person = self.people.entry(booking.person.packed()).or_default();
+                let at = booking.booked_at.unix_timestamp();
                 if let Some((k, f)) = key
-                    && !person.knows_key(&k)
+                    && !person.knows_key(&k, at)
                 {
                     let idem = Idempotency {
                         key: k,
                         fingerprint: f,
                     };
-                    person.remember(Some(&idem), seq, booking.booked_at.unix_timestamp());
+                    person.remember(Some(&idem), seq, at);
                 }
                 if !person.bookings.iter().any(|b| b.seq == seq) {
                     // Exactly one more: most people hold one booking.
@@ -489,10 +547,10 @@ impl EmbeddedStore {
                 let catalog = self.catalog.load();
                 let mut p = self.people.entry(person.packed()).or_default();
                 let idem = key.map(|(key, fingerprint)| Idempotency { key, fingerprint });
+                let at = at.unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp());
                 if let (Some(i), Some(seq)) = (&idem, held::sequence_of(&booking))
-                    && !p.knows_key(&i.key)
+                    && !p.knows_key(&i.key, at)
                 {
-                    let at = at.unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp());
                     p.remember(idem.as_ref(), seq, at);
                 }
                 if let Some(b) = p.held_mut(&booking) {
@@ -536,12 +594,13 @@ impl EmbeddedStore {
                 if let Some(b) = p.held_mut(&booking).filter(|b| b.status.is_open()) {
                     b.status = BookingStatus::Cancelled;
                 }
-                for seq in p.forget_old_cancelled() {
-                    self.owners.remove(&seq);
-                }
+                self.forget(p.forget_old_cancelled(OffsetDateTime::now_utc().unix_timestamp()));
             }
-            Record::Sequence { seq } => {
-                self.sequence.fetch_max(seq, Ordering::Relaxed);
+            Record::Forgotten { seqs } => {
+                self.forgotten
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(seqs);
             }
         }
         Ok(())
@@ -586,6 +645,20 @@ impl EmbeddedStore {
     /// result must not get ahead of that result's record.
     pub(super) async fn barrier(&self) -> Result<(), StoreError> {
         Self::durable(self.journal.as_ref().map(Journal::barrier)).await
+    }
+
+    /// Drops what points at forgotten bookings and records their numbers.
+    fn forget(&self, seqs: Vec<u64>) {
+        if seqs.is_empty() {
+            return;
+        }
+        for seq in &seqs {
+            self.owners.remove(seq);
+        }
+        self.forgotten
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(seqs);
     }
 
     /// Spells out a held booking of `person` against the current catalog, which holds
@@ -684,16 +757,15 @@ pub struct Lost {
 /// Reads surviving journal records and names what the damaged ones took with them.
 pub fn lost_in(records: &[Vec<u8>]) -> Lost {
     let mut seqs = std::collections::BTreeSet::new();
-    // Numbers at or below a snapshot's sequence that no record holds were forgotten
-    // (cancelled history), not lost.
-    let mut floor = 0u64;
+    // Numbers a snapshot names as forgotten (cancelled history) are not lost.
+    let mut forgotten = std::collections::HashSet::new();
     let mut booked = std::collections::HashSet::new();
     let mut touched = Vec::new();
     let mut lost = Lost::default();
     for raw in records {
         match serde_json::from_slice::<Record>(raw) {
             Ok(Record::Calendar { .. }) => lost.has_calendar = true,
-            Ok(Record::Sequence { seq }) => floor = floor.max(seq),
+            Ok(Record::Forgotten { seqs }) => forgotten.extend(seqs),
             Ok(Record::Booked { seq, booking, .. }) => {
                 seqs.insert(seq);
                 booked.insert(booking.booking);
@@ -714,8 +786,8 @@ pub fn lost_in(records: &[Vec<u8>]) -> Lost {
         }
     }
     let last = seqs.iter().next_back().copied().unwrap_or(0);
-    lost.bookings = (floor + 1..=last)
-        .filter(|s| !seqs.contains(s))
+    lost.bookings = (1..=last)
+        .filter(|s| !seqs.contains(s) && !forgotten.contains(s))
         .map(|s| booking_id(s).to_string())
         .collect();
     lost.orphans = touched
@@ -915,9 +987,7 @@ impl Store for EmbeddedStore {
                         booking: booking.clone(),
                     });
                     self.inventory.release(b.slot);
-                    for seq in p.forget_old_cancelled() {
-                        self.owners.remove(&seq);
-                    }
+                    self.forget(p.forget_old_cancelled(OffsetDateTime::now_utc().unix_timestamp()));
                     (CancelOutcome::Cancelled(cancelled), ack)
                 }
             },
@@ -1364,7 +1434,7 @@ mod tests {
         store.shutdown().await;
         drop(store);
 
-        // So does the snapshot, and numbering goes on above every number issued.
+        // So does the snapshot, which lists the forgotten numbers for repair.
         let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
         assert_eq!(kept(store.bookings_of(p).await.expect("up")), expected);
         store.cancel(p, live.booking.clone()).await.expect("up");
@@ -1381,7 +1451,119 @@ mod tests {
                 .all(|b| b.booking != next.booking && b.code != next.code),
             "a number was issued twice"
         );
+        let mut forgotten = store
+            .forgotten
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        forgotten.sort_unstable();
+        forgotten.dedup();
+        // The twelve forgotten before the snapshot, and the one its cancel forgot since.
+        let numbers: Vec<u64> = made[..13]
+            .iter()
+            .filter_map(|b| held::sequence_of(&b.booking))
+            .collect();
+        assert_eq!(
+            forgotten, numbers,
+            "the forgotten numbers survive the snapshot"
+        );
         assert!(store.audit().await.expect("audit").ok);
+    }
+
+    /// A journal (or an earlier version's snapshot) that holds a booking ahead of the
+    /// calendar record adding its slot: replay applies that booking, and every later
+    /// record of it, once the calendar is in.
+    #[tokio::test]
+    async fn a_booking_ahead_of_the_calendar_record_of_its_slot_is_replayed_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = OffsetDateTime::now_utc();
+        let mut with_n = contract::fixture(now);
+        let mut n = with_n.phases[0].slots[0].clone();
+        n.id = SlotId::parse("N").expect("id");
+        n.capacity = 3;
+        with_n.phases[0].slots.push(n);
+        let person = synthetic_id(75);
+        let booking = |seq: u64, slot: &str| Booking {
+            booking: booking_id(seq),
+            code: crate::domain::human_code(seq),
+            phase: PhaseId::parse(contract::OPEN).expect("id"),
+            slot: SlotId::parse(slot).expect("id"),
+            person,
+            channel: crate::domain::Channel::Web,
+            partner: None,
+            status: BookingStatus::Booked,
+            booked_at: now,
+        };
+        let records = [
+            Record::Calendar {
+                calendar: contract::fixture(now),
+            },
+            Record::Booked {
+                seq: 1,
+                booking: booking(1, "N"),
+                key: None,
+            },
+            Record::Changed {
+                person,
+                booking: booking_id(1),
+                slot: SlotId::parse("C").expect("id"),
+                key: None,
+                at: None,
+            },
+            Record::Calendar { calendar: with_n },
+        ];
+        let mut bytes = Vec::new();
+        for r in &records {
+            bytes.extend(crate::store::journal::frame(
+                &serde_json::to_vec(r).expect("json"),
+            ));
+        }
+        std::fs::write(dir.path().join("journal.log"), &bytes).expect("write");
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("opens");
+        let held = store.bookings_of(person).await.expect("up");
+        assert_eq!(held.len(), 1);
+        assert_eq!(
+            held[0].slot.as_str(),
+            "C",
+            "the change after it applies too"
+        );
+        assert_eq!(contract::remaining_of(&store, "C"), 4);
+        assert_eq!(contract::remaining_of(&store, "N"), 3);
+        assert!(store.audit().await.expect("audit").ok);
+    }
+
+    /// A cancelled booking that an unexpired key names is not forgotten: the key's retry
+    /// answers it again, as the key promises.
+    #[tokio::test]
+    async fn a_cancelled_booking_named_by_a_live_key_is_kept() {
+        let store = contract_loaded(EmbeddedStore::ephemeral()).await;
+        let p = synthetic_id(76);
+        let mut keyed = contract::reserve(&store, p, "C");
+        keyed.idempotency = Some(Idempotency {
+            key: "first".into(),
+            fingerprint: "fp".into(),
+        });
+        let ReserveOutcome::Booked(first) = store.reserve(keyed.clone()).await.expect("up") else {
+            panic!("booked")
+        };
+        store.cancel(p, first.booking.clone()).await.expect("up");
+        for _ in 0..12 {
+            let ReserveOutcome::Booked(b) = store
+                .reserve(contract::reserve(&store, p, "C"))
+                .await
+                .expect("up")
+            else {
+                panic!("booked")
+            };
+            store.cancel(p, b.booking).await.expect("up");
+        }
+        let ReserveOutcome::Replayed(again) = store.reserve(keyed).await.expect("up") else {
+            panic!("the keyed retry is answered with its booking")
+        };
+        assert_eq!(again.booking, first.booking);
+        assert_eq!(again.status, BookingStatus::Cancelled);
+        // The other cancelled ones beyond the newest 8 are forgotten.
+        assert_eq!(store.bookings_of(p).await.expect("up").len(), 9);
     }
 
     #[tokio::test]
@@ -1669,10 +1851,11 @@ mod tests {
         assert_eq!(lost.orphans, vec!["b3".to_string()]);
         assert!(!lost.has_calendar);
         assert_eq!(lost_in(&[booked(1)]).bookings, Vec::<String>::new());
-        // Below a snapshot's sequence, a missing number was forgotten, not lost.
-        let sequence =
-            serde_json::to_vec(&serde_json::json!({"t": "sequence", "seq": 5})).expect("json");
-        let records = vec![sequence, booked(2), booked(4), booked(7)];
+        // A number a snapshot lists as forgotten (cancelled history) is not lost.
+        let forgotten =
+            serde_json::to_vec(&serde_json::json!({"t": "forgotten", "seqs": [1, 3, 5]}))
+                .expect("json");
+        let records = vec![forgotten, booked(2), booked(4), booked(7)];
         assert_eq!(lost_in(&records).bookings, vec!["b6".to_string()]);
     }
 

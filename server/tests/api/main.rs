@@ -842,8 +842,23 @@ async fn metrics_and_openapi_are_served() {
         "{text}"
     );
     assert!(text.contains("slotd_store_errors_total{op=\"reserve\"} 0"));
+    assert!(text.contains("slotd_login_lockouts_total{subject=\"account\"} 0"));
     assert!(text.contains("slotd_build_info{version=\""));
     assert!(text.contains("slotd_journal_fsync_seconds_bucket"));
+    // The process's own figures, read at the scrape.
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        let value = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(value.is_some_and(|v| v > 0.0), "{name}: {value:?}");
+    }
     let doc = app.get("/openapi.json", None).await;
     assert_eq!(doc.status, StatusCode::OK);
     assert!(

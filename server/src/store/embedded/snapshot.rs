@@ -66,6 +66,12 @@ impl EmbeddedStore {
     /// Writes a snapshot and removes the journal files it stands for. Blocking: call it
     /// from a blocking thread. Without a journal there is nothing to do.
     pub fn snapshot(&self) -> Result<SnapshotReport, StoreError> {
+        self.snapshot_with(|| {})
+    }
+
+    /// [`Self::snapshot`], running `after_rotation` between the rotation and the reading
+    /// of the state (tests change the store there, as concurrent writes would).
+    fn snapshot_with(&self, after_rotation: impl FnOnce()) -> Result<SnapshotReport, StoreError> {
         let Some(journal) = &self.journal else {
             return Err(StoreError::Internal(
                 "an ephemeral store has no journal".into(),
@@ -87,15 +93,11 @@ impl EmbeddedStore {
             (segment, self.catalog.load_full())
         };
         segments::crash_point("snapshot-rotated");
+        after_rotation();
 
-        // Read after the rotation: every booking numbered up to here is in memory now.
-        let sequence = self.sequence.load(std::sync::atomic::Ordering::Relaxed);
-        let mut head: Vec<Vec<u8>> = vec![
-            encode(&Record::Calendar {
-                calendar: catalog.to_calendar(),
-            }),
-            encode(&Record::Sequence { seq: sequence }),
-        ];
+        let mut head: Vec<Vec<u8>> = vec![encode(&Record::Calendar {
+            calendar: catalog.to_calendar(),
+        })];
         let mut by_phase: BTreeMap<u32, Vec<IdNumber>> = BTreeMap::new();
         for k in self.invited.iter() {
             if let Some(p) = IdNumber::from_packed(k.1) {
@@ -159,14 +161,22 @@ impl EmbeddedStore {
         // while its own entries are written.
         let mut bookings = 0u64;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut current = Arc::clone(&catalog);
         let people = self.people.iter().flat_map(|entry| {
             let person = IdNumber::from_packed(*entry.key());
             let mut out: Vec<Vec<u8>> = Vec::with_capacity(entry.bookings.len() + 1);
             let Some(person) = person else { return out };
             for h in &entry.bookings {
-                // A slot the catalog of the rotation lacks was added after it: its
-                // bookings, and the calendar record that makes it, are in the new segment.
-                let Some(booking) = held::spell(&catalog, &self.partners, person, h) else {
+                // A slot the rotation's catalog lacks was added since (a booking may have
+                // moved into it): the calendar as it is now goes first, so that replay
+                // knows the slot before the booking. Merging a calendar again is harmless.
+                if h.slot as usize >= current.slots.len() {
+                    current = self.catalog.load_full();
+                    out.push(encode(&Record::Calendar {
+                        calendar: current.to_calendar(),
+                    }));
+                }
+                let Some(booking) = held::spell(&current, &self.partners, person, h) else {
                     continue;
                 };
                 out.push(encode(&Record::Booked {
@@ -199,8 +209,21 @@ impl EmbeddedStore {
             }
             out
         });
+        // Read once every person is written: a booking forgotten meanwhile is in one or
+        // the other (or in both: its number is then listed and its record kept).
+        let forgotten = std::iter::once_with(|| {
+            let seqs = self
+                .forgotten
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            seqs.chunks(INVITED_PER_RECORD)
+                .map(|c| encode(&Record::Forgotten { seqs: c.to_vec() }))
+                .collect::<Vec<_>>()
+        })
+        .flatten();
         let mut records = head.len() as u64;
-        let all = head.into_iter().chain(people.inspect(|r| {
+        let all = head.into_iter().chain(people.chain(forgotten).inspect(|r| {
             records += 1;
             if r.starts_with(br#"{"t":"booked""#) {
                 bookings += 1;
@@ -327,6 +350,57 @@ mod tests {
             stats,
             s.messages().await.expect("m").len(),
         )
+    }
+
+    /// A booking made before the rotation and moved, after it, into a slot that a
+    /// calendar load added after it: the rotation's catalog lacks the slot, so the
+    /// snapshot writes the calendar as it is now ahead of that booking.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_booking_moved_into_a_slot_added_during_a_snapshot_survives_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(EmbeddedStore::open(dir.path(), 64).expect("open").0);
+        let now = OffsetDateTime::now_utc();
+        store.load_calendar(fixture(now)).await.expect("fixture");
+        let moved = book(&store, 1, "A").await;
+        let kept = book(&store, 2, "C").await;
+        let (s, handle, to_move) = (
+            Arc::clone(&store),
+            tokio::runtime::Handle::current(),
+            moved.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            s.snapshot_with(|| {
+                handle.block_on(async {
+                    let mut cal = fixture(now);
+                    let mut slot = cal.phases[0].slots[0].clone();
+                    slot.id = SlotId::parse("N").expect("id");
+                    slot.capacity = 3;
+                    cal.phases[0].slots.push(slot);
+                    s.load_calendar(cal).await.expect("adds N");
+                    let change =
+                        crate::store::contract::change(&*s, synthetic_id(1), &to_move, "N");
+                    let outcome = s.change(change).await.expect("change");
+                    assert!(matches!(outcome, crate::store::ChangeOutcome::Changed(_)));
+                })
+            })
+        })
+        .await
+        .expect("join")
+        .expect("snapshot");
+        store.shutdown().await;
+        drop(store);
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
+        let all = store.all_bookings().await.expect("all");
+        let slot_of = |id: &crate::domain::BookingId| {
+            all.iter()
+                .find(|b| &b.booking == id)
+                .map(|b| b.slot.to_string())
+        };
+        assert_eq!(slot_of(&moved.booking).as_deref(), Some("N"));
+        assert_eq!(slot_of(&kept.booking).as_deref(), Some("C"));
+        assert_eq!(remaining_of(&store, "N"), 2);
+        assert_eq!(remaining_of(&store, "A"), 1);
+        assert!(store.audit().await.expect("audit").ok);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
