@@ -192,15 +192,23 @@ async fn with_wait_every_acknowledged_booking_survives_a_failover_to_the_replica
     );
 }
 
+/// A write the replica does not confirm answers `Unavailable`. Its keyed retry through
+/// another instance, whose connection wrote nothing, is not acknowledged either while
+/// the replica lags; once the replica catches up, the retry answers the booking. (Redis
+/// 7.0 also moves a connection's `WAIT` offset on read-only commands, so `WAIT` alone
+/// holds here; later versions move it only on replicated writes, and a reconnect resets
+/// it, which the barrier write before each `WAIT` covers.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_the_replicas_do_not_confirm_is_not_acknowledged_and_a_retry_finds_it() {
     let primary = RedisServer::fast();
-    let mut replica = replica_of(&primary);
+    let replica = replica_of(&primary);
     let store = connect(&primary.url()).await;
     store.set_replication(1, Duration::from_millis(300));
     store.load_calendar(calendar()).await.expect("calendar");
-    let keyed = |p| {
-        let mut r = contract::reserve(&store, p, "E");
+    let other = connect(&primary.url()).await;
+    other.set_replication(1, Duration::from_millis(300));
+    let keyed = |s: &RedisStore, p| {
+        let mut r = contract::reserve(s, p, "E");
         r.idempotency = Some(Idempotency {
             key: "k1".into(),
             fingerprint: "fp".into(),
@@ -209,26 +217,32 @@ async fn a_write_the_replicas_do_not_confirm_is_not_acknowledged_and_a_retry_fin
     };
     let p = synthetic_id(1);
     assert!(matches!(
-        store.reserve(keyed(p)).await.expect("up"),
+        store.reserve(keyed(&store, p)).await.expect("up"),
         ReserveOutcome::Booked(_)
     ));
 
-    replica.kill();
+    // The replica stays connected but receives nothing.
+    signal(&replica, "-STOP");
     let q = synthetic_id(2);
     let started = Instant::now();
-    let refused = store.reserve(keyed(q)).await;
+    let refused = store.reserve(keyed(&store, q)).await;
     assert!(
         matches!(refused, Err(StoreError::Unavailable(_))),
         "{refused:?}"
     );
     assert!(started.elapsed() < TIMEOUT, "answered within the wait");
+    let retried = other.reserve(keyed(&other, q)).await;
+    assert!(
+        matches!(retried, Err(StoreError::Unavailable(_))),
+        "a retry through another instance is acknowledged before the replica has it: {retried:?}"
+    );
 
-    // The write was applied on the primary: once a replica is back, the retry with the
-    // same key answers the booking it made, and nothing was booked twice.
-    replica.restart();
+    // The write was applied on the primary: once the replica catches up, the retry
+    // with the same key answers the booking it made, and nothing was booked twice.
+    signal(&replica, "-CONT");
     let deadline = Instant::now() + Duration::from_secs(10);
     let again = loop {
-        match store.reserve(keyed(q)).await {
+        match other.reserve(keyed(&other, q)).await {
             Ok(outcome) => break outcome,
             Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;

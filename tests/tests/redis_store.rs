@@ -458,7 +458,8 @@ async fn the_audit_command_checks_redis_and_fails_on_a_breach() {
         .get_multiplexed_async_connection()
         .await
         .expect("connect");
-    // A record that the ledger does not explain fails the audit.
+    // A record moved to another slot behind the scripts' back: the seat counters no
+    // longer match the bookings, and the audit fails.
     let _: () = redis::cmd("HSET")
         .arg(format!("a:booking:{}", booked[1].booking))
         .arg("slot")
@@ -1132,15 +1133,26 @@ async fn ledgers_are_trimmed_and_every_booking_is_still_read() {
     store.shutdown().await;
 }
 
-/// The audit reads one cut of Redis while bookings change, are checked in and are
-/// cancelled under it: each record read after the cut is rolled back by the ledger
-/// entries since, so every audit holds.
+/// The audit reads one cut of Redis while bookings change slot, are cancelled and booked
+/// again, are closed out as no-shows and are checked in (also after a no-show) under it:
+/// each record read after the cut is rolled back by the ledger entries since, so every
+/// audit holds. Checked-in bookings are final, so someone new takes their place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_audit_holds_while_bookings_change_under_it() {
+    use slotd::store::{AttendOutcome, CancelOutcome, ChangeOutcome};
     let redis = RedisServer::fast();
     let writer = Arc::new(connect(&redis.url(), "cut", TIMEOUT, true).await);
     let auditor = connect(&redis.url(), "cut", TIMEOUT, true).await;
-    fixture_everywhere(&writer, &[&auditor]).await;
+    let mut calendar = contract::fixture(OffsetDateTime::now_utc());
+    calendar.phases[0].slots[3].capacity = 100_000;
+    calendar.phases[0].slots[4].capacity = 100_000;
+    writer.load_calendar(calendar).await.expect("calendar");
+    eventually(
+        Duration::from_secs(3),
+        "the auditor has the calendar",
+        || async { auditor.catalog().slot_index("E").is_some() },
+    )
+    .await;
     let mut booked = Vec::new();
     for i in 0..60 {
         let p = synthetic_id(i);
@@ -1157,7 +1169,10 @@ async fn the_audit_holds_while_bookings_change_under_it() {
     let churn = {
         let (writer, stop) = (Arc::clone(&writer), Arc::clone(&stop));
         tokio::spawn(async move {
-            let mut writes = 0usize;
+            // Writes that changed something, by kind.
+            let (mut changes, mut cancels, mut rebooks, mut attends, mut no_shows) =
+                (0usize, 0usize, 0usize, 0usize, 0usize);
+            let mut next_person = 1_000u64;
             let mut round = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 for (i, (p, b)) in booked.iter_mut().enumerate() {
@@ -1166,29 +1181,55 @@ async fn the_audit_holds_while_bookings_change_under_it() {
                     } else {
                         "E"
                     };
-                    if let Ok(slotd::store::ChangeOutcome::Changed(moved)) =
+                    if let Ok(ChangeOutcome::Changed(moved)) =
                         writer.change(contract::change(&*writer, *p, b, to)).await
                     {
                         *b = moved;
-                        writes += 1;
+                        changes += 1;
                     }
                     if i % 7 == round % 7 {
-                        writer.cancel(*p, b.booking.clone()).await.expect("up");
+                        if let Ok(CancelOutcome::Cancelled(_)) =
+                            writer.cancel(*p, b.booking.clone()).await
+                        {
+                            cancels += 1;
+                        }
                         if let Ok(ReserveOutcome::Booked(again)) =
                             writer.reserve(contract::reserve(&*writer, *p, to)).await
                         {
                             *b = again;
+                            rebooks += 1;
                         }
-                        writes += 2;
                     }
-                    if i % 11 == round % 11 {
-                        writer.attend(*p, b.booking.clone()).await.expect("up");
-                        writes += 1;
+                    if i % 11 == round % 11
+                        && let Ok(AttendOutcome::Attended(_)) =
+                            writer.attend(*p, b.booking.clone()).await
+                    {
+                        attends += 1;
+                        let q = synthetic_id(next_person);
+                        next_person += 1;
+                        if let Ok(ReserveOutcome::Booked(fresh)) =
+                            writer.reserve(contract::reserve(&*writer, q, to)).await
+                        {
+                            (*p, *b) = (q, fresh);
+                            rebooks += 1;
+                        }
                     }
+                }
+                if round % 10 == 9 {
+                    // The day of slot D ends: its booked people are no-shows (the loop
+                    // then checks some of them in, and replaces them).
+                    let closed = writer
+                        .close_out(
+                            slotd::domain::PhaseId::parse(contract::OPEN).expect("id"),
+                            vec![slotd::domain::SlotId::parse("D").expect("id")],
+                        )
+                        .await
+                        .expect("close-out");
+                    no_shows += closed.no_show as usize;
                 }
                 round += 1;
             }
-            writes
+            (changes, cancels, rebooks, attends, no_shows)
         })
     };
     let mut audits = 0;
@@ -1199,11 +1240,109 @@ async fn the_audit_holds_while_bookings_change_under_it() {
         audits += 1;
     }
     stop.store(true, Ordering::Relaxed);
-    let writes = churn.await.expect("churn");
-    eprintln!("{audits} audits held across {writes} writes");
+    let (changes, cancels, rebooks, attends, no_shows) = churn.await.expect("churn");
+    eprintln!(
+        "{audits} audits held across {changes} changes, {cancels} cancels, {rebooks} \
+         bookings, {attends} check-ins and {no_shows} no-shows"
+    );
+    assert!(audits >= 3, "{audits} audits");
     assert!(
-        audits >= 3 && writes >= 200,
-        "{audits} audits, {writes} writes"
+        changes >= 100 && cancels >= 20 && attends >= 10 && no_shows >= 1,
+        "too little churn: {changes} {cancels} {attends} {no_shows}"
     );
     assert!(auditor.audit().await.expect("audit").ok);
+}
+
+async fn redis_cmd<T: redis::FromRedisValue>(redis: &RedisServer, args: &[&str]) -> T {
+    let client = redis::Client::open(redis.url()).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async(&mut conn).await.expect("command")
+}
+
+/// Redis data written before the per-phase booking lists existed has its bookings only
+/// in the ledger: the first instance of this version builds each list from the ledger
+/// before anything reads it or trims the ledger. A list that falls short of the seats
+/// taken (an instance of the earlier version still booking without listing) stops the
+/// trimming. A person's idempotency keys expire a day after their last use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_earlier_versions_data_gets_its_booking_lists_before_its_ledgers_are_trimmed() {
+    let redis = RedisServer::fast();
+    let earlier = connect(&redis.url(), "up", TIMEOUT, true).await;
+    fixture_everywhere(&earlier, &[]).await;
+    let mut booked = Vec::new();
+    for i in 0..50 {
+        let p = synthetic_id(i);
+        let mut r = contract::reserve(&earlier, p, "E");
+        r.idempotency = Some(Idempotency {
+            key: format!("k{i}"),
+            fingerprint: "fp".into(),
+        });
+        let ReserveOutcome::Booked(b) = earlier.reserve(r).await.expect("up") else {
+            panic!("booked")
+        };
+        booked.push((p, b));
+    }
+    for (p, b) in &booked[..10] {
+        earlier.cancel(*p, b.booking.clone()).await.expect("up");
+    }
+    let ttl: i64 = redis_cmd(&redis, &["TTL", &format!("up:person:{}:keys", booked[0].0)]).await;
+    assert!(
+        (86_000..=86_400).contains(&ttl),
+        "keys expire in a day: {ttl}"
+    );
+    earlier.shutdown().await;
+    // What the earlier version left: no lists, no markers.
+    let _: () = redis_cmd(
+        &redis,
+        &[
+            "DEL",
+            "up:phase:P1:bookings",
+            "up:phase:P1:bookings:indexed",
+        ],
+    )
+    .await;
+
+    let store = RedisStore::connect_with(
+        &redis.url(),
+        "up",
+        TIMEOUT,
+        Durability::Fast,
+        true,
+        Duration::from_millis(20),
+    )
+    .await
+    .expect("connects");
+    store.set_ledger_retention(Duration::from_secs(1));
+    eventually(Duration::from_secs(5), "the list is built", || async {
+        redis_cmd::<i64>(&redis, &["LLEN", "up:phase:P1:bookings"]).await == 50
+    })
+    .await;
+    let report = store.audit().await.expect("audit");
+    assert!(report.ok, "{:?}", report.breaches);
+    assert_eq!(store.all_bookings().await.expect("all").len(), 50);
+
+    // An earlier instance books without listing: the list is shorter than the seats
+    // taken, and the ledger is left whole.
+    let _: () = redis_cmd(&redis, &["LTRIM", "up:phase:P1:bookings", "0", "19"]).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    store
+        .reserve(contract::reserve(&store, synthetic_id(900), "C"))
+        .await
+        .expect("up");
+    let before: i64 = redis_cmd(&redis, &["XLEN", "up:phase:P1:ledger"]).await;
+    eventually(Duration::from_secs(3), "a few full rounds", || async {
+        store.refreshes_incrementally()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let after: i64 = redis_cmd(&redis, &["XLEN", "up:phase:P1:ledger"]).await;
+    assert_eq!(after, before, "a short list stops the trimming");
+    store.shutdown().await;
 }

@@ -133,6 +133,7 @@ struct Scripts {
     attend: Script,
     close_out: Script,
     epoch: Script,
+    index: Script,
 }
 
 impl Scripts {
@@ -145,6 +146,7 @@ impl Scripts {
             attend: Script::new(include_str!("redis/attend.lua")),
             close_out: Script::new(include_str!("redis/close_out.lua")),
             epoch: Script::new(include_str!("redis/epoch.lua")),
+            index: Script::new(include_str!("redis/index.lua")),
         }
     }
 }
@@ -208,6 +210,10 @@ struct Inner {
     /// long to wait for them, in milliseconds; 0 replicas: no wait.
     wait_replicas: std::sync::atomic::AtomicU32,
     wait_timeout_ms: std::sync::atomic::AtomicU64,
+    /// Phases whose booking list is known complete (see `index.lua`), and phases whose
+    /// list was found shorter than their seats taken (warned once; not trimmed).
+    indexed: std::sync::Mutex<HashSet<String>>,
+    short_lists: std::sync::Mutex<HashSet<String>>,
 }
 
 /// How much ledger is kept behind its newest entry unless configured.
@@ -261,6 +267,12 @@ fn classify(e: &RedisError) -> StoreError {
 
 fn parse_error(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("unexpected Redis reply to {what}: {e}"))
+}
+
+/// A stream entry id, `ms-seq`, as a pair that orders as Redis orders them.
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// Decodes one value of a pipeline's reply.
@@ -360,8 +372,13 @@ impl Inner {
     }
 
     /// With replicas required ([`RedisStore::set_replication`]): waits until that many
-    /// replicas hold every write sent on the shared connection so far. `WAIT` blocks the
-    /// connection meanwhile, so the writes queued behind it share the wait.
+    /// replicas hold every write Redis applied before this call. `WAIT` waits for the
+    /// calling connection's last *replicated* write, which a read-only answer (a replay
+    /// found by another instance) or a fresh connection after a reconnect does not move:
+    /// so a tiny write (`INCR` of a barrier key) goes first in the same pipeline, and
+    /// since replication is in order, a replica that holds it holds everything before.
+    /// `WAIT` blocks the shared connection meanwhile, so what is queued behind it
+    /// (bookings, logins, registrations) shares the wait.
     async fn replicated(&self, op: &'static str) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering::Relaxed;
         let want = self.wait_replicas.load(Relaxed);
@@ -371,11 +388,15 @@ impl Inner {
         let wait_ms = self.wait_timeout_ms.load(Relaxed);
         let mut conn = self.conn.clone();
         let limit = self.timeout + Duration::from_millis(wait_ms);
-        let acked: u32 = self
+        let (acked,): (u32,) = self
             .call_within(
                 op,
                 limit,
-                ::redis::cmd("WAIT")
+                ::redis::pipe()
+                    .cmd("INCR")
+                    .arg(self.keys.replication_barrier())
+                    .ignore()
+                    .cmd("WAIT")
                     .arg(want)
                     .arg(wait_ms)
                     .query_async(&mut conn),
@@ -723,7 +744,8 @@ impl Inner {
                 )
             }),
         );
-        self.trim_ledgers(&cursors).await?;
+        self.ensure_indexed(&catalog).await?;
+        self.trim_ledgers(&catalog, &cursors).await?;
         *self.cursors.lock().unwrap_or_else(PoisonError::into_inner) = Some(cursors);
         Ok(())
     }
@@ -733,17 +755,69 @@ impl Inner {
     /// Every instance does it on its full rounds; it is idempotent. Nothing reads old
     /// entries: the audit, settlement and close-out read booking records through each
     /// phase's booking list, and the audit needs only the entries since its own cut.
-    async fn trim_ledgers(&self, cursors: &[(String, String)]) -> Result<(), StoreError> {
+    async fn trim_ledgers(
+        &self,
+        catalog: &Catalog,
+        cursors: &[(String, String)],
+    ) -> Result<(), StoreError> {
         let keep = u64::try_from(self.ledger_retention().as_millis()).unwrap_or(u64::MAX);
+        // Only ledgers whose booking list is complete (`index.lua`) and at least as long
+        // as the phase's seats taken: an instance of an earlier version, still booking
+        // without listing, leaves its bookings only in the ledger. Seats are read first:
+        // a booking counted in them is listed before the length is read.
+        let taken: Vec<u64> = catalog
+            .phases
+            .iter()
+            .map(|p| {
+                let inv = &self.mirror.inventory;
+                p.slots
+                    .iter()
+                    .map(|&s| u64::from(inv.capacity(s).saturating_sub(inv.remaining(s))))
+                    .sum()
+            })
+            .collect();
+        let mut lens = ::redis::pipe();
+        for p in &catalog.phases {
+            lens.cmd("LLEN")
+                .arg(self.keys.phase_bookings(p.phase.id.as_str()));
+        }
+        let mut conn = self.refresh_conn.clone();
+        let lens: Vec<u64> = self.bulk("trim", lens.query_async(&mut conn)).await?;
         let mut pipe = ::redis::pipe();
         let mut any = false;
-        for (ledger, last) in cursors {
+        for (((p, (ledger, last)), listed), taken) in
+            catalog.phases.iter().zip(cursors).zip(lens).zip(taken)
+        {
+            let phase = p.phase.id.as_str();
+            let indexed = self
+                .indexed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(phase);
+            if listed < taken {
+                if self
+                    .short_lists
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(phase.to_string())
+                {
+                    tracing::warn!(
+                        phase,
+                        listed,
+                        taken,
+                        "the phase's booking list is shorter than its seats taken: an \
+                         instance of an earlier version may still be booking; its ledger \
+                         is not trimmed"
+                    );
+                }
+                continue;
+            }
             let newest: u64 = last
                 .split('-')
                 .next()
                 .and_then(|ms| ms.parse().ok())
                 .unwrap_or(0);
-            if newest > keep {
+            if indexed && newest > keep {
                 pipe.cmd("XTRIM")
                     .arg(ledger)
                     .arg("MINID")
@@ -754,7 +828,6 @@ impl Inner {
             }
         }
         if any {
-            let mut conn = self.refresh_conn.clone();
             self.bulk::<()>("trim", pipe.query_async(&mut conn)).await?;
         }
         Ok(())
@@ -888,6 +961,110 @@ impl Inner {
         Ok((bookings, missing))
     }
 
+    /// Makes sure each phase's booking list holds every booking in its ledger. Redis data
+    /// written before the lists existed has bookings only in the ledger: the first
+    /// instance to need the list copies the ledger's booked entries into a list of its own
+    /// page by page, then `index.lua` adds the entries since and puts it in place,
+    /// atomically. Once per phase; until then the phase's ledger is not trimmed.
+    async fn ensure_indexed(&self, catalog: &Catalog) -> Result<(), StoreError> {
+        for p in &catalog.phases {
+            let phase = p.phase.id.as_str();
+            if self
+                .indexed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(phase)
+            {
+                continue;
+            }
+            let marker = self.keys.phase_bookings_indexed(phase);
+            let mut conn = self.conn.clone();
+            let done: bool = self
+                .call(
+                    "index",
+                    ::redis::cmd("EXISTS").arg(&marker).query_async(&mut conn),
+                )
+                .await?;
+            if !done {
+                let built = self.index_phase(phase, &marker).await?;
+                if built {
+                    tracing::info!(phase, "booking list built from the ledger");
+                }
+            }
+            self.indexed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(phase.to_string());
+        }
+        Ok(())
+    }
+
+    async fn index_phase(&self, phase: &str, marker: &str) -> Result<bool, StoreError> {
+        let list = self.keys.phase_bookings(phase);
+        // This instance's own: another building the same list at once writes another.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let tmp = format!("{list}:building:{}-{nanos}", std::process::id());
+        let key = self.keys.ledger(phase);
+        let mut from = "-".to_string();
+        let mut last = String::new();
+        loop {
+            let mut conn = self.conn.clone();
+            let page: Entries = self
+                .bulk(
+                    "index",
+                    ::redis::cmd("XRANGE")
+                        .arg(&key)
+                        .arg(&from)
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(LEDGER_PAGE)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            let full = page.len() == LEDGER_PAGE;
+            let ids: Vec<&String> = page
+                .iter()
+                .filter(|(_, f)| {
+                    f.chunks_exact(2)
+                        .any(|kv| kv[0] == "e" && kv[1] == "booked")
+                })
+                .filter_map(|(_, f)| f.chunks_exact(2).find(|kv| kv[0] == "b").map(|kv| &kv[1]))
+                .collect();
+            if !ids.is_empty() {
+                let mut conn = self.conn.clone();
+                self.bulk::<()>(
+                    "index",
+                    ::redis::cmd("RPUSH")
+                        .arg(&tmp)
+                        .arg(&ids)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            }
+            if let Some((id, _)) = page.last() {
+                last = id.clone();
+                from = format!("({id}");
+            }
+            if !full {
+                break;
+            }
+        }
+        let mut invocation = self.scripts.index.prepare_invoke();
+        invocation
+            .key(&tmp)
+            .key(&list)
+            .key(&key)
+            .key(marker)
+            .arg(&last);
+        let mut conn = self.conn.clone();
+        let built: i64 = self
+            .bulk("index", invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(built == 1)
+    }
+
     /// [`Inner::rebuild`], where a listed booking without a record is an error.
     async fn rebuild_whole(
         &self,
@@ -949,25 +1126,31 @@ impl Inner {
             .as_ref()
             .map_or_else(|| "-".to_string(), |l| format!("({l}"));
         let since = self.ledger(phase.as_str(), &start, "+").await?;
-        if let Some(last) = &cut.last {
-            // Trimming removes the oldest entries first: while the cut's own entry is
-            // there, every entry after it is too.
-            let mut conn = self.conn.clone();
-            let still: Entries = self
-                .bulk(
-                    "audit",
-                    ::redis::cmd("XRANGE")
-                        .arg(self.keys.ledger(phase.as_str()))
-                        .arg(last)
-                        .arg(last)
-                        .query_async(&mut conn),
-                )
-                .await?;
-            if still.is_empty() {
-                return Err(StoreError::Unavailable(format!(
-                    "the ledger of phase {phase} was trimmed past this audit's cut; run it again"
-                )));
-            }
+        if cut.last.is_none() && since.is_empty() {
+            // No ledger then, none now: nothing to undo (and no stream to ask about).
+            return Ok(());
+        }
+        // Entries after the cut must all be there: Redis records the largest id a trim
+        // (or a delete) removed, and while it is not past the cut, nothing after it went.
+        let mut conn = self.conn.clone();
+        let info: HashMap<String, Value> = self
+            .bulk(
+                "audit",
+                ::redis::cmd("XINFO")
+                    .arg("STREAM")
+                    .arg(self.keys.ledger(phase.as_str()))
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let deleted = match info.get("max-deleted-entry-id") {
+            Some(v) => stream_id(&decode::<String>("XINFO", Some(v.clone()))?),
+            None => None,
+        };
+        let cut_at = cut.last.as_deref().and_then(stream_id).unwrap_or((0, 0));
+        if deleted.is_some_and(|d| d > cut_at) {
+            return Err(StoreError::Unavailable(format!(
+                "the ledger of phase {phase} was trimmed past this audit's cut; run it again"
+            )));
         }
         let index: HashMap<BookingId, usize> = bookings
             .iter()
@@ -1180,6 +1363,8 @@ impl RedisStore {
                 DEFAULT_LEDGER_RETENTION.as_millis() as u64,
             ),
             wait_replicas: std::sync::atomic::AtomicU32::new(0),
+            indexed: std::sync::Mutex::new(HashSet::new()),
+            short_lists: std::sync::Mutex::new(HashSet::new()),
             wait_timeout_ms: std::sync::atomic::AtomicU64::new(500),
         });
         inner.check_durability(durability).await?;
@@ -1587,7 +1772,7 @@ impl Store for RedisStore {
         Ok(outcome)
     }
 
-    /// Reads the phase's bookings from its ledger, then lets `close_out.lua` decide each
+    /// Reads the phase's bookings from their records, then lets `close_out.lua` decide each
     /// one of the day's, in batches.
     async fn close_out(&self, phase: PhaseId, slots: Vec<SlotId>) -> Result<CloseOut, StoreError> {
         let inner = &*self.inner;
@@ -1595,6 +1780,7 @@ impl Store for RedisStore {
         let Some(pi) = catalog.phase_index(phase.as_str()) else {
             return Ok(CloseOut::default());
         };
+        inner.ensure_indexed(&catalog).await?;
         let slots: HashSet<SlotId> = slots.into_iter().collect();
         let day: Vec<String> = inner
             .rebuild_whole(&catalog, &[(pi, None)])
@@ -1635,6 +1821,7 @@ impl Store for RedisStore {
     async fn all_bookings(&self) -> Result<Vec<Booking>, StoreError> {
         let inner = &*self.inner;
         let catalog = inner.mirror.catalog.load_full();
+        inner.ensure_indexed(&catalog).await?;
         let phases: Vec<(usize, Option<Cut>)> =
             (0..catalog.phases.len()).map(|i| (i, None)).collect();
         inner.rebuild_whole(&catalog, &phases).await
@@ -1691,10 +1878,10 @@ impl Store for RedisStore {
             .collect()
     }
 
-    /// Audits one consistent cut of Redis: the ledger up to its last entry at the cut and
-    /// every counter, read in one `MULTI`/`EXEC`. Bookings are rebuilt from the ledger;
-    /// then each booking's record is checked against them, and a record that disagrees
-    /// with no later ledger entry to explain it fails the audit (logged at error level).
+    /// Audits one consistent cut of Redis: every counter, each ledger's last entry and each
+    /// booking list's length, read in one `MULTI`/`EXEC`. The bookings listed at the cut
+    /// are read from their records and rolled back to the cut by the ledger entries since
+    /// ([`Inner::rebuild`]); a listed booking without a record fails the audit.
     async fn audit(&self) -> Result<AuditReport, StoreError> {
         let inner = &*self.inner;
         {
@@ -1702,6 +1889,7 @@ impl Store for RedisStore {
             inner.reload(&mut slot_keys).await?;
         }
         let catalog = inner.mirror.catalog.load_full();
+        inner.ensure_indexed(&catalog).await?;
         let n = catalog.slots.len();
         let ids: Vec<&str> = catalog.slots.iter().map(|s| s.slot.id.as_str()).collect();
         let capacity_keys: Vec<String> = ids.iter().map(|s| inner.keys.capacity(s)).collect();

@@ -64,6 +64,16 @@ impl Keys {
         format!("{}:phase:{phase}:ledger", self.prefix)
     }
 
+    /// Incremented before each `WAIT`, so that the wait covers every write before it.
+    pub(super) fn replication_barrier(&self) -> String {
+        format!("{}:replication-barrier", self.prefix)
+    }
+
+    /// Set once the phase's booking list holds every booking of its ledger.
+    pub(super) fn phase_bookings_indexed(&self, phase: &str) -> String {
+        format!("{}:phase:{phase}:bookings:indexed", self.prefix)
+    }
+
     /// A phase's booking ids in booking order.
     pub(super) fn phase_bookings(&self, phase: &str) -> String {
         format!("{}:phase:{phase}:bookings", self.prefix)
