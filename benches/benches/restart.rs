@@ -5,7 +5,9 @@
 //! segment after it. Prints the times, the journal and snapshot sizes, and the resident
 //! memory per booking of the reopened process.
 //!
-//! `cargo bench -p slotd-benches --bench restart` (about 3 minutes on 2 cores).
+//! `cargo bench -p slotd-benches --bench restart` (about 3 minutes on 2 cores); add
+//! `-- --keys` to give every booking an `Idempotency-Key`, as real frontends do (the store
+//! then also remembers a key per booking for a day).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -68,7 +70,7 @@ fn reopen(dir: &Path, label: &str) {
     );
 }
 
-async fn write_opening(dir: &Path) {
+async fn write_opening(dir: &Path, keys: bool) {
     let store = Arc::new(EmbeddedStore::open(dir, 8_192).expect("open").0);
     let now = OffsetDateTime::now_utc();
     let mut calendar = slotd::demo::calendar(now);
@@ -101,7 +103,12 @@ async fn write_opening(dir: &Path) {
                         person: synthetic_id(2_000_000 + n),
                         channel: Channel::Web,
                         partner: None,
-                        idempotency: None,
+                        // A UUID-shaped key and a 24-hex-digit fingerprint, as the HTTP
+                        // layer makes them.
+                        idempotency: keys.then(|| slotd::store::Idempotency {
+                            key: format!("{n:08x}-5f3a-4c1e-9b7d-{:012x}", n * 7919),
+                            fingerprint: format!("{:024x}", u128::from(n) * 0x9e37_79b9),
+                        }),
                         now: OffsetDateTime::now_utc(),
                     };
                     match store.reserve(r).await.expect("reserve") {
@@ -153,6 +160,7 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return;
     }
+    let keys = args.iter().any(|a| a == "--keys");
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path().join("store");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -160,7 +168,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(write_opening(&dir));
+    rt.block_on(write_opening(&dir, keys));
     let me = std::env::current_exe().expect("exe");
     let child = |label: &str| {
         let status = std::process::Command::new(&me)
@@ -169,7 +177,8 @@ fn main() {
             .expect("child");
         assert!(status.success());
     };
-    child("journal only (baseline)");
+    let with = if keys { ", a key per booking" } else { "" };
+    child(&format!("journal only (baseline){with}"));
     // Snapshot, then a little more traffic into the new segment.
     let started = Instant::now();
     let (store, _) = EmbeddedStore::open(&dir, 8_192).expect("open");
@@ -186,5 +195,5 @@ fn main() {
     );
     rt.block_on(store.shutdown());
     drop(store);
-    child("snapshot and its segment");
+    child(&format!("snapshot and its segment{with}"));
 }

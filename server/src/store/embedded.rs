@@ -68,14 +68,61 @@ struct Person {
     keys: Vec<Key>,
 }
 
-/// An idempotency key and the booking it made or changed.
+/// An idempotency key and the booking it made or changed: 40 bytes, no allocation. The
+/// key is kept as a 128-bit SHA-256 digest (a person has at most [`KEYS_PER_PERSON`]
+/// keys: two would collide once in 2^121), the request's fingerprint as a 96-bit one.
 #[derive(Debug, Clone)]
 struct Key {
-    key: Box<str>,
-    fingerprint: Box<str>,
+    key: Digest,
+    fingerprint: [u8; 12],
+    /// When it was used, Unix seconds (to 2106).
+    at: u32,
     seq: u64,
-    /// When it was used, Unix seconds.
-    at: i64,
+}
+
+const _: () = assert!(std::mem::size_of::<Key>() == 40);
+
+type Digest = [u8; 16];
+
+fn fingerprint_of(text: &str) -> [u8; 12] {
+    let mut out = [0u8; 12];
+    out.copy_from_slice(&digest(text)[..12]);
+    out
+}
+
+/// Unix seconds as a key holds them.
+fn secs(at: i64) -> u32 {
+    u32::try_from(at.max(0)).unwrap_or(u32::MAX)
+}
+
+impl Key {
+    /// Whether the key is still remembered at `now` (Unix seconds).
+    fn live_at(&self, now: i64) -> bool {
+        i64::from(self.at) > now - KEY_LIFETIME_SECS
+    }
+}
+
+fn digest(text: &str) -> Digest {
+    use sha2::Digest as _;
+    let full = sha2::Sha256::digest(text.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+fn to_hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<Digest> {
+    if text.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 impl Person {
@@ -83,15 +130,18 @@ impl Person {
     /// keys and, past [`KEYS_PER_PERSON`], the oldest.
     fn remember(&mut self, idem: Option<&Idempotency>, seq: u64, at: i64) {
         if let Some(i) = idem {
-            self.keys.retain(|k| k.at > at - KEY_LIFETIME_SECS);
+            self.keys.retain(|k| k.live_at(at));
             if self.keys.len() >= KEYS_PER_PERSON {
                 self.keys.remove(0);
             }
+            // Exactly one more: most people use one key (a vector's default growth
+            // would reserve four).
+            self.keys.reserve_exact(1);
             self.keys.push(Key {
-                key: i.key.as_str().into(),
-                fingerprint: i.fingerprint.as_str().into(),
+                key: digest(&i.key),
+                fingerprint: fingerprint_of(&i.fingerprint),
+                at: secs(at),
                 seq,
-                at,
             });
         }
     }
@@ -103,8 +153,8 @@ impl Person {
         let k = self
             .keys
             .iter()
-            .find(|k| *k.key == *idem.key && k.at > now - KEY_LIFETIME_SECS)?;
-        if *k.fingerprint != *idem.fingerprint {
+            .find(|k| k.key == digest(&idem.key) && k.live_at(now))?;
+        if k.fingerprint != fingerprint_of(&idem.fingerprint) {
             return Some(Err(()));
         }
         self.bookings.iter().find(|b| b.seq == k.seq).map(Ok)
@@ -126,11 +176,7 @@ impl Person {
             return Vec::new();
         }
         cancelled.sort_unstable();
-        let keyed = |seq: u64| {
-            self.keys
-                .iter()
-                .any(|k| k.seq == seq && k.at > now - KEY_LIFETIME_SECS)
-        };
+        let keyed = |seq: u64| self.keys.iter().any(|k| k.seq == seq && k.live_at(now));
         let old = &cancelled[..cancelled.len() - CANCELLED_KEPT];
         let forgotten: Vec<u64> = old.iter().copied().filter(|&s| !keyed(s)).collect();
         self.bookings.retain(|b| !forgotten.contains(&b.seq));
@@ -141,7 +187,7 @@ impl Person {
     fn knows_key(&self, key: &str, at: i64) -> bool {
         self.keys
             .iter()
-            .any(|k| *k.key == *key && k.at > at - KEY_LIFETIME_SECS)
+            .any(|k| k.key == digest(key) && k.live_at(at))
     }
 
     fn held_mut(&mut self, id: &BookingId) -> Option<&mut Held> {
@@ -238,6 +284,9 @@ pub(super) enum Record {
         /// When each was used, Unix seconds (absent in older snapshots: the replay's time).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         at: Vec<i64>,
+        /// Whether keys and fingerprints are hex digests (older snapshots: the texts).
+        #[serde(default)]
+        digests: bool,
     },
 }
 
@@ -522,17 +571,40 @@ impl EmbeddedStore {
                     person.bookings.push(held);
                 }
             }
-            Record::Keys { person, keys, at } => {
+            Record::Keys {
+                person,
+                keys,
+                at,
+                digests,
+            } => {
                 let now = OffsetDateTime::now_utc().unix_timestamp();
+                // Snapshots write digests; earlier ones wrote the keys themselves.
+                let read = |text: &str| {
+                    if digests {
+                        from_hex(text)
+                    } else {
+                        Some(digest(text))
+                    }
+                };
+                let read_fingerprint = |text: &str| {
+                    if digests {
+                        let full = from_hex(&format!("{text:0<32}"))?;
+                        let mut out = [0u8; 12];
+                        out.copy_from_slice(&full[..12]);
+                        Some(out)
+                    } else {
+                        Some(fingerprint_of(text))
+                    }
+                };
                 self.people.entry(person.packed()).or_default().keys = keys
                     .into_iter()
                     .enumerate()
                     .filter_map(|(i, (key, fingerprint, booking))| {
                         Some(Key {
-                            key: key.into(),
-                            fingerprint: fingerprint.into(),
+                            key: read(&key)?,
+                            fingerprint: read_fingerprint(&fingerprint)?,
                             seq: held::sequence_of(&booking)?,
-                            at: at.get(i).copied().unwrap_or(now),
+                            at: secs(at.get(i).copied().unwrap_or(now)),
                         })
                     })
                     .collect();
@@ -1581,14 +1653,15 @@ mod tests {
         let ReserveOutcome::Booked(first) = store.reserve(r.clone()).await.expect("up") else {
             panic!("booked")
         };
-        // Within the day the key replays; a day later it is a new request, which finds
-        // the booking it made.
-        r.now += time::Duration::hours(23);
+        // Within the day the key replays (to its last second); from a day later it is a
+        // new request, which finds the booking it made.
+        let made_at = r.now;
+        r.now = made_at + time::Duration::seconds(KEY_LIFETIME_SECS - 1);
         assert_eq!(
             store.reserve(r.clone()).await.expect("up"),
             ReserveOutcome::Replayed(first.clone())
         );
-        r.now += time::Duration::hours(2);
+        r.now = made_at + time::Duration::seconds(KEY_LIFETIME_SECS);
         assert_eq!(
             store.reserve(r.clone()).await.expect("up"),
             ReserveOutcome::AlreadyHeld(first.clone())
@@ -1602,11 +1675,14 @@ mod tests {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         {
             let mut person = store.people.get_mut(&p.packed()).expect("person");
-            person.keys[0].at = now - KEY_LIFETIME_SECS - 1;
+            // Exactly a day old: expired.
+            person.keys[0].at = secs(now - KEY_LIFETIME_SECS);
             person.remember(fresh.idempotency.as_ref(), 1, now);
-            let kept: Vec<&str> = person.keys.iter().map(|k| &*k.key).collect();
-            assert_eq!(kept, ["k2"], "the expired key is forgotten");
-            person.keys[0].at = now - KEY_LIFETIME_SECS - 1;
+            let kept: Vec<Digest> = person.keys.iter().map(|k| k.key).collect();
+            assert_eq!(kept, [digest("k2")], "the expired key is forgotten");
+            person.keys[0].at = secs(now - KEY_LIFETIME_SECS - 1);
+            // A live key, named by its booking: it survives the snapshot.
+            person.remember(fresh.idempotency.as_ref(), first_seq(&first), now);
         }
         let store = Arc::new(store);
         let s = Arc::clone(&store);
@@ -1617,12 +1693,35 @@ mod tests {
         store.shutdown().await;
         drop(store);
         let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
-        let person = store.people.get(&p.packed()).expect("person");
-        assert!(
-            person.keys.is_empty(),
-            "an expired key is not in the snapshot"
+        {
+            let person = store.people.get(&p.packed()).expect("person");
+            let kept: Vec<Digest> = person.keys.iter().map(|k| k.key).collect();
+            assert_eq!(
+                kept,
+                [digest("k2")],
+                "the expired key is not in the snapshot; the live one is"
+            );
+            assert_eq!(person.bookings.len(), 1);
+        }
+        fresh.now = OffsetDateTime::now_utc();
+        assert_eq!(
+            store.reserve(fresh).await.expect("up"),
+            ReserveOutcome::Replayed(first)
         );
-        assert_eq!(person.bookings.len(), 1);
+    }
+
+    fn first_seq(b: &Booking) -> u64 {
+        held::sequence_of(&b.booking).expect("ours")
+    }
+
+    #[test]
+    fn digests_round_trip_through_hex() {
+        let d = digest("an idempotency key");
+        assert_eq!(from_hex(&to_hex(&d)), Some(d));
+        assert_eq!(to_hex(&d).len(), 32);
+        assert_eq!(from_hex("not hex at all, but 32 chars ok!"), None);
+        assert_eq!(from_hex("00"), None);
+        assert_ne!(digest("a"), digest("b"));
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use super::{EmbeddedStore, KEY_LIFETIME_SECS, Key, Record, SmsOutcome, held};
+use super::{EmbeddedStore, Key, Record, SmsOutcome, held};
 use crate::domain::{IdNumber, PhaseId};
 use crate::store::StoreError;
 use crate::store::outbox::{Delivery, MessageState};
@@ -186,11 +186,7 @@ impl EmbeddedStore {
                 }));
             }
             // Expired keys are left out: they are forgotten.
-            let keys: Vec<&Key> = entry
-                .keys
-                .iter()
-                .filter(|k| k.at > now - KEY_LIFETIME_SECS)
-                .collect();
+            let keys: Vec<&Key> = entry.keys.iter().filter(|k| k.live_at(now)).collect();
             if !keys.is_empty() {
                 out.push(encode(&Record::Keys {
                     person,
@@ -198,13 +194,14 @@ impl EmbeddedStore {
                         .iter()
                         .map(|k| {
                             (
-                                k.key.to_string(),
-                                k.fingerprint.to_string(),
+                                super::to_hex(&k.key),
+                                super::to_hex(&k.fingerprint),
                                 held::booking_id(k.seq),
                             )
                         })
                         .collect(),
-                    at: keys.iter().map(|k| k.at).collect(),
+                    at: keys.iter().map(|k| i64::from(k.at)).collect(),
+                    digests: true,
                 }));
             }
             out
