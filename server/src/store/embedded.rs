@@ -57,9 +57,10 @@ const INVITES_PER_RECORD: usize = 100_000;
 
 /// How long an idempotency key is remembered: a retry a day later is a new request.
 const KEY_LIFETIME_SECS: i64 = 24 * 3600;
-/// Cancelled bookings kept per person; older ones are forgotten, so that a person who
-/// books and cancels again and again does not grow without bound.
-const CANCELLED_KEPT: usize = 8;
+/// Cancelled bookings kept per person (their history, paged by `GET /v1/me/bookings`);
+/// older ones are forgotten, so that a person who books and cancels again and again
+/// holds at most this many (1.5 KiB) rather than growing without bound.
+const CANCELLED_KEPT: usize = 64;
 
 #[derive(Debug, Default)]
 struct Person {
@@ -183,6 +184,32 @@ impl Person {
         forgotten
     }
 
+    /// Restores the keys a snapshot wrote with booking `seq`: the person's keys stay
+    /// ordered by their time of use, newest last, at most [`KEYS_PER_PERSON`].
+    fn restore_keys(&mut self, seq: u64, keys: &[(String, String, i64)]) {
+        for (key, fingerprint, at) in keys {
+            let (Some(key), Some(full)) = (from_hex(key), from_hex(&format!("{fingerprint:0<32}")))
+            else {
+                continue;
+            };
+            if self.keys.iter().any(|k| k.key == key) {
+                continue;
+            }
+            let mut fp = [0u8; 12];
+            fp.copy_from_slice(&full[..12]);
+            self.keys.reserve_exact(1);
+            self.keys.push(Key {
+                key,
+                fingerprint: fp,
+                at: secs(*at),
+                seq,
+            });
+        }
+        self.keys.sort_by_key(|k| k.at);
+        let extra = self.keys.len().saturating_sub(KEYS_PER_PERSON);
+        self.keys.drain(..extra);
+    }
+
     /// Whether `key` is remembered and unexpired at `at` (Unix seconds).
     fn knows_key(&self, key: &str, at: i64) -> bool {
         self.keys
@@ -240,6 +267,10 @@ pub(super) enum Record {
         seq: u64,
         booking: Booking,
         key: Option<(String, String)>,
+        /// In snapshots: the remembered keys that name this booking, as hex digests of
+        /// the key and the fingerprint, with the time each was used (Unix seconds).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        keys: Vec<(String, String, i64)>,
     },
     Changed {
         person: IdNumber,
@@ -543,7 +574,12 @@ impl EmbeddedStore {
                     }
                 }
             }
-            Record::Booked { seq, booking, key } => {
+            Record::Booked {
+                seq,
+                booking,
+                key,
+                keys,
+            } => {
                 let catalog = self.catalog.load();
                 let slot = catalog.slot_index(booking.slot.as_str()).ok_or_else(|| {
                     StoreError::Internal(format!(
@@ -564,6 +600,9 @@ impl EmbeddedStore {
                         fingerprint: f,
                     };
                     person.remember(Some(&idem), seq, at);
+                }
+                if !keys.is_empty() {
+                    person.restore_keys(seq, &keys);
                 }
                 if !person.bookings.iter().any(|b| b.seq == seq) {
                     // Exactly one more: most people hold one booking.
@@ -809,6 +848,7 @@ impl EmbeddedStore {
             seq,
             booking: booking.clone(),
             key: idem_pair(&r.idempotency),
+            keys: Vec::new(),
         });
         (ReserveOutcome::Booked(booking), ack)
     }
@@ -1455,7 +1495,7 @@ mod tests {
         let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("open");
         let store = contract_loaded(store).await;
         let mut made = Vec::new();
-        for _ in 0..20 {
+        for _ in 0..80 {
             let ReserveOutcome::Booked(b) = store
                 .reserve(contract::reserve(&store, p, "C"))
                 .await
@@ -1476,7 +1516,7 @@ mod tests {
         let kept = |bookings: Vec<Booking>| -> Vec<String> {
             bookings.iter().map(|b| b.booking.to_string()).collect()
         };
-        let mut expected: Vec<String> = made[12..].iter().map(|b| b.booking.to_string()).collect();
+        let mut expected: Vec<String> = made[16..].iter().map(|b| b.booking.to_string()).collect();
         expected.push(live.booking.to_string());
         assert_eq!(kept(store.bookings_of(p).await.expect("up")), expected);
         assert_eq!(
@@ -1486,7 +1526,7 @@ mod tests {
         );
         assert!(
             store
-                .booking_by_code(&made[12].code)
+                .booking_by_code(&made[16].code)
                 .await
                 .expect("up")
                 .is_some()
@@ -1530,8 +1570,8 @@ mod tests {
             .clone();
         forgotten.sort_unstable();
         forgotten.dedup();
-        // The twelve forgotten before the snapshot, and the one its cancel forgot since.
-        let numbers: Vec<u64> = made[..13]
+        // The sixteen forgotten before the snapshot, and the one its cancel forgot since.
+        let numbers: Vec<u64> = made[..17]
             .iter()
             .filter_map(|b| held::sequence_of(&b.booking))
             .collect();
@@ -1574,6 +1614,7 @@ mod tests {
                 seq: 1,
                 booking: booking(1, "N"),
                 key: None,
+                keys: Vec::new(),
             },
             Record::Changed {
                 person,
@@ -1619,7 +1660,7 @@ mod tests {
             panic!("booked")
         };
         store.cancel(p, first.booking.clone()).await.expect("up");
-        for _ in 0..12 {
+        for _ in 0..70 {
             let ReserveOutcome::Booked(b) = store
                 .reserve(contract::reserve(&store, p, "C"))
                 .await
@@ -1634,8 +1675,8 @@ mod tests {
         };
         assert_eq!(again.booking, first.booking);
         assert_eq!(again.status, BookingStatus::Cancelled);
-        // The other cancelled ones beyond the newest 8 are forgotten.
-        assert_eq!(store.bookings_of(p).await.expect("up").len(), 9);
+        // The other cancelled ones beyond the newest 64 are forgotten.
+        assert_eq!(store.bookings_of(p).await.expect("up").len(), 65);
     }
 
     #[tokio::test]

@@ -842,7 +842,8 @@ async fn metrics_and_openapi_are_served() {
         "{text}"
     );
     assert!(text.contains("slotd_store_errors_total{op=\"reserve\"} 0"));
-    assert!(text.contains("slotd_login_lockouts_total{subject=\"account\"} 0"));
+    // (Other tests of this process lock accounts: the series exists, whatever its count.)
+    assert!(text.contains("slotd_login_lockouts_total{subject=\"account\"}"));
     assert!(text.contains("slotd_build_info{version=\""));
     assert!(text.contains("slotd_journal_fsync_seconds_bucket"));
     // The process's own figures, read at the scrape.

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use super::{EmbeddedStore, Key, Record, SmsOutcome, held};
+use super::{EmbeddedStore, Record, SmsOutcome, held};
 use crate::domain::{IdNumber, PhaseId};
 use crate::store::StoreError;
 use crate::store::outbox::{Delivery, MessageState};
@@ -179,29 +179,26 @@ impl EmbeddedStore {
                 let Some(booking) = held::spell(&current, &self.partners, person, h) else {
                     continue;
                 };
+                // The person's live keys that name this booking travel with it (a key
+                // names a booking the person holds: one that a live key names is never
+                // forgotten). Expired keys are left out: they are forgotten.
+                let keys = entry
+                    .keys
+                    .iter()
+                    .filter(|k| k.seq == h.seq && k.live_at(now))
+                    .map(|k| {
+                        (
+                            super::to_hex(&k.key),
+                            super::to_hex(&k.fingerprint),
+                            i64::from(k.at),
+                        )
+                    })
+                    .collect();
                 out.push(encode(&Record::Booked {
                     seq: h.seq,
                     booking,
                     key: None,
-                }));
-            }
-            // Expired keys are left out: they are forgotten.
-            let keys: Vec<&Key> = entry.keys.iter().filter(|k| k.live_at(now)).collect();
-            if !keys.is_empty() {
-                out.push(encode(&Record::Keys {
-                    person,
-                    keys: keys
-                        .iter()
-                        .map(|k| {
-                            (
-                                super::to_hex(&k.key),
-                                super::to_hex(&k.fingerprint),
-                                held::booking_id(k.seq),
-                            )
-                        })
-                        .collect(),
-                    at: keys.iter().map(|k| i64::from(k.at)).collect(),
-                    digests: true,
+                    keys,
                 }));
             }
             out
