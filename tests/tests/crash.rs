@@ -216,7 +216,7 @@ fn offline_audit_exits_non_zero_on_an_overbooked_slot() {
     cal.phases[0].slots[0].capacity = 1;
     let booked = |seq: u64, person: u64| {
         json!({"t": "booked", "seq": seq, "key": null, "booking": {
-            "booking": format!("b{seq}"), "code": "AAAAAA", "phase": "P1", "slot": "X00",
+            "booking": format!("b{seq:x}"), "code": slotd::domain::human_code(seq), "phase": "P1", "slot": "X00",
             "person": synthetic_id(person).to_string(), "channel": "web", "status": "booked",
             "booked_at": "2021-07-13T10:00:00+08:00"}})
     };

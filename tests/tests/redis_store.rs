@@ -1131,6 +1131,23 @@ async fn ledgers_are_trimmed_and_every_booking_is_still_read() {
         .expect("close-out");
     assert_eq!((closed.no_show, closed.attended), (70, 0));
     store.shutdown().await;
+
+    // A trimmed ledger can no longer rebuild its list: an instance that finds no marker
+    // there keeps the list as it is (this version listed every booking) rather than
+    // rebuilding it from the few entries left.
+    let _: () = redis_cmd(&redis, &["DEL", "trim:phase:P1:bookings:indexed"]).await;
+    let next = connect(&redis.url(), "trim", TIMEOUT, true).await;
+    let report = next.audit().await.expect("audit");
+    assert!(report.ok, "{:?}", report.breaches);
+    assert_eq!(
+        redis_cmd::<i64>(&redis, &["LLEN", "trim:phase:P1:bookings"]).await,
+        101
+    );
+    assert_eq!(
+        redis_cmd::<i64>(&redis, &["EXISTS", "trim:phase:P1:bookings:indexed"]).await,
+        1
+    );
+    next.shutdown().await;
 }
 
 /// The audit reads one cut of Redis while bookings change slot, are cancelled and booked

@@ -214,7 +214,12 @@ struct Inner {
     /// list was found shorter than their seats taken (warned once; not trimmed).
     indexed: std::sync::Mutex<HashSet<String>>,
     short_lists: std::sync::Mutex<HashSet<String>>,
+    /// Audits started by this instance: names its pins apart.
+    audits: std::sync::atomic::AtomicU64,
 }
+
+/// How long an audit's pin holds back trimming at most.
+const AUDIT_PIN_LIFETIME: Duration = Duration::from_secs(3_600);
 
 /// How much ledger is kept behind its newest entry unless configured.
 pub const DEFAULT_LEDGER_RETENTION: Duration = Duration::from_secs(600);
@@ -267,12 +272,6 @@ fn classify(e: &RedisError) -> StoreError {
 
 fn parse_error(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("unexpected Redis reply to {what}: {e}"))
-}
-
-/// A stream entry id, `ms-seq`, as a pair that orders as Redis orders them.
-fn stream_id(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// Decodes one value of a pipeline's reply.
@@ -744,7 +743,10 @@ impl Inner {
                 )
             }),
         );
-        self.ensure_indexed(&catalog).await?;
+        // Not fatal to the round: a phase not indexed yet is just not trimmed.
+        if let Err(e) = self.ensure_indexed(&catalog, false).await {
+            tracing::debug!("booking lists: {e}");
+        }
         self.trim_ledgers(&catalog, &cursors).await?;
         *self.cursors.lock().unwrap_or_else(PoisonError::into_inner) = Some(cursors);
         Ok(())
@@ -781,8 +783,40 @@ impl Inner {
             lens.cmd("LLEN")
                 .arg(self.keys.phase_bookings(p.phase.id.as_str()));
         }
+        // Audits in progress pin the entries from their start on (lapsed pins go).
+        lens.cmd("TIME");
+        lens.cmd("ZRANGE")
+            .arg(self.keys.audit_pins())
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES");
         let mut conn = self.refresh_conn.clone();
-        let lens: Vec<u64> = self.bulk("trim", lens.query_async(&mut conn)).await?;
+        let mut values: Vec<Value> = self.bulk("trim", lens.query_async(&mut conn)).await?;
+        let oldest: Vec<(String, f64)> = decode("ZRANGE", values.pop())?;
+        let (secs, micros): (u64, u64) = decode("TIME", values.pop())?;
+        let now_ms = secs * 1_000 + micros / 1_000;
+        let lapse = u64::try_from(AUDIT_PIN_LIFETIME.as_millis()).unwrap_or(u64::MAX);
+        let pinned = match oldest.first() {
+            Some((_, at)) if (*at as u64) + lapse < now_ms => {
+                let _: () = self
+                    .bulk(
+                        "trim",
+                        ::redis::cmd("ZREMRANGEBYSCORE")
+                            .arg(self.keys.audit_pins())
+                            .arg("-inf")
+                            .arg(now_ms.saturating_sub(lapse))
+                            .query_async(&mut conn),
+                    )
+                    .await?;
+                None
+            }
+            Some((_, at)) => Some(*at as u64),
+            None => None,
+        };
+        let lens: Vec<u64> = values
+            .into_iter()
+            .map(|v| decode("LLEN", Some(v)))
+            .collect::<Result<_, _>>()?;
         let mut pipe = ::redis::pipe();
         let mut any = false;
         for (((p, (ledger, last)), listed), taken) in
@@ -817,12 +851,15 @@ impl Inner {
                 .next()
                 .and_then(|ms| ms.parse().ok())
                 .unwrap_or(0);
-            if indexed && newest > keep {
+            let below = pinned.map_or(newest.saturating_sub(keep), |pin| {
+                pin.min(newest.saturating_sub(keep))
+            });
+            if indexed && below > 0 {
                 pipe.cmd("XTRIM")
                     .arg(ledger)
                     .arg("MINID")
                     .arg("~")
-                    .arg(newest - keep)
+                    .arg(below)
                     .ignore();
                 any = true;
             }
@@ -966,7 +1003,9 @@ impl Inner {
     /// instance to need the list copies the ledger's booked entries into a list of its own
     /// page by page, then `index.lua` adds the entries since and puts it in place,
     /// atomically. Once per phase; until then the phase's ledger is not trimmed.
-    async fn ensure_indexed(&self, catalog: &Catalog) -> Result<(), StoreError> {
+    /// With `wait`, a phase another instance is building is waited for (up to the bulk
+    /// timeout); without, it answers `Unavailable` at once.
+    async fn ensure_indexed(&self, catalog: &Catalog, wait: bool) -> Result<(), StoreError> {
         for p in &catalog.phases {
             let phase = p.phase.id.as_str();
             if self
@@ -986,9 +1025,33 @@ impl Inner {
                 )
                 .await?;
             if !done {
-                let built = self.index_phase(phase, &marker).await?;
-                if built {
-                    tracing::info!(phase, "booking list built from the ledger");
+                let deadline = Instant::now() + self.bulk_timeout;
+                loop {
+                    match self.index_phase(phase, &marker).await {
+                        Ok(true) => {
+                            tracing::info!(phase, "booking list built from the ledger");
+                            break;
+                        }
+                        Ok(false) => break,
+                        Err(StoreError::Unavailable(e))
+                            if wait
+                                && e.contains("another instance")
+                                && Instant::now() < deadline =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let mut conn = self.conn.clone();
+                            let done: bool = self
+                                .call(
+                                    "index",
+                                    ::redis::cmd("EXISTS").arg(&marker).query_async(&mut conn),
+                                )
+                                .await?;
+                            if done {
+                                break;
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             self.indexed
@@ -1001,12 +1064,92 @@ impl Inner {
 
     async fn index_phase(&self, phase: &str, marker: &str) -> Result<bool, StoreError> {
         let list = self.keys.phase_bookings(phase);
-        // This instance's own: another building the same list at once writes another.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let tmp = format!("{list}:building:{}-{nanos}", std::process::id());
         let key = self.keys.ledger(phase);
+        let mut conn = self.conn.clone();
+        // A ledger that was ever trimmed was trimmed by this version, whose scripts list
+        // every booking: its list is complete, and the ledger could not rebuild it.
+        let exists: bool = self
+            .call(
+                "index",
+                ::redis::cmd("EXISTS").arg(&key).query_async(&mut conn),
+            )
+            .await?;
+        if exists {
+            let info: HashMap<String, Value> = self
+                .call(
+                    "index",
+                    ::redis::cmd("XINFO")
+                        .arg("STREAM")
+                        .arg(&key)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            // Trims do not count as deletions in Redis 7.0 (`max-deleted-entry-id`
+            // stays 0-0): entries added beyond those left is what tells.
+            let added: u64 = decode("XINFO", info.get("entries-added").cloned())?;
+            let length: u64 = decode("XINFO", info.get("length").cloned())?;
+            if added > length {
+                self.call::<()>(
+                    "index",
+                    ::redis::cmd("SET")
+                        .arg(marker)
+                        .arg("1")
+                        .query_async(&mut conn),
+                )
+                .await?;
+                return Ok(false);
+            }
+        }
+        // One instance builds at a time (the others answer "try again" until it is done).
+        let lock = format!("{list}:building");
+        let taken: Option<String> = self
+            .call(
+                "index",
+                ::redis::cmd("SET")
+                    .arg(&lock)
+                    .arg(std::process::id())
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(120_000)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        if taken.is_none() {
+            return Err(StoreError::Unavailable(format!(
+                "another instance is building the booking list of phase {phase}; try again"
+            )));
+        }
+        let tmp = format!("{lock}:list");
+        let built = self.copy_booked(&key, &tmp, &list, marker, &lock).await;
+        if built.is_err() {
+            // Leave nothing behind: the next try starts over.
+            let mut conn = self.conn.clone();
+            let _ = self
+                .call::<()>(
+                    "index",
+                    ::redis::cmd("DEL")
+                        .arg(&tmp)
+                        .arg(&lock)
+                        .query_async(&mut conn),
+                )
+                .await;
+        }
+        built
+    }
+
+    /// Copies the ledger's booked entries into `tmp` page by page (each page also renews
+    /// the temporary list's one-hour expiry), then lets `index.lua` finish atomically.
+    async fn copy_booked(
+        &self,
+        ledger: &str,
+        tmp: &str,
+        list: &str,
+        marker: &str,
+        lock: &str,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        self.call::<()>("index", ::redis::cmd("DEL").arg(tmp).query_async(&mut conn))
+            .await?;
         let mut from = "-".to_string();
         let mut last = String::new();
         loop {
@@ -1015,7 +1158,7 @@ impl Inner {
                 .bulk(
                     "index",
                     ::redis::cmd("XRANGE")
-                        .arg(&key)
+                        .arg(ledger)
                         .arg(&from)
                         .arg("+")
                         .arg("COUNT")
@@ -1036,9 +1179,15 @@ impl Inner {
                 let mut conn = self.conn.clone();
                 self.bulk::<()>(
                     "index",
-                    ::redis::cmd("RPUSH")
-                        .arg(&tmp)
+                    ::redis::pipe()
+                        .cmd("RPUSH")
+                        .arg(tmp)
                         .arg(&ids)
+                        .ignore()
+                        .cmd("EXPIRE")
+                        .arg(tmp)
+                        .arg(3_600)
+                        .ignore()
                         .query_async(&mut conn),
                 )
                 .await?;
@@ -1053,16 +1202,87 @@ impl Inner {
         }
         let mut invocation = self.scripts.index.prepare_invoke();
         invocation
-            .key(&tmp)
-            .key(&list)
-            .key(&key)
+            .key(tmp)
+            .key(list)
+            .key(ledger)
             .key(marker)
+            .key(lock)
             .arg(&last);
         let mut conn = self.conn.clone();
         let built: i64 = self
             .bulk("index", invocation.invoke_async(&mut conn))
             .await?;
         Ok(built == 1)
+    }
+
+    /// The audit's cut and reads, under its pin (see `Store::audit` of [`RedisStore`]).
+    async fn audit_pinned(&self, catalog: &Catalog) -> Result<AuditReport, StoreError> {
+        let inner = self;
+        let n = catalog.slots.len();
+        let ids: Vec<&str> = catalog.slots.iter().map(|s| s.slot.id.as_str()).collect();
+        let capacity_keys: Vec<String> = ids.iter().map(|s| inner.keys.capacity(s)).collect();
+        let remaining_keys: Vec<String> = ids.iter().map(|s| inner.keys.remaining(s)).collect();
+
+        let mut cut = ::redis::pipe();
+        cut.atomic().cmd("GET").arg(inner.keys.calendar_version());
+        for p in &catalog.phases {
+            cut.cmd("XREVRANGE")
+                .arg(inner.keys.ledger(p.phase.id.as_str()))
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1);
+            cut.cmd("LLEN")
+                .arg(inner.keys.phase_bookings(p.phase.id.as_str()));
+        }
+        if n > 0 {
+            add_mgets(&mut cut, &capacity_keys);
+            add_mgets(&mut cut, &remaining_keys);
+        }
+        let mut conn = inner.conn.clone();
+        let values: Vec<Value> = inner.bulk("audit", cut.query_async(&mut conn)).await?;
+        let mut values = values.into_iter();
+        let version: Option<u64> = decode("GET", values.next())?;
+        if version.unwrap_or(0) != inner.mirror.version() {
+            return Err(StoreError::Unavailable(
+                "the calendar changed during the audit; run it again".into(),
+            ));
+        }
+        let mut cuts = Vec::with_capacity(catalog.phases.len());
+        for i in 0..catalog.phases.len() {
+            let last: Entries = decode("XREVRANGE", values.next())?;
+            let len: usize = decode("LLEN", values.next())?;
+            let last = last.into_iter().next().map(|(id, _)| id);
+            cuts.push((i, Some(Cut { last, len })));
+        }
+        let (capacity, remaining) = if n > 0 {
+            (
+                decode_counts(&mut values, n)?,
+                decode_counts(&mut values, n)?,
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+
+        // The bookings at the cut: their records, rolled back by the ledger since.
+        let (bookings, missing) = inner.rebuild(&catalog, &cuts).await?;
+        let counters = |s: SlotIndex| {
+            let i = s as usize;
+            (
+                capacity.get(i).copied().flatten().unwrap_or(0),
+                remaining.get(i).copied().flatten().unwrap_or(0),
+            )
+        };
+        let mut report = audit(&catalog, counters, &bookings);
+        for booking in missing {
+            tracing::error!(%booking, "a listed booking has no record");
+            report.breaches.push(crate::audit::Breach::RecordMismatch {
+                booking: booking.to_string(),
+                detail: "no record".into(),
+            });
+            report.ok = false;
+        }
+        Ok(report)
     }
 
     /// [`Inner::rebuild`], where a listed booking without a record is an error.
@@ -1126,32 +1346,8 @@ impl Inner {
             .as_ref()
             .map_or_else(|| "-".to_string(), |l| format!("({l}"));
         let since = self.ledger(phase.as_str(), &start, "+").await?;
-        if cut.last.is_none() && since.is_empty() {
-            // No ledger then, none now: nothing to undo (and no stream to ask about).
-            return Ok(());
-        }
-        // Entries after the cut must all be there: Redis records the largest id a trim
-        // (or a delete) removed, and while it is not past the cut, nothing after it went.
-        let mut conn = self.conn.clone();
-        let info: HashMap<String, Value> = self
-            .bulk(
-                "audit",
-                ::redis::cmd("XINFO")
-                    .arg("STREAM")
-                    .arg(self.keys.ledger(phase.as_str()))
-                    .query_async(&mut conn),
-            )
-            .await?;
-        let deleted = match info.get("max-deleted-entry-id") {
-            Some(v) => stream_id(&decode::<String>("XINFO", Some(v.clone()))?),
-            None => None,
-        };
-        let cut_at = cut.last.as_deref().and_then(stream_id).unwrap_or((0, 0));
-        if deleted.is_some_and(|d| d > cut_at) {
-            return Err(StoreError::Unavailable(format!(
-                "the ledger of phase {phase} was trimmed past this audit's cut; run it again"
-            )));
-        }
+        // Every entry after the cut is here: the audit's pin keeps trims below the cut
+        // (`Store::audit` of `RedisStore` checks that the pin held to the end).
         let index: HashMap<BookingId, usize> = bookings
             .iter()
             .enumerate()
@@ -1365,6 +1561,7 @@ impl RedisStore {
             wait_replicas: std::sync::atomic::AtomicU32::new(0),
             indexed: std::sync::Mutex::new(HashSet::new()),
             short_lists: std::sync::Mutex::new(HashSet::new()),
+            audits: std::sync::atomic::AtomicU64::new(0),
             wait_timeout_ms: std::sync::atomic::AtomicU64::new(500),
         });
         inner.check_durability(durability).await?;
@@ -1780,7 +1977,7 @@ impl Store for RedisStore {
         let Some(pi) = catalog.phase_index(phase.as_str()) else {
             return Ok(CloseOut::default());
         };
-        inner.ensure_indexed(&catalog).await?;
+        inner.ensure_indexed(&catalog, true).await?;
         let slots: HashSet<SlotId> = slots.into_iter().collect();
         let day: Vec<String> = inner
             .rebuild_whole(&catalog, &[(pi, None)])
@@ -1821,7 +2018,7 @@ impl Store for RedisStore {
     async fn all_bookings(&self) -> Result<Vec<Booking>, StoreError> {
         let inner = &*self.inner;
         let catalog = inner.mirror.catalog.load_full();
-        inner.ensure_indexed(&catalog).await?;
+        inner.ensure_indexed(&catalog, true).await?;
         let phases: Vec<(usize, Option<Cut>)> =
             (0..catalog.phases.len()).map(|i| (i, None)).collect();
         inner.rebuild_whole(&catalog, &phases).await
@@ -1889,72 +2086,56 @@ impl Store for RedisStore {
             inner.reload(&mut slot_keys).await?;
         }
         let catalog = inner.mirror.catalog.load_full();
-        inner.ensure_indexed(&catalog).await?;
-        let n = catalog.slots.len();
-        let ids: Vec<&str> = catalog.slots.iter().map(|s| s.slot.id.as_str()).collect();
-        let capacity_keys: Vec<String> = ids.iter().map(|s| inner.keys.capacity(s)).collect();
-        let remaining_keys: Vec<String> = ids.iter().map(|s| inner.keys.remaining(s)).collect();
-
-        let mut cut = ::redis::pipe();
-        cut.atomic().cmd("GET").arg(inner.keys.calendar_version());
-        for p in &catalog.phases {
-            cut.cmd("XREVRANGE")
-                .arg(inner.keys.ledger(p.phase.id.as_str()))
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1);
-            cut.cmd("LLEN")
-                .arg(inner.keys.phase_bookings(p.phase.id.as_str()));
+        inner.ensure_indexed(&catalog, true).await?;
+        // Pin the ledgers at Redis's clock now, before the cut: no instance trims an
+        // entry at or after a live pin, so every entry written after the cut stays until
+        // the audit has read it. A pin lapses after AUDIT_PIN_LIFETIME.
+        let pin = format!(
+            "{}-{}",
+            std::process::id(),
+            inner
+                .audits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        {
+            let mut conn = inner.conn.clone();
+            let (secs, micros): (u64, u64) = inner
+                .call("audit", ::redis::cmd("TIME").query_async(&mut conn))
+                .await?;
+            let now_ms = secs * 1_000 + micros / 1_000;
+            inner
+                .call::<()>(
+                    "audit",
+                    ::redis::cmd("ZADD")
+                        .arg(inner.keys.audit_pins())
+                        .arg(now_ms)
+                        .arg(&pin)
+                        .query_async(&mut conn),
+                )
+                .await?;
         }
-        if n > 0 {
-            add_mgets(&mut cut, &capacity_keys);
-            add_mgets(&mut cut, &remaining_keys);
-        }
+        let report = inner.audit_pinned(&catalog).await;
         let mut conn = inner.conn.clone();
-        let values: Vec<Value> = inner.bulk("audit", cut.query_async(&mut conn)).await?;
-        let mut values = values.into_iter();
-        let version: Option<u64> = decode("GET", values.next())?;
-        if version.unwrap_or(0) != inner.mirror.version() {
-            return Err(StoreError::Unavailable(
-                "the calendar changed during the audit; run it again".into(),
-            ));
-        }
-        let mut cuts = Vec::with_capacity(catalog.phases.len());
-        for i in 0..catalog.phases.len() {
-            let last: Entries = decode("XREVRANGE", values.next())?;
-            let len: usize = decode("LLEN", values.next())?;
-            let last = last.into_iter().next().map(|(id, _)| id);
-            cuts.push((i, Some(Cut { last, len })));
-        }
-        let (capacity, remaining) = if n > 0 {
-            (
-                decode_counts(&mut values, n)?,
-                decode_counts(&mut values, n)?,
+        let (held, _): (Option<f64>, i64) = inner
+            .call(
+                "audit",
+                ::redis::pipe()
+                    .cmd("ZSCORE")
+                    .arg(inner.keys.audit_pins())
+                    .arg(&pin)
+                    .cmd("ZREM")
+                    .arg(inner.keys.audit_pins())
+                    .arg(&pin)
+                    .query_async(&mut conn),
             )
-        } else {
-            (Vec::new(), Vec::new())
-        };
-
-        // The bookings at the cut: their records, rolled back by the ledger since.
-        let (bookings, missing) = inner.rebuild(&catalog, &cuts).await?;
-        let counters = |s: SlotIndex| {
-            let i = s as usize;
-            (
-                capacity.get(i).copied().flatten().unwrap_or(0),
-                remaining.get(i).copied().flatten().unwrap_or(0),
-            )
-        };
-        let mut report = audit(&catalog, counters, &bookings);
-        for booking in missing {
-            tracing::error!(%booking, "a listed booking has no record");
-            report.breaches.push(crate::audit::Breach::RecordMismatch {
-                booking: booking.to_string(),
-                detail: "no record".into(),
-            });
-            report.ok = false;
+            .await?;
+        if held.is_none() {
+            return Err(StoreError::Unavailable(format!(
+                "the audit ran past {} s and its pin on the ledgers lapsed; run it again",
+                AUDIT_PIN_LIFETIME.as_secs()
+            )));
         }
-        Ok(report)
+        report
     }
 
     async fn ready(&self) -> Result<(), String> {

@@ -206,11 +206,13 @@ impl EmbeddedStore {
         // Read once every person is written: a booking forgotten meanwhile is in one or
         // the other (or in both: its number is then listed and its record kept).
         let forgotten = std::iter::once_with(|| {
-            let seqs = self
+            let mut seqs = self
                 .forgotten
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
+            seqs.sort_unstable();
+            seqs.dedup();
             seqs.chunks(INVITED_PER_RECORD)
                 .map(|c| encode(&Record::Forgotten { seqs: c.to_vec() }))
                 .collect::<Vec<_>>()

@@ -10,11 +10,12 @@
 -- KEYS[2] booking list     LIST of the phase's booking ids in booking order
 -- KEYS[3] ledger           STREAM
 -- KEYS[4] marker           STRING, set once the list is complete
+-- KEYS[5] builder's lock   STRING, released here
 -- ARGV[1] the last ledger entry copied ('' for none)
 --
 -- Reply: 1 when this call built the list, 0 when another had already
 if redis.call('EXISTS', KEYS[4]) == 1 then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[5])
   return 0
 end
 local from = '-'
@@ -40,4 +41,5 @@ else
   redis.call('DEL', KEYS[2])
 end
 redis.call('SET', KEYS[4], '1')
+redis.call('DEL', KEYS[5])
 return 1

@@ -64,6 +64,11 @@ impl Keys {
         format!("{}:phase:{phase}:ledger", self.prefix)
     }
 
+    /// Audits in progress: a sorted set of their start times (Redis clock, ms).
+    pub(super) fn audit_pins(&self) -> String {
+        format!("{}:audit-pins", self.prefix)
+    }
+
     /// Incremented before each `WAIT`, so that the wait covers every write before it.
     pub(super) fn replication_barrier(&self) -> String {
         format!("{}:replication-barrier", self.prefix)
