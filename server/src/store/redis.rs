@@ -1265,7 +1265,7 @@ impl Inner {
         };
 
         // The bookings at the cut: their records, rolled back by the ledger since.
-        let (bookings, missing) = inner.rebuild(&catalog, &cuts).await?;
+        let (bookings, missing) = inner.rebuild(catalog, &cuts).await?;
         let counters = |s: SlotIndex| {
             let i = s as usize;
             (
@@ -1273,7 +1273,7 @@ impl Inner {
                 remaining.get(i).copied().flatten().unwrap_or(0),
             )
         };
-        let mut report = audit(&catalog, counters, &bookings);
+        let mut report = audit(catalog, counters, &bookings);
         for booking in missing {
             tracing::error!(%booking, "a listed booking has no record");
             report.breaches.push(crate::audit::Breach::RecordMismatch {
