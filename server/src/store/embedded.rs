@@ -1623,6 +1623,10 @@ mod tests {
                 key: None,
                 at: None,
             },
+            Record::Cancelled {
+                person,
+                booking: booking_id(1),
+            },
             Record::Calendar { calendar: with_n },
         ];
         let mut bytes = Vec::new();
@@ -1640,7 +1644,12 @@ mod tests {
             "C",
             "the change after it applies too"
         );
-        assert_eq!(contract::remaining_of(&store, "C"), 4);
+        assert_eq!(
+            held[0].status,
+            BookingStatus::Cancelled,
+            "and the cancel after that"
+        );
+        assert_eq!(contract::remaining_of(&store, "C"), 5);
         assert_eq!(contract::remaining_of(&store, "N"), 3);
         assert!(store.audit().await.expect("audit").ok);
     }
@@ -1677,6 +1686,49 @@ mod tests {
         assert_eq!(again.status, BookingStatus::Cancelled);
         // The other cancelled ones beyond the newest 64 are forgotten.
         assert_eq!(store.bookings_of(p).await.expect("up").len(), 65);
+    }
+
+    /// A key used again after it expired names the newer booking, in memory and after a
+    /// restart alike: replay remembers the second use, whose retry then replays it.
+    #[tokio::test]
+    async fn a_key_used_again_after_it_expired_names_the_newer_booking_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = synthetic_id(77);
+        let keyed = |store: &EmbeddedStore, now: OffsetDateTime| {
+            let mut r = contract::reserve(store, p, "C");
+            r.idempotency = Some(Idempotency {
+                key: "same".into(),
+                fingerprint: "fp".into(),
+            });
+            r.now = now;
+            r
+        };
+        let t0 = OffsetDateTime::now_utc() - time::Duration::hours(30);
+        let later = t0 + time::Duration::hours(25);
+        let second = {
+            let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("open");
+            let store = contract_loaded(store).await;
+            let ReserveOutcome::Booked(first) = store.reserve(keyed(&store, t0)).await.expect("up")
+            else {
+                panic!("booked")
+            };
+            store.cancel(p, first.booking).await.expect("up");
+            let ReserveOutcome::Booked(second) =
+                store.reserve(keyed(&store, later)).await.expect("up")
+            else {
+                panic!("a new request once the key expired")
+            };
+            store.shutdown().await;
+            second
+        };
+        let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
+        assert_eq!(
+            store
+                .reserve(keyed(&store, later + time::Duration::seconds(1)))
+                .await
+                .expect("up"),
+            ReserveOutcome::Replayed(second)
+        );
     }
 
     #[tokio::test]
