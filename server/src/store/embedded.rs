@@ -1731,6 +1731,48 @@ mod tests {
         );
     }
 
+    /// A change's key names the booking it changed: the same key and request sent for
+    /// another booking is a reused key, not a replay of the first change.
+    #[tokio::test]
+    async fn a_change_key_sent_for_another_booking_is_refused() {
+        let store = contract_loaded(EmbeddedStore::ephemeral()).await;
+        let p = synthetic_id(78);
+        store
+            .invite(PhaseId::parse(contract::INVITED_ONLY).expect("id"), vec![p])
+            .await
+            .expect("up");
+        let ReserveOutcome::Booked(open) = store
+            .reserve(contract::reserve(&store, p, "C"))
+            .await
+            .expect("up")
+        else {
+            panic!("booked")
+        };
+        let ReserveOutcome::Booked(invited) = store
+            .reserve(contract::reserve(&store, p, "Q"))
+            .await
+            .expect("up")
+        else {
+            panic!("booked")
+        };
+        let key = Some(Idempotency {
+            key: "move".into(),
+            fingerprint: "same request".into(),
+        });
+        let mut c = contract::change(&store, p, &open, "D");
+        c.idempotency = key.clone();
+        assert!(matches!(
+            store.change(c).await.expect("up"),
+            ChangeOutcome::Changed(_)
+        ));
+        let mut other = contract::change(&store, p, &invited, "Q");
+        other.idempotency = key;
+        assert_eq!(
+            store.change(other).await.expect("up"),
+            ChangeOutcome::KeyReused
+        );
+    }
+
     #[tokio::test]
     async fn an_idempotency_key_expires_after_a_day_and_expired_keys_leave_with_a_snapshot() {
         let dir = tempfile::tempdir().expect("tempdir");
