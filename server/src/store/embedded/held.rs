@@ -156,6 +156,32 @@ mod tests {
     }
 
     #[test]
+    fn a_record_whose_id_or_code_is_not_its_numbers_is_refused() {
+        let partners = Partners::default();
+        let booking = |id: &str, code: String| Booking {
+            booking: BookingId::parse(id).expect("id"),
+            code,
+            phase: crate::domain::PhaseId::parse("P1").expect("id"),
+            slot: crate::domain::SlotId::parse("A").expect("id"),
+            person: crate::domain::synthetic_id(1),
+            channel: Channel::Web,
+            partner: Some("7-11".into()),
+            status: BookingStatus::Booked,
+            booked_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let held = pack(&partners, 10, 3, &booking("ba", human_code(10))).expect("whole");
+        assert_eq!((held.seq, held.slot, held.partner), (10, 3, 1));
+        assert!(
+            pack(&partners, 10, 3, &booking("ba", human_code(11))).is_err(),
+            "code"
+        );
+        assert!(
+            pack(&partners, 10, 3, &booking("bb", human_code(10))).is_err(),
+            "id"
+        );
+    }
+
+    #[test]
     fn partners_are_numbered_once_in_order_of_first_use() {
         let p = Partners::default();
         assert_eq!(p.number(None).expect("none"), 0);
