@@ -300,7 +300,7 @@ fn secret(config: &Config, configured: Option<String>, name: &str) -> Result<Str
     let mut raw = [0u8; 24];
     getrandom::fill(&mut raw)
         .map_err(|e| BootError::Io(format!("no randomness for {name}: {e}")))?;
-    let s: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let s = hex::encode(raw);
     std::fs::create_dir_all(&config.data_dir)
         .and_then(|()| write_private(&path, &s))
         .map_err(|e| BootError::Io(format!("cannot write {}: {e}", path.display())))?;

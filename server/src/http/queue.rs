@@ -290,7 +290,7 @@ pub async fn admin<S: Store>(
             "prequeue_opens_at": rfc3339(r.prequeue_opens_at),
         })),
         "opens_at": rfc3339(info.phase.opens_at),
-        "seed": s.seed.map(|seed| seed.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        "seed": s.seed.map(hex::encode),
         "pre_queue": s.pre,
         "late": s.late,
         "admitted": s.admitted,

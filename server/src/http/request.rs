@@ -280,7 +280,7 @@ pub fn idempotency(
         h.update(part);
     }
     let digest = h.finalize();
-    let fingerprint = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let fingerprint = hex::encode(&digest[..12]);
     Ok(Some(Idempotency {
         key: key.to_string(),
         fingerprint,

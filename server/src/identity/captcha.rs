@@ -321,12 +321,7 @@ mod tests {
         // Computed independently of `Captchas::answer`.
         let mut mac = HmacSha256::new_from_slice(b"drill-key").expect("any key");
         mac.update(id.as_bytes());
-        let hex: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex = hex::encode(mac.finalize().into_bytes());
         assert_eq!(c.answer(id), hex[..6]);
         assert_eq!(c.check(id, &hex[..6], NOW), Ok(()));
         assert_eq!(c.check(id, &hex[..6].to_uppercase(), NOW), Ok(()));

@@ -51,10 +51,7 @@ pub fn new_key() -> Result<String, getrandom::Error> {
 
 /// The stored form of a key.
 pub fn key_hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 #[cfg(test)]

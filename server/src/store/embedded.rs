@@ -112,17 +112,12 @@ fn digest(text: &str) -> Digest {
 }
 
 fn to_hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(d)
 }
 
 fn from_hex(text: &str) -> Option<Digest> {
-    if text.len() != 32 {
-        return None;
-    }
     let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 

@@ -154,7 +154,7 @@ pub trait Outbox: Send + Sync + std::fmt::Debug + 'static {
 pub fn message_tag(phase: &str, person: IdNumber) -> String {
     use sha2::Digest;
     let d = sha2::Sha256::digest(format!("{phase}:{person}").as_bytes());
-    d[..4].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&d[..4])
 }
 
 /// The message id of sequence number `seq` to `person` for `phase`: `m{seq:x}-{tag}`.

@@ -47,13 +47,8 @@ fn state((seed, late, admitted, window, tick, pre): RawState) -> Result<RoomStat
         None
     } else {
         let mut out = [0u8; 16];
-        if seed.len() != 32 {
-            return Err(corrupt(format!("seed {seed:?}")));
-        }
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&seed[2 * i..2 * i + 2], 16)
-                .map_err(|e| corrupt(format!("seed: {e}")))?;
-        }
+        hex::decode_to_slice(&seed, &mut out)
+            .map_err(|e| corrupt(format!("seed {seed:?}: {e}")))?;
         Some(out)
     };
     Ok(RoomState {
@@ -100,7 +95,7 @@ impl RoomStore for RedisRooms {
         phase: &PhaseId,
         seed: [u8; 16],
     ) -> BoxFuture<'_, Result<RoomState, StoreError>> {
-        let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(seed);
         let mut inv = CLOSE.prepare_invoke();
         inv.key(self.key(phase, "state"))
             .key(self.key(phase, "pre"))
