@@ -159,6 +159,24 @@ pub mod redis_server {
             std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
         }
 
+        /// Runs one command (`["XLEN", "key"]`) on a connection of its own and decodes
+        /// its reply: for tests that look at or change Redis behind slotd's back.
+        ///
+        /// # Panics
+        /// If the server does not answer or the reply does not decode as `T`.
+        pub async fn query<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+            let client = redis::Client::open(self.url()).expect("url");
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connect");
+            let mut cmd = redis::cmd(args[0]);
+            for a in &args[1..] {
+                cmd.arg(*a);
+            }
+            cmd.query_async(&mut conn).await.expect("command")
+        }
+
         /// The process id, while it runs.
         pub fn pid(&self) -> Option<u32> {
             self.child.as_ref().map(Child::id)

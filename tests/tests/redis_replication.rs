@@ -26,19 +26,6 @@ async fn connect(url: &str) -> RedisStore {
         .expect("connects")
 }
 
-async fn command(url: &str, args: &[&str]) -> redis::Value {
-    let client = redis::Client::open(url).expect("url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query_async(&mut conn).await.expect("command")
-}
-
 /// A replica of `primary`, once its link is up and it has synced.
 fn replica_of(primary: &RedisServer) -> RedisServer {
     let port = primary.port().to_string();
@@ -155,7 +142,7 @@ async fn with_wait_every_acknowledged_booking_survives_a_failover_to_the_replica
     assert!(in_flight > 0, "the kill landed with no write in flight");
 
     // Failover: the replica becomes the primary, and an instance serves from it.
-    command(&replica.url(), &["REPLICAOF", "NO", "ONE"]).await;
+    replica.query::<()>(&["REPLICAOF", "NO", "ONE"]).await;
     let promoted = connect(&replica.url()).await;
     let mut lost = Vec::new();
     for (p, b) in &acked {

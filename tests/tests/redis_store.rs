@@ -25,6 +25,21 @@ async fn connect(url: &str, prefix: &str, timeout: Duration, fast_path: bool) ->
         .expect("connects to the test Redis")
 }
 
+/// An instance whose mirror refreshes every 20 ms, so that its full rounds (and the
+/// ledger trimming they do) come every 400 ms.
+async fn connect_refreshing_often(url: &str, prefix: &str) -> RedisStore {
+    RedisStore::connect_with(
+        url,
+        prefix,
+        TIMEOUT,
+        Durability::Fast,
+        true,
+        Duration::from_millis(20),
+    )
+    .await
+    .expect("connects to the test Redis")
+}
+
 /// Polls `check` every 20 ms until it holds or `within` passes.
 async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
 where
@@ -1037,35 +1052,13 @@ async fn booking_ids_and_codes_are_never_reissued_after_redis_rolls_back() {
     assert!(store.audit().await.expect("audit").ok);
 }
 
-async fn xlen(redis: &RedisServer, key: &str) -> usize {
-    let client = redis::Client::open(redis.url()).expect("url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    redis::cmd("XLEN")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .expect("XLEN")
-}
-
 /// Ledgers are trimmed to the retention behind their newest entry, and what used to
 /// replay them (the audit, settlement's read of every booking, the close-out) reads the
 /// booking records instead: nothing is lost with the old entries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledgers_are_trimmed_and_every_booking_is_still_read() {
     let redis = RedisServer::fast();
-    let store = RedisStore::connect_with(
-        &redis.url(),
-        "trim",
-        TIMEOUT,
-        Durability::Fast,
-        true,
-        Duration::from_millis(20),
-    )
-    .await
-    .expect("connects");
+    let store = connect_refreshing_often(&redis.url(), "trim").await;
     store.set_ledger_retention(Duration::from_secs(1));
     fixture_everywhere(&store, &[]).await;
     let mut booked = Vec::new();
@@ -1091,7 +1084,7 @@ async fn ledgers_are_trimmed_and_every_booking_is_still_read() {
         store.cancel(*p, b.booking.clone()).await.expect("up");
     }
     let ledger = "trim:phase:P1:ledger";
-    let written = xlen(&redis, ledger).await;
+    let written = redis.query::<usize>(&["XLEN", ledger]).await;
     assert_eq!(written, 170);
     // Newer entries, more than the retention later, move the ledger's newest entry on.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
@@ -1103,7 +1096,7 @@ async fn ledgers_are_trimmed_and_every_booking_is_still_read() {
     eventually(
         Duration::from_secs(5),
         "the old entries are trimmed",
-        || async { xlen(&redis, ledger).await < written / 2 },
+        || async { redis.query::<usize>(&["XLEN", ledger]).await < written / 2 },
     )
     .await;
 
@@ -1135,16 +1128,22 @@ async fn ledgers_are_trimmed_and_every_booking_is_still_read() {
     // A trimmed ledger can no longer rebuild its list: an instance that finds no marker
     // there keeps the list as it is (this version listed every booking) rather than
     // rebuilding it from the few entries left.
-    let _: () = redis_cmd(&redis, &["DEL", "trim:phase:P1:bookings:indexed"]).await;
+    let _: () = redis
+        .query(&["DEL", "trim:phase:P1:bookings:indexed"])
+        .await;
     let next = connect(&redis.url(), "trim", TIMEOUT, true).await;
     let report = next.audit().await.expect("audit");
     assert!(report.ok, "{:?}", report.breaches);
     assert_eq!(
-        redis_cmd::<i64>(&redis, &["LLEN", "trim:phase:P1:bookings"]).await,
+        redis
+            .query::<i64>(&["LLEN", "trim:phase:P1:bookings"])
+            .await,
         101
     );
     assert_eq!(
-        redis_cmd::<i64>(&redis, &["EXISTS", "trim:phase:P1:bookings:indexed"]).await,
+        redis
+            .query::<i64>(&["EXISTS", "trim:phase:P1:bookings:indexed"])
+            .await,
         1
     );
     next.shutdown().await;
@@ -1270,19 +1269,6 @@ async fn the_audit_holds_while_bookings_change_under_it() {
     assert!(auditor.audit().await.expect("audit").ok);
 }
 
-async fn redis_cmd<T: redis::FromRedisValue>(redis: &RedisServer, args: &[&str]) -> T {
-    let client = redis::Client::open(redis.url()).expect("url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query_async(&mut conn).await.expect("command")
-}
-
 /// Redis data written before the per-phase booking lists existed has its bookings only
 /// in the ledger: the first instance of this version builds each list from the ledger
 /// before anything reads it or trims the ledger. A list that falls short of the seats
@@ -1309,36 +1295,27 @@ async fn an_earlier_versions_data_gets_its_booking_lists_before_its_ledgers_are_
     for (p, b) in &booked[..10] {
         earlier.cancel(*p, b.booking.clone()).await.expect("up");
     }
-    let ttl: i64 = redis_cmd(&redis, &["TTL", &format!("up:person:{}:keys", booked[0].0)]).await;
+    let ttl: i64 = redis
+        .query(&["TTL", &format!("up:person:{}:keys", booked[0].0)])
+        .await;
     assert!(
         (86_000..=86_400).contains(&ttl),
         "keys expire in a day: {ttl}"
     );
     earlier.shutdown().await;
     // What the earlier version left: no lists, no markers.
-    let _: () = redis_cmd(
-        &redis,
-        &[
+    let _: () = redis
+        .query(&[
             "DEL",
             "up:phase:P1:bookings",
             "up:phase:P1:bookings:indexed",
-        ],
-    )
-    .await;
+        ])
+        .await;
 
-    let store = RedisStore::connect_with(
-        &redis.url(),
-        "up",
-        TIMEOUT,
-        Durability::Fast,
-        true,
-        Duration::from_millis(20),
-    )
-    .await
-    .expect("connects");
+    let store = connect_refreshing_often(&redis.url(), "up").await;
     store.set_ledger_retention(Duration::from_secs(1));
     eventually(Duration::from_secs(5), "the list is built", || async {
-        redis_cmd::<i64>(&redis, &["LLEN", "up:phase:P1:bookings"]).await == 50
+        redis.query::<i64>(&["LLEN", "up:phase:P1:bookings"]).await == 50
     })
     .await;
     let report = store.audit().await.expect("audit");
@@ -1347,19 +1324,21 @@ async fn an_earlier_versions_data_gets_its_booking_lists_before_its_ledgers_are_
 
     // An earlier instance books without listing: the list is shorter than the seats
     // taken, and the ledger is left whole.
-    let _: () = redis_cmd(&redis, &["LTRIM", "up:phase:P1:bookings", "0", "19"]).await;
+    let _: () = redis
+        .query(&["LTRIM", "up:phase:P1:bookings", "0", "19"])
+        .await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     store
         .reserve(contract::reserve(&store, synthetic_id(900), "C"))
         .await
         .expect("up");
-    let before: i64 = redis_cmd(&redis, &["XLEN", "up:phase:P1:ledger"]).await;
+    let before: i64 = redis.query(&["XLEN", "up:phase:P1:ledger"]).await;
     eventually(Duration::from_secs(3), "a few full rounds", || async {
         store.refreshes_incrementally()
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let after: i64 = redis_cmd(&redis, &["XLEN", "up:phase:P1:ledger"]).await;
+    let after: i64 = redis.query(&["XLEN", "up:phase:P1:ledger"]).await;
     assert_eq!(after, before, "a short list stops the trimming");
     store.shutdown().await;
 }

@@ -1532,14 +1532,7 @@ mod tests {
         // Replaying the journal forgets the same ones.
         let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
         assert_eq!(kept(store.bookings_of(p).await.expect("up")), expected);
-        let store = Arc::new(store);
-        let s = Arc::clone(&store);
-        tokio::task::spawn_blocking(move || s.snapshot())
-            .await
-            .expect("join")
-            .expect("snapshot");
-        store.shutdown().await;
-        drop(store);
+        snapshot_and_close(store).await;
 
         // So does the snapshot, which lists the forgotten numbers for repair.
         let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
@@ -1814,14 +1807,7 @@ mod tests {
             // A live key, named by its booking: it survives the snapshot.
             person.remember(fresh.idempotency.as_ref(), first_seq(&first), now);
         }
-        let store = Arc::new(store);
-        let s = Arc::clone(&store);
-        tokio::task::spawn_blocking(move || s.snapshot())
-            .await
-            .expect("join")
-            .expect("snapshot");
-        store.shutdown().await;
-        drop(store);
+        snapshot_and_close(store).await;
         let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
         {
             let person = store.people.get(&p.packed()).expect("person");
@@ -1877,14 +1863,7 @@ mod tests {
             panic!("booked")
         };
         assert_eq!(web.partner, None);
-        let store = Arc::new(store);
-        let s = Arc::clone(&store);
-        tokio::task::spawn_blocking(move || s.snapshot())
-            .await
-            .expect("join")
-            .expect("snapshot");
-        store.shutdown().await;
-        drop(store);
+        snapshot_and_close(store).await;
         let (store, _) = EmbeddedStore::open(dir.path(), 64).expect("reopen");
         assert_eq!(store.bookings_of(p).await.expect("up"), vec![made.clone()]);
         assert_eq!(
@@ -2108,6 +2087,18 @@ mod tests {
         std::fs::write(dir.path().join("journal.log"), &bytes).expect("write");
         let (_, report) = EmbeddedStore::open_read_only(dir.path()).expect("read");
         assert_eq!((report.records, report.truncated_bytes), (1, 6));
+    }
+
+    /// Writes a snapshot (on a blocking thread, as the compactor does) and closes the
+    /// store, so that the directory can be reopened.
+    async fn snapshot_and_close(store: EmbeddedStore) {
+        let store = Arc::new(store);
+        let s = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || s.snapshot())
+            .await
+            .expect("join")
+            .expect("snapshot");
+        store.shutdown().await;
     }
 
     async fn contract_loaded(store: EmbeddedStore) -> EmbeddedStore {

@@ -998,6 +998,15 @@ impl Inner {
         Ok((bookings, missing))
     }
 
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        self.call(
+            "exists",
+            ::redis::cmd("EXISTS").arg(key).query_async(&mut conn),
+        )
+        .await
+    }
+
     /// Makes sure each phase's booking list holds every booking in its ledger. Redis data
     /// written before the lists existed has bookings only in the ledger: the first
     /// instance to need the list copies the ledger's booked entries into a list of its own
@@ -1017,13 +1026,7 @@ impl Inner {
                 continue;
             }
             let marker = self.keys.phase_bookings_indexed(phase);
-            let mut conn = self.conn.clone();
-            let done: bool = self
-                .call(
-                    "index",
-                    ::redis::cmd("EXISTS").arg(&marker).query_async(&mut conn),
-                )
-                .await?;
+            let done = self.exists(&marker).await?;
             if !done {
                 let deadline = Instant::now() + self.bulk_timeout;
                 loop {
@@ -1039,13 +1042,7 @@ impl Inner {
                                 && Instant::now() < deadline =>
                         {
                             tokio::time::sleep(Duration::from_millis(50)).await;
-                            let mut conn = self.conn.clone();
-                            let done: bool = self
-                                .call(
-                                    "index",
-                                    ::redis::cmd("EXISTS").arg(&marker).query_async(&mut conn),
-                                )
-                                .await?;
+                            let done = self.exists(&marker).await?;
                             if done {
                                 break;
                             }
@@ -1068,13 +1065,7 @@ impl Inner {
         let mut conn = self.conn.clone();
         // A ledger that was ever trimmed was trimmed by this version, whose scripts list
         // every booking: its list is complete, and the ledger could not rebuild it.
-        let exists: bool = self
-            .call(
-                "index",
-                ::redis::cmd("EXISTS").arg(&key).query_async(&mut conn),
-            )
-            .await?;
-        if exists {
+        if self.exists(&key).await? {
             let info: HashMap<String, Value> = self
                 .call(
                     "index",
