@@ -10,7 +10,12 @@
 //!
 //! Run with `cargo bench --workspace --bench NAME` (see `BENCHMARKS.md`). The crate also
 //! builds `open-loop` (`open-loop/`), the fixed-rate HTTP load generator that
-//! `scripts/bench-goodput` drives against the release server.
+//! `scripts/bench-goodput` drives against the release server, and the bench-only servers
+//! that `scripts/bench-http` measures slotd against, all behind one HTTP edge (`edge`):
+//! `bare` (`bare/`, the bare hyper stack with an atomic per slot) and `peer-postgres`
+//! (`peer-postgres/`, one Postgres transaction per booking; feature `peers`).
+
+pub mod edge;
 
 use slotd::domain::{Calendar, MAX_SLOT_CAPACITY};
 use slotd::store::{EmbeddedStore, Store};
