@@ -65,10 +65,13 @@ pub struct Catalog {
     pub sites: Vec<Site>,
     pub phases: Vec<PhaseInfo>,
     pub slots: Vec<SlotInfo>,
-    site_index: HashMap<SiteId, usize>,
-    phase_index: HashMap<PhaseId, usize>,
-    slot_index: HashMap<SlotId, SlotIndex>,
+    site_index: HashMap<SiteId, usize, Fast>,
+    phase_index: HashMap<PhaseId, usize, Fast>,
+    slot_index: HashMap<SlotId, SlotIndex, Fast>,
 }
+
+/// The indexes' hasher: every booking looks its slot up, more than once.
+type Fast = foldhash::fast::RandomState;
 
 /// What a merge changes in the inventory: `(slot, new capacity)` for every slot that
 /// is new or whose capacity differs.

@@ -29,7 +29,7 @@ struct Window {
 #[derive(Debug)]
 pub struct RateLimiter {
     per_second: u32,
-    windows: DashMap<u64, Window>,
+    windows: DashMap<u64, Window, foldhash::fast::RandomState>,
 }
 
 fn key_hash(key: &str) -> u64 {
@@ -48,7 +48,7 @@ impl RateLimiter {
     pub fn new(per_second: u32) -> Self {
         Self {
             per_second,
-            windows: DashMap::with_shard_amount(64),
+            windows: DashMap::with_hasher_and_shard_amount(foldhash::fast::RandomState::default(), 64),
         }
     }
 

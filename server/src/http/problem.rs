@@ -240,7 +240,11 @@ impl Problem {
             title: title(self.code, lang),
             status: status.as_u16(),
         };
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        // Most problems fit: one allocation, no growth.
+        let mut bytes = Vec::with_capacity(384);
+        if serde_json::to_writer(&mut bytes, &body).is_err() {
+            bytes.clear();
+        }
         let mut r = Response::new(Full::new(Bytes::from(bytes)));
         *r.status_mut() = status;
         let h = r.headers_mut();

@@ -310,8 +310,16 @@ pub enum Resolved<'a> {
 
 /// Resolves a request line. The template is the metrics label, never the raw path.
 pub fn resolve<'a>(method: &Method, path: &'a str) -> Resolved<'a> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (route, template): (Option<Route<'a>>, &'static str) = match (method, segments.as_slice()) {
+    // No route has more than six segments: a path with more (up to the array) matches
+    // none, and one with more still is cut off into the last slot, which matches none
+    // either. No allocation: every request passes here.
+    let mut segments = [""; 8];
+    let mut n = 0;
+    for (i, segment) in path.trim_start_matches('/').splitn(8, '/').enumerate() {
+        segments[i] = segment;
+        n = i + 1;
+    }
+    let (route, template): (Option<Route<'a>>, &'static str) = match (method, &segments[..n]) {
         (&Method::GET, ["health", "live"]) => (Some(Route::Live), "/health/live"),
         (_, ["health", "live"]) => (None, "/health/live"),
         (&Method::GET, ["health", "ready"]) => (Some(Route::Ready), "/health/ready"),

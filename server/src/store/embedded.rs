@@ -45,6 +45,9 @@ mod snapshot;
 
 use held::{Held, Partners, booking_id};
 
+/// The person maps' hasher: keys are packed ID numbers, hashed on every request.
+type Fast = foldhash::fast::RandomState;
+
 pub use snapshot::SnapshotReport;
 
 /// The longest a write waits for its record to be durable before it answers 503.
@@ -385,7 +388,7 @@ impl SmsOutcome {
 pub struct EmbeddedStore {
     pub(super) catalog: ArcSwap<Catalog>,
     inventory: Inventory,
-    people: DashMap<u64, Person>,
+    people: DashMap<u64, Person, Fast>,
     /// `(phase index, person)`.
     pub(super) invited: DashSet<(u32, u64)>,
     /// Settled invitations and their messages. Its lock is held while an invitation
@@ -393,7 +396,7 @@ pub struct EmbeddedStore {
     /// change the way memory saw it.
     pub(super) outbox: std::sync::Mutex<Book>,
     /// Booking sequence number → its person: check-in finds a booking by its code.
-    owners: DashMap<u64, u64>,
+    owners: DashMap<u64, u64, Fast>,
     /// Kiosk partners named by bookings (see [`Held`]).
     partners: Partners,
     /// Numbers of the cancelled bookings forgotten (8 bytes each, where a booking held is
@@ -430,9 +433,9 @@ impl EmbeddedStore {
             catalog: ArcSwap::from_pointee(Catalog::default()),
             inventory: Inventory::new(),
             // Many shards: each write holds one shard's lock for a few hundred nanoseconds.
-            people: DashMap::with_shard_amount(256),
+            people: DashMap::with_hasher_and_shard_amount(Fast::default(), 256),
             invited: DashSet::new(),
-            owners: DashMap::new(),
+            owners: DashMap::with_hasher(Fast::default()),
             partners: Partners::default(),
             forgotten: std::sync::Mutex::new(Vec::new()),
             outbox: std::sync::Mutex::new(Book::default()),
