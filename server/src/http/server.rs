@@ -31,13 +31,12 @@ pub async fn run<S: Store>(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
-        // hyper 1.12 runs this timer from the end of one response to the headers of the
-        // next, idle keep-alive time included. Below the idle timeout it would close idle
-        // connections early, under a load balancer that still reuses them (which then
-        // answers 502): so it is the larger of the two, a backstop, and each connection's
-        // watchdog (`connection::watch`) applies the real header and idle timeouts.
-        .header_read_timeout(limits.header_read_timeout.max(limits.idle_timeout))
+        // hyper 1.12's own header timer runs from the end of one response to the headers
+        // of the next, idle keep-alive time included, so it cannot tell a load balancer's
+        // pooled connection from a client trickling headers; and it costs a boxed timer
+        // armed and dropped on every request. Each connection's watchdog
+        // (`connection::watch`) applies the header and idle timeouts instead.
+        .header_read_timeout(None)
         .keep_alive(true);
     builder
         .http2()
