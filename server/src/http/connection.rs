@@ -118,9 +118,9 @@ impl Conn {
         if self.first_byte.load(Ordering::Relaxed) == NONE
             && self.active.load(Ordering::Relaxed) == 0
         {
+            // No wake-up: the watchdog never sleeps longer than a header timeout, so it
+            // looks again by this byte's header deadline at the latest (see `watch`).
             self.first_byte.store(self.now(), Ordering::Relaxed);
-            // The header deadline may come before the idle one the watchdog sleeps on.
-            self.wake.notify_one();
         }
     }
 
@@ -206,11 +206,16 @@ impl Drop for Request {
 }
 
 /// Resolves when `conn` must close, with the reason. Sleeps until the nearest deadline;
-/// the first byte of a request and an eviction wake it earlier.
+/// an eviction wakes it earlier, and it never sleeps longer than one header timeout.
 pub async fn watch(conn: &Conn, clocks: Clocks) -> Closed {
     loop {
-        let at = match conn.deadline(&clocks, conn.now()) {
-            Ok(at) => at,
+        let now = conn.now();
+        let at = match conn.deadline(&clocks, now) {
+            // Never past one header timeout from now: a request's first byte, whose
+            // header deadline is a header timeout after it, then needs no wake-up, so a
+            // busy keep-alive connection re-arms its timer once per header timeout, not
+            // once per request. An idle connection wakes that often to look, and sleeps on.
+            Ok(at) => at.min(now.saturating_add(ms(clocks.header))),
             Err(reason) => return reason,
         };
         let until = conn.epoch + Duration::from_millis(at);
