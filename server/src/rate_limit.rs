@@ -48,7 +48,10 @@ impl RateLimiter {
     pub fn new(per_second: u32) -> Self {
         Self {
             per_second,
-            windows: DashMap::with_hasher_and_shard_amount(foldhash::fast::RandomState::default(), 64),
+            windows: DashMap::with_hasher_and_shard_amount(
+                foldhash::fast::RandomState::default(),
+                64,
+            ),
         }
     }
 
