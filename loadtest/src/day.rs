@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::answer::CheckedIn;
 use crate::provision::post;
 use crate::state::{Drill, Route, Sample};
 
@@ -44,11 +45,11 @@ impl Day {
     }
 }
 
-/// One check-in to make: the person, their site, and what staff type.
+/// One check-in to make: the person, their site, and what staff type (the JSON body).
 struct Visit {
     person: usize,
     site: String,
-    body: Value,
+    body: String,
     by_id: bool,
 }
 
@@ -75,7 +76,8 @@ pub async fn run(
             json!({"id_number": d.scenario.people[a.person].id.to_string()})
         } else {
             json!({"code": a.code})
-        };
+        }
+        .to_string();
         visits.push(Visit {
             person: a.person,
             site: a.site.clone(),
@@ -123,17 +125,22 @@ pub async fn run(
                     .post(format!("{base}/v1/sites/{}/check-ins", v.site))
                     .header("authorization", format!("Bearer {}", tokens[&v.site]))
                     .header("content-type", "application/json")
-                    .body(v.body.to_string())
+                    .body(v.body)
                     .send()
                     .await;
                 let (status, body) = match r {
                     Ok(r) => {
                         let status = r.status().as_u16();
-                        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+                        (status, r.bytes().await.map(Vec::from).unwrap_or_default())
                     }
-                    Err(_) => (0, Value::Null),
+                    Err(_) => (0, Vec::new()),
                 };
-                let code = body["code"].as_str().unwrap_or("").to_string();
+                let answer = crate::answer::read::<CheckedIn<'_>>(&body);
+                let code = answer
+                    .as_ref()
+                    .and_then(|a| a.code)
+                    .unwrap_or("")
+                    .to_string();
                 d.record(Sample {
                     at,
                     route: Route::CheckIn,
@@ -141,7 +148,7 @@ pub async fn run(
                     latency_us: at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32,
                     code: (status >= 400).then(|| code.clone()),
                 });
-                let attended = status == 200 && body["status"] == "attended";
+                let attended = status == 200 && answer.and_then(|a| a.status) == Some("attended");
                 done.push((v.person, v.by_id, attended, format!("{status} {code}")));
             }
             done

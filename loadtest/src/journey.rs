@@ -6,28 +6,39 @@
 //! something broken.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use goose::goose::{GooseMethod, GooseRequest, GooseUser, TransactionResult};
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
+use crate::answer::{self, Booked, Bookings, Coded, Queued, Token};
+use crate::model::{Person, Rng};
+use crate::page::{Index, Page, Seat};
 use crate::provision::PASSWORD;
+use crate::state::{Acked, Drill, Route, Sample, Solved, drill};
 
-use crate::model::{Person, Rng, zipf};
-use crate::state::{Acked, Drill, Route, Sample, drill};
-
-/// What one HTTP exchange gave.
+/// What one HTTP exchange gave: the status (0: no answer), `Retry-After`, the body as
+/// it came, an availability page's `ETag`, and an error answer's problem code.
 struct Reply {
     status: u16,
     retry_after: Option<u64>,
-    body: Value,
+    etag: Option<String>,
+    body: Vec<u8>,
+    /// The problem `code` of an answer `>= 400` (empty when it has none).
+    code: Option<String>,
 }
 
 impl Reply {
     fn code(&self) -> &str {
-        self.body["code"].as_str().unwrap_or("")
+        self.code.as_deref().unwrap_or("")
+    }
+
+    /// The body as the answer `T` the caller expects.
+    fn read<'a, T: Deserialize<'a>>(&'a self) -> Option<T> {
+        answer::read(&self.body)
     }
 }
 
@@ -49,6 +60,85 @@ async fn send(
     .await
 }
 
+/// The request builder for `method` and the absolute `url`, from the user's own client.
+/// Goose's `get_request_builder` would parse the URL once more only to find it absolute.
+fn request_builder(user: &GooseUser, method: &GooseMethod, url: &str) -> reqwest::RequestBuilder {
+    let method = match method {
+        GooseMethod::Delete => reqwest::Method::DELETE,
+        GooseMethod::Get => reqwest::Method::GET,
+        GooseMethod::Head => reqwest::Method::HEAD,
+        GooseMethod::Patch => reqwest::Method::PATCH,
+        GooseMethod::Post => reqwest::Method::POST,
+        GooseMethod::Put => reqwest::Method::PUT,
+        // The drill names every method it sends; a custom one is never built here.
+        GooseMethod::Custom => reqwest::Method::GET,
+    };
+    user.client.request(method, url)
+}
+
+/// Sends `rb` through goose (which times and counts it for its report), reads the whole
+/// answer, marks it a success for goose when its status is `expected`, and records the
+/// drill's own sample.
+async fn exchange(
+    user: &mut GooseUser,
+    d: &Drill,
+    route: Route,
+    method: GooseMethod,
+    url: &str,
+    rb: reqwest::RequestBuilder,
+    expected: &[u16],
+) -> Result<Reply, Box<goose::goose::TransactionError>> {
+    let request = GooseRequest::builder()
+        .method(method)
+        .path(url)
+        .name(route.name())
+        .set_request_builder(rb)
+        .build();
+    let started = Instant::now();
+    let mut goose = user.request(request).await?;
+    let mut reply = match goose.response {
+        Ok(r) => {
+            let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok());
+            let retry_after = header("retry-after").and_then(|v| v.parse().ok());
+            // Only availability pages are parsed by their tag.
+            let etag = (route == Route::Availability)
+                .then(|| header("etag").map(str::to_owned))
+                .flatten();
+            let status = r.status().as_u16();
+            Reply {
+                status,
+                retry_after,
+                etag,
+                body: r.bytes().await.map(Vec::from).unwrap_or_default(),
+                code: None,
+            }
+        }
+        Err(_) => Reply {
+            status: 0,
+            retry_after: None,
+            etag: None,
+            body: Vec::new(),
+            code: None,
+        },
+    };
+    let latency = started.elapsed();
+    if expected.contains(&reply.status) {
+        user.set_success(&mut goose.request)?;
+    }
+    if reply.status >= 400 {
+        let code = reply.read::<Coded<'_>>().and_then(|c| c.code).unwrap_or("");
+        reply.code = Some(code.to_owned());
+    }
+    d.record(Sample {
+        at: started,
+        route,
+        status: reply.status,
+        latency_us: latency.as_micros().min(u128::from(u32::MAX)) as u32,
+        code: reply.code.clone(),
+    });
+    Ok(reply)
+}
+
 /// [`send`] with a `Queue-Ticket`.
 #[allow(clippy::too_many_arguments)]
 async fn send_with(
@@ -63,7 +153,7 @@ async fn send_with(
     idem: Option<&str>,
     expected: &[u16],
 ) -> Result<Reply, Box<goose::goose::TransactionError>> {
-    let mut rb = user.get_request_builder(&method, url)?;
+    let mut rb = request_builder(user, &method, url);
     if let Some(t) = token {
         rb = rb.header("authorization", format!("Bearer {t}"));
     }
@@ -76,91 +166,39 @@ async fn send_with(
     if let Some(b) = body {
         rb = rb.header("content-type", "application/json").body(b);
     }
-    let request = GooseRequest::builder()
-        .method(method)
-        .path(url)
-        .name(route.name())
-        .set_request_builder(rb)
-        .build();
-    let started = Instant::now();
-    let mut goose = user.request(request).await?;
-    let (status, retry_after, body) = match goose.response {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            let retry_after = r
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
-            let text = r.text().await.unwrap_or_default();
-            (
-                status,
-                retry_after,
-                serde_json::from_str(&text).unwrap_or(Value::Null),
-            )
-        }
-        Err(_) => (0, None, Value::Null),
-    };
-    let latency = started.elapsed();
-    if expected.contains(&status) {
-        user.set_success(&mut goose.request)?;
-    }
-    let reply = Reply {
-        status,
-        retry_after,
-        body,
-    };
-    d.record(Sample {
-        at: started,
-        route,
-        status,
-        latency_us: latency.as_micros().min(u128::from(u32::MAX)) as u32,
-        code: (status >= 400).then(|| reply.code().to_string()),
-    });
-    Ok(reply)
+    exchange(user, d, route, method, url, rb, expected).await
 }
 
-/// A seat a person could take: (site index in the page, slot id, rank of the slot in time).
-struct Candidate {
-    site_popularity: f64,
-    slot: String,
-    time_rank: usize,
+/// Reads an availability page answered to `url`, by its tag (see [`crate::page`]).
+fn page_of(d: &Drill, url: &str, r: &Reply) -> Arc<Page> {
+    d.slots.page(url, r.etag.as_deref(), &r.body)
 }
 
-fn candidates(d: &Drill, page: &Value, tried: &HashSet<String>) -> Vec<Candidate> {
-    let mut out = Vec::new();
-    for site in page["sites"].as_array().into_iter().flatten() {
-        let popularity = site["site"]
-            .as_str()
-            .and_then(|id| d.popularity.get(id).copied())
-            .unwrap_or(0.1);
-        for (rank, slot) in site["slots"].as_array().into_iter().flatten().enumerate() {
-            let Some(id) = slot["slot"].as_str() else {
-                continue;
-            };
-            if slot["remaining"].as_u64().unwrap_or(0) > 0 && !tried.contains(id) {
-                out.push(Candidate {
-                    site_popularity: popularity,
-                    slot: id.to_string(),
-                    time_rank: rank,
-                });
-            }
-        }
-    }
-    out
+/// A seat a person could take, among those of a page they have not tried.
+fn candidates(page: &Page, tried: &[u32]) -> Vec<Seat> {
+    page.open
+        .iter()
+        .filter(|s| !tried.contains(&s.slot))
+        .copied()
+        .collect()
 }
 
 /// Picks by site popularity times a Zipf preference for early times.
-fn choose(rng: &mut Rng, d: &Drill, cands: &[Candidate]) -> Option<usize> {
+fn choose(rng: &mut Rng, d: &Drill, cands: &[Seat]) -> Option<usize> {
     if cands.is_empty() {
         return None;
     }
-    let time = zipf(64, d.scenario.params.zipf_times);
+    let time = &d.time_weights;
     let weights: Vec<f64> = cands
         .iter()
-        .map(|c| c.site_popularity * time[c.time_rank.min(63)])
+        .map(|c| c.popularity * time[usize::from(c.rank).min(time.len() - 1)])
         .collect();
     Some(rng.weighted(&weights))
+}
+
+/// The `{"slot": …}` body that books or changes to `slot`.
+fn slot_body(d: &Drill, slot: u32) -> String {
+    format!("{{\"slot\":\"{}\"}}", d.slots.id(slot))
 }
 
 /// Where a person looks for seats, widening as they fail.
@@ -173,31 +211,32 @@ enum Reach {
 
 fn availability_url(base: &str, d: &Drill, p: &Person, reach: Reach) -> String {
     let phase = &d.scenario.phase;
+    let mut url = format!("{base}/v1/phases/{phase}/availability");
     match reach {
-        Reach::District => format!(
-            "{base}/v1/phases/{phase}/availability?county={}&district={}",
-            enc(p.county),
-            enc(p.district)
-        ),
-        Reach::County => format!(
-            "{base}/v1/phases/{phase}/availability?county={}",
-            enc(p.county)
-        ),
+        Reach::District => {
+            url.push_str("?county=");
+            enc(&mut url, p.county);
+            url.push_str("&district=");
+            enc(&mut url, p.district);
+        }
+        Reach::County => {
+            url.push_str("?county=");
+            enc(&mut url, p.county);
+        }
         // The page without a place is an index of seats per county: see `elsewhere`.
-        Reach::Anywhere => format!("{base}/v1/phases/{phase}/availability"),
+        Reach::Anywhere => {}
     }
+    url
 }
 
 /// From the index page, a county with seats left that the person has not looked in,
 /// drawn in proportion to its seats (where seats are, people go).
-fn elsewhere(rng: &mut Rng, index: &Value, looked: &HashSet<String>) -> Option<String> {
-    let open: Vec<(&str, f64)> = index["counties"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| Some((c["county"].as_str()?, c["remaining"].as_u64()?)))
-        .filter(|&(c, left)| left > 0 && !looked.contains(c))
-        .map(|(c, left)| (c, left as f64))
+fn elsewhere(rng: &mut Rng, index: &Index, looked: &HashSet<String>) -> Option<String> {
+    let open: Vec<(&str, f64)> = index
+        .counties
+        .iter()
+        .filter(|(c, left)| *left > 0 && !looked.contains(c))
+        .map(|(c, left)| (c.as_str(), *left as f64))
         .collect();
     if open.is_empty() {
         return None;
@@ -206,14 +245,38 @@ fn elsewhere(rng: &mut Rng, index: &Value, looked: &HashSet<String>) -> Option<S
     Some(open[rng.weighted(&weights)].0.to_string())
 }
 
-fn enc(s: &str) -> String {
-    s.bytes().map(|b| format!("%{b:02X}")).collect()
+/// Appends `s` percent-encoded, every byte.
+fn enc(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        let _ = write!(out, "%{b:02X}");
+    }
 }
 
 /// Sleeps for a server's `Retry-After`, capped so a drill stays short.
 async fn back_off(reply: &Reply) {
     let secs = reply.retry_after.unwrap_or(1).clamp(1, 2);
     tokio::time::sleep(Duration::from_secs(secs)).await;
+}
+
+// The request bodies are plain structs, serialized without a tree of values. Their
+// fields are in name order, as the drill's `json!` bodies had them, so the bytes on the
+// wire are the same.
+
+/// `POST /v1/registration/sessions`: ID, NHI card, a solved captcha.
+#[derive(Serialize)]
+struct Identify {
+    captcha: Solved,
+    id_number: String,
+    nhi_card: String,
+}
+
+/// `POST /v1/me/registration`: the form.
+#[derive(Serialize)]
+struct Form<'a> {
+    county: &'a str,
+    district: &'a str,
+    mobile: String,
+    name: String,
 }
 
 /// Registers person `person`'s intent: identify (ID, card, captcha), then the form.
@@ -225,11 +288,11 @@ async fn register(
     person: usize,
 ) -> Result<bool, Box<goose::goose::TransactionError>> {
     let p = &d.scenario.people[person];
-    let body = serde_json::json!({
-        "id_number": p.id.to_string(),
-        "nhi_card": Drill::card(person),
-        "captcha": d.captcha(),
-    });
+    let body = Identify {
+        id_number: p.id.to_string(),
+        nhi_card: Drill::card(person),
+        captcha: d.captcha(),
+    };
     let r = send(
         user,
         d,
@@ -237,20 +300,24 @@ async fn register(
         GooseMethod::Post,
         &format!("{base}/v1/registration/sessions"),
         None,
-        Some(body.to_string()),
+        Some(json(&body)),
         None,
         &[201],
     )
     .await?;
-    let Some(token) = r.body["token"].as_str().filter(|_| r.status == 201) else {
+    let Some(token) = r
+        .read::<Token<'_>>()
+        .and_then(|t| t.token)
+        .filter(|_| r.status == 201)
+    else {
         return Ok(false);
     };
-    let form = serde_json::json!({
-        "name": format!("drill person {person}"),
-        "mobile": format!("09{:08}", person % 100_000_000),
-        "county": p.county,
-        "district": p.district,
-    });
+    let form = Form {
+        name: format!("drill person {person}"),
+        mobile: format!("09{:08}", person % 100_000_000),
+        county: p.county,
+        district: p.district,
+    };
     let r = send(
         user,
         d,
@@ -258,12 +325,17 @@ async fn register(
         GooseMethod::Post,
         &format!("{base}/v1/me/registration"),
         Some(token),
-        Some(form.to_string()),
+        Some(json(&form)),
         None,
         &[201, 409],
     )
     .await?;
     Ok(matches!(r.status, 201 | 409))
+}
+
+/// A request body as JSON; the drill's bodies are plain structs that always serialize.
+fn json<T: Serialize>(body: &T) -> String {
+    serde_json::to_string(body).unwrap_or_default()
 }
 
 /// Registers `person` unless done; counts it as early (the wave) or late (at arrival).
@@ -292,6 +364,23 @@ async fn ensure_registered(
     Ok(ok)
 }
 
+/// `POST /v1/kiosk/sessions`: a terminal, the card and its password.
+#[derive(Serialize)]
+struct KioskLogin<'a> {
+    nhi_card: &'a str,
+    password: &'a str,
+    terminal: String,
+}
+
+/// `POST /v1/sessions`: card and password, with a solved captcha.
+#[derive(Serialize)]
+struct WebLogin<'a> {
+    captcha: Solved,
+    method: &'a str,
+    nhi_card: &'a str,
+    password: &'a str,
+}
+
 /// Logs `person` in, on the web (card + password + captcha) or at a kiosk (the partner's
 /// key, a terminal, card + password); answers the token.
 async fn login(
@@ -303,58 +392,31 @@ async fn login(
 ) -> Result<Option<String>, Box<goose::goose::TransactionError>> {
     let card = Drill::card(person);
     let (route, url, body) = if kiosk {
-        let body = serde_json::json!({
-            "terminal": format!("T{:04}", person % 10_000),
-            "nhi_card": card,
-            "password": PASSWORD,
+        let body = json(&KioskLogin {
+            terminal: format!("T{:04}", person % 10_000),
+            nhi_card: &card,
+            password: PASSWORD,
         });
         (Route::KioskLogin, format!("{base}/v1/kiosk/sessions"), body)
     } else {
-        let body = serde_json::json!({
-            "method": "card-password",
-            "nhi_card": card,
-            "password": PASSWORD,
-            "captcha": d.captcha(),
+        let body = json(&WebLogin {
+            method: "card-password",
+            nhi_card: &card,
+            password: PASSWORD,
+            captcha: d.captcha(),
         });
         (Route::Login, format!("{base}/v1/sessions"), body)
     };
-    let mut rb = user.get_request_builder(&GooseMethod::Post, &url)?;
+    let mut rb = request_builder(user, &GooseMethod::Post, &url);
     if kiosk {
         rb = rb.header("authorization", format!("Partner {}", d.partner_key));
     }
-    let rb = rb
-        .header("content-type", "application/json")
-        .body(body.to_string());
-    let request = GooseRequest::builder()
-        .method(GooseMethod::Post)
-        .path(url.as_str())
-        .name(route.name())
-        .set_request_builder(rb)
-        .build();
-    let started = Instant::now();
-    let mut goose = user.request(request).await?;
-    let (status, body) = match goose.response {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            let text = r.text().await.unwrap_or_default();
-            (
-                status,
-                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
-            )
-        }
-        Err(_) => (0, Value::Null),
-    };
-    if status == 201 {
-        user.set_success(&mut goose.request)?;
-    }
-    d.record(Sample {
-        at: started,
-        route,
-        status,
-        latency_us: started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32,
-        code: (status >= 400).then(|| body["code"].as_str().unwrap_or("").to_string()),
-    });
-    let token = body["token"].as_str().filter(|_| status == 201);
+    let rb = rb.header("content-type", "application/json").body(body);
+    let r = exchange(user, d, route, GooseMethod::Post, &url, rb, &[201]).await?;
+    let token = r
+        .read::<Token<'_>>()
+        .and_then(|t| t.token)
+        .filter(|_| r.status == 201);
     if token.is_some() {
         d.logins.fetch_add(1, Ordering::Relaxed);
     } else {
@@ -490,10 +552,11 @@ async fn queue_wave(
         )
         .await?;
         // In the pre-queue only if the room had not been shuffled when it answered.
+        let q = r.read::<Queued<'_>>();
         if let (201, Some(ticket), Some(false)) = (
             r.status,
-            r.body["ticket"].as_str(),
-            r.body["shuffled"].as_bool(),
+            q.as_ref().and_then(|q| q.ticket),
+            q.as_ref().and_then(|q| q.shuffled),
         ) {
             let _ = d.room.tickets[person].set((token, ticket.to_string()));
             d.room.prequeued.fetch_add(1, Ordering::Relaxed);
@@ -546,25 +609,25 @@ async fn uninvited(
     };
     // They pick a slot that shows seats, as anyone would; on Redis a slot the mirror
     // sees full is refused `slot-full` before the invitation is looked at.
-    let page = send(
+    let url = availability_url(base, d, &d.scenario.people[person], Reach::County);
+    let r = send(
         user,
         d,
         Route::Availability,
         GooseMethod::Get,
-        &availability_url(base, d, &d.scenario.people[person], Reach::County),
+        &url,
         None,
         None,
         None,
         &[200],
     )
     .await?;
+    let page = page_of(d, &url, &r);
     let slots = &d.scenario.calendar.phases[0].slots;
-    let slot = candidates(d, &page.body, &HashSet::new())
-        .first()
-        .map_or_else(
-            || slots[rng.below(slots.len())].id.to_string(),
-            |c| c.slot.clone(),
-        );
+    let slot = page.open.first().map_or_else(
+        || slots[rng.below(slots.len())].id.to_string(),
+        |c| d.slots.id(c.slot).to_string(),
+    );
     d.uninvited_tries.fetch_add(1, Ordering::Relaxed);
     let r = send(
         user,
@@ -625,7 +688,7 @@ async fn journey(
                     &[201],
                 )
                 .await?;
-                match r.body["ticket"].as_str() {
+                match r.read::<Queued<'_>>().and_then(|q| q.ticket) {
                     Some(t) if r.status == 201 => t.to_string(),
                     _ => {
                         d.gave_up.fetch_add(1, Ordering::Relaxed);
@@ -689,15 +752,16 @@ async fn poll(
     .await?;
     if r.status == 200 {
         d.room.polls.fetch_add(1, Ordering::Relaxed);
+        let q = r.read::<Queued<'_>>();
         // Once shuffled, a pre-queued person must be at the place the seed gives them;
         // no place at all is a mismatch too.
         if let Some(expected) = d.room.expected.get().and_then(|e| e.get(&person))
-            && r.body["shuffled"] == true
-            && r.body["position"].as_u64() != Some(*expected)
+            && q.as_ref().and_then(|q| q.shuffled) == Some(true)
+            && q.as_ref().and_then(|q| q.position) != Some(*expected)
         {
             d.room.position_mismatches.fetch_add(1, Ordering::Relaxed);
         }
-        match r.body["state"].as_str() {
+        match q.as_ref().and_then(|q| q.state) {
             Some("admitted") => {
                 // Waits are compared for the pre-queue only, where bots and people start
                 // at the same instant, the opening.
@@ -840,9 +904,10 @@ async fn book(
     } else {
         Reach::Anywhere
     };
-    let mut tried = HashSet::new();
+    // The slots refused to this person (a handful at most: a list beats a set).
+    let mut tried: Vec<u32> = Vec::new();
     let mut looked = HashSet::new();
-    let mut page = Value::Null;
+    let mut page = Arc::new(Page::default());
     let mut stale = true;
     let mut failures = 0;
     let mut attempt = 0;
@@ -850,7 +915,7 @@ async fn book(
         if stale {
             let mut url = availability_url(base, d, p, reach);
             if reach == Reach::Anywhere {
-                let index = send(
+                let r = send(
                     user,
                     d,
                     Route::Availability,
@@ -862,15 +927,17 @@ async fn book(
                     &[200],
                 )
                 .await?;
-                if index.status != 200 {
+                if r.status != 200 {
                     failures += 1;
-                    back_off(&index).await;
+                    back_off(&r).await;
                     continue;
                 }
-                let Some(county) = elsewhere(rng, &index.body, &looked) else {
+                let index = d.slots.index(&url, r.etag.as_deref(), &r.body);
+                let Some(county) = elsewhere(rng, &index, &looked) else {
                     break; // nowhere has seats
                 };
-                url = format!("{url}?county={}", enc(&county));
+                url.push_str("?county=");
+                enc(&mut url, &county);
                 looked.insert(county);
             }
             let r = send(
@@ -890,10 +957,10 @@ async fn book(
                 back_off(&r).await;
                 continue;
             }
-            page = r.body;
+            page = page_of(d, &url, &r);
             stale = false;
         }
-        let cands = candidates(d, &page, &tried);
+        let cands = candidates(&page, &tried);
         let Some(pick) = choose(rng, d, &cands) else {
             // Anywhere goes on county by county until the index shows none with seats.
             if reach == Reach::County {
@@ -906,10 +973,10 @@ async fn book(
             stale = true;
             continue;
         };
-        let slot = cands[pick].slot.clone();
+        let slot = cands[pick].slot;
         attempt += 1;
         let key = format!("{}-{attempt}", p.id);
-        let body = format!("{{\"slot\":\"{slot}\"}}");
+        let body = slot_body(d, slot);
         let sent_at = Instant::now();
         let r = send_with(
             user,
@@ -926,7 +993,9 @@ async fn book(
         .await?;
         match (r.status, r.code()) {
             (201, _) => {
-                let booking = r.body["booking"].as_str().unwrap_or("").to_string();
+                let booked = r.read::<Booked<'_>>();
+                let field = |f: Option<&str>| f.unwrap_or("").to_string();
+                let booking = field(booked.as_ref().and_then(|b| b.booking));
                 if rng.chance(params.double_click_share) {
                     let again = send_with(
                         user,
@@ -941,18 +1010,18 @@ async fn book(
                         &[201],
                     )
                     .await?;
-                    if again.body["booking"].as_str() != Some(booking.as_str()) {
+                    if again.read::<Booked<'_>>().and_then(|b| b.booking) != Some(booking.as_str())
+                    {
                         d.idempotency_mismatches.fetch_add(1, Ordering::Relaxed);
                     } else {
                         d.replays.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                let field = |k: &str| r.body[k].as_str().unwrap_or("").to_string();
                 let mut acked = Acked {
                     person,
                     booking,
-                    code: field("code"),
-                    site: field("site"),
+                    code: field(booked.as_ref().and_then(|b| b.code)),
+                    site: field(booked.as_ref().and_then(|b| b.site)),
                     live: true,
                     at: sent_at,
                 };
@@ -962,7 +1031,7 @@ async fn book(
             }
             (200, _) | (409, "already-booked") => return Ok(()),
             (409, _) => {
-                tried.insert(slot);
+                tried.push(slot);
                 failures += 1;
                 // A second refusal suggests the page is stale: look again.
                 stale = failures % 2 == 0;
@@ -994,8 +1063,8 @@ async fn follow_up(
     d: &Arc<Drill>,
     base: &str,
     token: &str,
-    page: &Value,
-    tried: &HashSet<String>,
+    page: &Page,
+    tried: &[u32],
     acked: &mut Acked,
     rng: &mut Rng,
 ) -> TransactionResult {
@@ -1016,9 +1085,10 @@ async fn follow_up(
         .await?;
         if r.status == 200 {
             d.own_reads.fetch_add(1, Ordering::Relaxed);
-            let listed = r.body["bookings"].as_array().is_some_and(|b| {
-                b.iter()
-                    .any(|x| x["booking"].as_str() == Some(acked.booking.as_str()))
+            let listed = r.read::<Bookings<'_>>().is_some_and(|l| {
+                l.bookings
+                    .iter()
+                    .any(|x| x.booking == Some(acked.booking.as_str()))
             });
             if !listed {
                 d.own_reads_missing.fetch_add(1, Ordering::Relaxed);
@@ -1026,9 +1096,8 @@ async fn follow_up(
         }
     }
     if rng.chance(params.change_share) {
-        let cands = candidates(d, page, tried);
+        let cands = candidates(page, tried);
         if let Some(pick) = choose(rng, d, &cands) {
-            let body = format!("{{\"slot\":\"{}\"}}", cands[pick].slot);
             let r = send(
                 user,
                 d,
@@ -1036,17 +1105,18 @@ async fn follow_up(
                 GooseMethod::Put,
                 &url,
                 Some(token),
-                Some(body),
+                Some(slot_body(d, cands[pick].slot)),
                 None,
                 &[200, 409],
             )
             .await?;
             // A change may move the booking to another site: staff there check it in.
             if r.status == 200
-                && let Some(site) = r.body["site"].as_str()
+                && let Some(b) = r.read::<Booked<'_>>()
+                && let Some(site) = b.site
             {
                 acked.site = site.to_string();
-                if let Some(code) = r.body["code"].as_str() {
+                if let Some(code) = b.code {
                     acked.code = code.to_string();
                 }
             }
@@ -1070,4 +1140,78 @@ async fn follow_up(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn request_bodies_are_the_bytes_the_json_macro_made() {
+        let solved = || Solved {
+            answer: "a1b2c3".into(),
+            id: "123.nonce.tag".into(),
+        };
+        let cases = [
+            (
+                json(&Identify {
+                    captcha: solved(),
+                    id_number: "A123456789".into(),
+                    nhi_card: "100000000007".into(),
+                }),
+                json!({
+                    "id_number": "A123456789",
+                    "nhi_card": "100000000007",
+                    "captcha": json!({"id": "123.nonce.tag", "answer": "a1b2c3"}),
+                }),
+            ),
+            (
+                json(&Form {
+                    county: "臺北市",
+                    district: "中正區",
+                    mobile: "0900000007".into(),
+                    name: "drill person 7".into(),
+                }),
+                json!({
+                    "name": "drill person 7",
+                    "mobile": "0900000007",
+                    "county": "臺北市",
+                    "district": "中正區",
+                }),
+            ),
+            (
+                json(&KioskLogin {
+                    nhi_card: "100000000007",
+                    password: PASSWORD,
+                    terminal: "T0007".into(),
+                }),
+                json!({"terminal": "T0007", "nhi_card": "100000000007", "password": PASSWORD}),
+            ),
+            (
+                json(&WebLogin {
+                    captcha: solved(),
+                    method: "card-password",
+                    nhi_card: "100000000007",
+                    password: PASSWORD,
+                }),
+                json!({
+                    "method": "card-password",
+                    "nhi_card": "100000000007",
+                    "password": PASSWORD,
+                    "captcha": json!({"id": "123.nonce.tag", "answer": "a1b2c3"}),
+                }),
+            ),
+        ];
+        for (typed, tree) in cases {
+            assert_eq!(typed, tree.to_string());
+        }
+    }
+
+    #[test]
+    fn places_are_percent_encoded_byte_by_byte() {
+        let mut s = String::from("?county=");
+        enc(&mut s, "臺北 A");
+        assert_eq!(s, "?county=%E8%87%BA%E5%8C%97%20%41");
+    }
 }

@@ -8,17 +8,18 @@
 //! goes to goose (`--users`, `--increase-rate`, `--run-time`, `--report-file`, …).
 
 mod announce;
+mod answer;
 mod carry;
 mod day;
 mod journey;
 mod model;
+mod page;
 mod provision;
 mod report;
 mod sms;
 mod state;
 mod verify;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
@@ -187,11 +188,9 @@ async fn run() -> anyhow::Result<bool> {
     let client = reqwest::Client::new();
     let provisioning = provision::provision(&client, &o.targets[0], &o.admin, &scenario).await?;
     let window = Duration::from_secs_f64(o.params.window_seconds);
-    let popularity = scenario
-        .sites
-        .iter()
-        .map(|s| (s.site.id.to_string(), s.popularity))
-        .collect::<HashMap<_, _>>();
+    let slots = page::Slots::new(&scenario);
+    // Slots are ranked in time at their site; past the 64th all weigh as the 64th.
+    let time_weights = model::zipf(64, scenario.params.zipf_times);
     let people = scenario.people.len();
     let wave_size = scenario.people.iter().filter(|p| !p.late).count();
     let room = state::Room {
@@ -220,7 +219,8 @@ async fn run() -> anyhow::Result<bool> {
         registration_failures: AtomicU64::new(0),
         logins: AtomicU64::new(0),
         login_failures: AtomicU64::new(0),
-        popularity,
+        slots,
+        time_weights,
         opening: OnceLock::new(),
         window,
         settlement: OnceLock::new(),

@@ -2,13 +2,12 @@
 //! and tells which drill person got a text for which phase, and when. A person starts
 //! booking only once the tail has seen their text: the drill's people "receive" it here.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use serde_json::Value;
 
 use crate::state::Drill;
 
@@ -20,15 +19,26 @@ pub struct Text {
     pub phase: String,
 }
 
-/// Parses one line; `None` when it is not a whole gateway line.
+/// Parses one line; `None` when it is not a whole gateway line (all four fields strings).
 pub fn parse_line(line: &str) -> Option<Text> {
-    let v: Value = serde_json::from_str(line).ok()?;
-    let field = |k: &str| v[k].as_str().map(str::to_owned);
-    v["text"].as_str()?;
+    /// The line, borrowed where it has no escapes; the text must be a string, and is
+    /// not kept.
+    #[derive(serde::Deserialize)]
+    struct Line<'a> {
+        #[serde(borrow)]
+        message: Cow<'a, str>,
+        #[serde(borrow)]
+        to: Cow<'a, str>,
+        #[serde(borrow)]
+        phase: Cow<'a, str>,
+        #[serde(borrow, rename = "text")]
+        _text: Cow<'a, str>,
+    }
+    let l: Line<'_> = serde_json::from_str(line).ok()?;
     Some(Text {
-        message: field("message")?,
-        to: field("to")?,
-        phase: field("phase")?,
+        message: l.message.into_owned(),
+        to: l.to.into_owned(),
+        phase: l.phase.into_owned(),
     })
 }
 

@@ -9,6 +9,7 @@ use slotd::identity::captcha::Captchas;
 use slotd::token::TokenKey;
 
 use crate::model::Scenario;
+use crate::page::Slots;
 use crate::sms::TextLog;
 
 /// The routes the drill calls, named by template (never by URL with ids in it).
@@ -75,6 +76,13 @@ pub struct Sample {
     pub code: Option<String>,
 }
 
+/// A solved captcha, `{"answer", "id"}` in a request body.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Solved {
+    pub answer: String,
+    pub id: String,
+}
+
 /// A booking that got a 201, and whether the person then cancelled it.
 #[derive(Debug, Clone)]
 pub struct Acked {
@@ -113,7 +121,11 @@ pub struct Drill {
     pub registration_failures: AtomicU64,
     pub logins: AtomicU64,
     pub login_failures: AtomicU64,
-    pub popularity: HashMap<String, f64>,
+    /// The phase's slots by id and index, with their sites' popularity; reads pages.
+    pub slots: Slots,
+    /// Zipf weights of a slot's rank in time at its site (earliest most wanted), computed
+    /// once: every choice of a seat uses them.
+    pub time_weights: Vec<f64>,
     /// The instant the phase opens, set when it is announced after the registration
     /// wave; arrivals are scheduled from it.
     pub opening: OnceLock<Instant>,
@@ -197,11 +209,11 @@ impl Drill {
     }
 
     /// A solved test-mode captcha, as requests carry it.
-    pub fn captcha(&self) -> serde_json::Value {
+    pub fn captcha(&self) -> Solved {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let c = self.captchas.issue(now);
         let answer = self.captchas.answer(&c.id);
-        serde_json::json!({ "id": c.id, "answer": answer })
+        Solved { id: c.id, answer }
     }
 
     /// Milliseconds from the opening to `at` (negative: before it; before the phase is

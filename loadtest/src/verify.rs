@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use slotd::token::{Claims, Scope};
 
+use crate::answer::{Bookings, read};
 use crate::state::Drill;
 
 /// The invariants, each a count that must be zero.
@@ -109,13 +110,13 @@ pub async fn verify(
                     .send()
                     .await
                 {
-                    Ok(r) => r.json::<Value>().await.ok().is_some_and(|v| {
-                        v["bookings"].as_array().is_some_and(|bs| {
-                            bs.iter().any(|b| {
+                    Ok(r) => r.bytes().await.ok().is_some_and(|body| {
+                        read::<Bookings<'_>>(&body).is_some_and(|l| {
+                            l.bookings.iter().any(|b| {
                                 // After the close-out a live booking is
                                 // attended or a no-show; a cancelled one stays so.
-                                b["booking"] == a.booking.as_str()
-                                    && (b["status"] != "cancelled") == a.live
+                                b.booking == Some(a.booking.as_str())
+                                    && (b.status != Some("cancelled")) == a.live
                             })
                         })
                     }),
