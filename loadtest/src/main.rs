@@ -45,6 +45,10 @@ const MODEL_HELP: &str = "model options:
                            captchas to register and log in
   --scale F                fraction of phase 2 of 2021 (1,109,747 invited) [0.01]
   --window-seconds S       drill seconds the 55-hour window is compressed into [60]
+  --real-time              no compression: a drill second is a real second (the whole
+                           window would take 55 hours; pair it with --minutes)
+  --minutes M              replay only the people who arrive in the first M real minutes
+                           after the opening; the deadline is M minutes (compressed) + 60 s
   --sms-file PATH          the instances' file SMS gateway (required): people book only
                            once their text is in it
   --lead-seconds S         seconds from the settlement to the opening: the texts go out
@@ -105,6 +109,14 @@ fn parse(args: Vec<String>) -> anyhow::Result<Options> {
                 o.params.window_seconds = value("--window-seconds")?
                     .parse()
                     .context("--window-seconds")?
+            }
+            "--real-time" => o.params.window_seconds = o.params.window_hours * 3600.0,
+            "--minutes" => {
+                let m: f64 = value("--minutes")?.parse().context("--minutes")?;
+                if !(m.is_finite() && m > 0.0) {
+                    bail!("--minutes must be a positive number");
+                }
+                o.params.replay_seconds = Some(m * 60.0);
             }
             "--lead-seconds" => {
                 o.lead = Some(value("--lead-seconds")?.parse().context("--lead-seconds")?)
@@ -187,7 +199,11 @@ async fn run() -> anyhow::Result<bool> {
     );
     let client = reqwest::Client::new();
     let provisioning = provision::provision(&client, &o.targets[0], &o.admin, &scenario).await?;
-    let window = Duration::from_secs_f64(o.params.window_seconds);
+    // With --minutes, the drill's window is that part of the real one, compressed.
+    let window = Duration::from_secs_f64(match o.params.replay_seconds {
+        Some(real) => o.params.window_seconds.min(real / scenario.compression()),
+        None => o.params.window_seconds,
+    });
     let slots = page::Slots::new(&scenario);
     // Slots are ranked in time at their site; past the 64th all weigh as the 64th.
     let time_weights = model::zipf(64, scenario.params.zipf_times);

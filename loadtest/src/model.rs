@@ -36,6 +36,9 @@ pub struct Params {
     pub window_hours: f64,
     /// Drill seconds the whole window is compressed into.
     pub window_seconds: f64,
+    /// Replay only the arrivals of the first this many real seconds after the opening
+    /// (`--minutes`); everyone else is left out of the drill, not counted as unserved.
+    pub replay_seconds: Option<f64>,
     /// Share of attempts in the opening minute, and in the rest of the first hour.
     pub opening_minute_share: f64,
     pub first_hour_share: f64,
@@ -92,6 +95,7 @@ impl Default for Params {
             supply_ratio: 0.838,
             window_hours: 55.0,
             window_seconds: 60.0,
+            replay_seconds: None,
             opening_minute_share: 0.30,
             first_hour_share: 0.35,
             zipf_sites: 1.1,
@@ -443,7 +447,11 @@ impl Scenario {
     /// People who will try to book, in order of arrival.
     pub fn arrivals(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.people.len())
-            .filter(|&i| self.people[i].arrives_at.is_some())
+            .filter(|&i| {
+                self.people[i]
+                    .arrives_at
+                    .is_some_and(|t| self.params.replay_seconds.is_none_or(|end| t <= end))
+            })
             .collect();
         order.sort_by(|&a, &b| {
             self.people[a]
@@ -559,6 +567,38 @@ mod tests {
         assert!(!no_shows_fit(600, 10_000, 0.03));
         assert!(no_shows_fit(0, 0, 0.03));
         assert!(no_shows_fit(1, 10, 0.03));
+    }
+
+    #[test]
+    fn minutes_replay_only_the_first_arrivals_in_order_and_real_time_is_uncompressed() {
+        let now = OffsetDateTime::now_utc();
+        let id = PhaseId::parse("T1").expect("id");
+        let whole = Scenario::build(Params::default(), id.clone(), now + Duration::days(1));
+        let first = Scenario::build(
+            Params {
+                replay_seconds: Some(600.0),
+                window_seconds: 55.0 * 3600.0,
+                ..Params::default()
+            },
+            id,
+            now + Duration::days(1),
+        );
+        assert_eq!(first.compression(), 1.0, "real time");
+        let all = whole.arrivals();
+        let ten = first.arrivals();
+        let expected: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&i| whole.people[i].arrives_at.is_some_and(|t| t <= 600.0))
+            .collect();
+        assert_eq!(ten, expected, "the same people, in arrival order");
+        // The model's opening: 30 % of attempts in the first minute, more in the next nine.
+        assert!(
+            ten.len() > all.len() * 3 / 10 && ten.len() < all.len() / 2,
+            "{} of {}",
+            ten.len(),
+            all.len()
+        );
     }
 
     #[test]

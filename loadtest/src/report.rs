@@ -782,6 +782,20 @@ pub fn write(
         p.window_seconds,
         d.targets.join(", ")
     );
+    if let Some(real) = p.replay_seconds {
+        let would = d
+            .scenario
+            .people
+            .iter()
+            .filter(|x| x.arrives_at.is_some())
+            .count();
+        let _ = writeln!(
+            md,
+            "- replayed: the first {:.1} real minutes after the opening only, {} of the {would} people who try in the whole window",
+            real / 60.0,
+            d.arrivals.len()
+        );
+    }
     let _ = writeln!(
         md,
         "- bookings made: {booked_people} ({:.1} % of those who tried, {:.1} % of the invited (2021: 83.8 %); {:.1} % of seats taken, audit says {taken} live)",
