@@ -206,16 +206,19 @@ impl Drop for Request {
 }
 
 /// Resolves when `conn` must close, with the reason. Sleeps until the nearest deadline;
-/// an eviction wakes it earlier, and it never sleeps longer than one header timeout.
+/// an eviction wakes it earlier, and it never sleeps longer than the shorter of the
+/// header and idle timeouts.
 pub async fn watch(conn: &Conn, clocks: Clocks) -> Closed {
+    // Never past that from now: a request's first byte (whose header deadline is a
+    // header timeout after it) and a request's end (idle deadline an idle timeout after
+    // it) then need no wake-up, since the watchdog looks again before either deadline;
+    // so a busy keep-alive connection re-arms its timer once per look, not once per
+    // request. An idle connection wakes that often to look, and sleeps on.
+    let look = ms(clocks.header.min(clocks.idle)).max(1);
     loop {
         let now = conn.now();
         let at = match conn.deadline(&clocks, now) {
-            // Never past one header timeout from now: a request's first byte, whose
-            // header deadline is a header timeout after it, then needs no wake-up, so a
-            // busy keep-alive connection re-arms its timer once per header timeout, not
-            // once per request. An idle connection wakes that often to look, and sleeps on.
-            Ok(at) => at.min(now.saturating_add(ms(clocks.header))),
+            Ok(at) => at.min(now.saturating_add(look)),
             Err(reason) => return reason,
         };
         let until = conn.epoch + Duration::from_millis(at);
@@ -387,6 +390,32 @@ mod tests {
             byte.elapsed() >= Duration::from_millis(150),
             "{:?}",
             byte.elapsed()
+        );
+    }
+    #[tokio::test]
+    async fn an_idle_timeout_shorter_than_the_header_timeout_is_kept() {
+        let c = Conn::new();
+        let clocks = Clocks {
+            header: Duration::from_secs(60),
+            idle: Duration::from_millis(200),
+            lifetime: None,
+        };
+        let watched = c.clone();
+        // The watchdog sleeps before the first request: its deadline is then the
+        // header timeout from the accept, far past the idle one the request's end sets.
+        let dog = tokio::spawn(async move { watch(&watched, clocks).await });
+        tokio::task::yield_now().await;
+        let ended = Instant::now();
+        drop(c.begin(true));
+        let closed = tokio::time::timeout(Duration::from_secs(5), dog)
+            .await
+            .expect("closed an idle timeout after the request, not a header timeout")
+            .expect("watchdog");
+        assert_eq!(closed, Closed::Idle);
+        assert!(
+            ended.elapsed() >= Duration::from_millis(150),
+            "{:?}",
+            ended.elapsed()
         );
     }
 }
