@@ -494,7 +494,7 @@ impl EmbeddedStore {
                 loaded.last.1.display()
             )));
         }
-        report.truncated_bytes = loaded.total - loaded.valid;
+        report.truncated_bytes = loaded.torn;
         store.rebuild_seats();
         Ok((store, report))
     }
