@@ -494,7 +494,7 @@ impl EmbeddedStore {
                 loaded.last.1.display()
             )));
         }
-        report.truncated_bytes = loaded.torn;
+        report.truncated_bytes = loaded.total - loaded.valid;
         store.rebuild_seats();
         Ok((store, report))
     }

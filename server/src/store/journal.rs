@@ -6,14 +6,6 @@
 //! with one `fdatasync`, then acknowledges the whole batch. Under load one fsync covers
 //! thousands of bookings; when idle a lone booking is synced at once.
 //!
-//! The writer extends the segment it appends to with zeros, [`EXTEND`] bytes at a time,
-//! ahead of its records, and writes records over them in place: most batches then change
-//! no file metadata, so their `fdatasync` writes only the data (no inode update, no
-//! filesystem journal commit), which costs about half the CPU and half the time of a
-//! sync that grows the file. A frame's length is never zero, so the zeros after the last
-//! record read as the end, and a crash mid-batch leaves a torn frame followed by zeros.
-//! A finished segment is cut to its records.
-//!
 //! On open, the log is replayed. A frame that is incomplete or fails its checksum is a
 //! **torn tail** (a crash mid-write) only when no valid frame follows it: it is cut off,
 //! never misread, and since a record is acknowledged only after it is on disk, it was
@@ -24,7 +16,7 @@
 //! and keeps every valid one after them.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,10 +32,6 @@ const HEADER: usize = 8;
 /// No record is larger: a frame header claiming more is corruption, not a record. The
 /// writer refuses larger records, so every record written can be read back.
 pub const MAX_RECORD: usize = 256 << 20;
-/// How far ahead of its records the writer extends a segment with zeros.
-pub const EXTEND: u64 = 1 << 20;
-/// Zeros to extend a segment with, written a slice at a time.
-static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
 /// The smallest payload a store writes (`{}`): a shorter frame is not a record (a
 /// zero-filled tail would otherwise read as empty frames with a valid checksum).
 const MIN_RECORD: usize = 2;
@@ -380,25 +368,22 @@ impl Journal {
         let stem = name.strip_suffix(".log").unwrap_or(name);
         let loaded = super::segments::load_with(dir, stem, apply)?;
         let (index, path) = loaded.last.clone();
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
             .read(true)
             .write(true)
             .truncate(false)
             .open(&path)?;
-        // The zeros after the records are free space the writer extended the segment
-        // with; a torn record before them is cut off, with them.
-        let mut allocated = loaded.total;
-        if loaded.torn > 0 {
+        if loaded.valid < loaded.total {
             tracing::warn!(
                 path = %path.display(),
-                cut = loaded.torn,
+                cut = loaded.total - loaded.valid,
                 "journal ends in a torn record; cutting it off"
             );
             file.set_len(loaded.valid)?;
             file.sync_all()?;
-            allocated = loaded.valid;
         }
+        file.seek(SeekFrom::Start(loaded.valid))?;
         for stale in &loaded.stale {
             tracing::info!(file = %stale.display(), "removing a journal file a snapshot stands for");
             std::fs::remove_file(stale)?;
@@ -426,7 +411,6 @@ impl Journal {
                         out: file,
                         segment,
                         written,
-                        allocated,
                         held: Vec::new(),
                         health,
                     }
@@ -441,7 +425,7 @@ impl Journal {
                 path,
                 segment_bytes,
             },
-            loaded.torn,
+            loaded.total - loaded.valid,
         ))
     }
 
@@ -556,14 +540,12 @@ type Pending = (Vec<u8>, Option<oneshot::Sender<Result<(), JournalError>>>);
 /// with memory; none of them was acknowledged, so a client retries and sees the truth.
 /// The store refuses new writes meanwhile ([`Journal::health`]).
 struct Writer {
-    /// The current segment. A batch is one contiguous buffer, written at `written` with
-    /// one call: no buffering layer to empty after a failure.
+    /// The current segment, positioned at `written`. A batch is one contiguous buffer,
+    /// written with one call: no buffering layer to empty after a failure.
     out: File,
     segment: Segment,
-    /// The length of the current segment's records that is durable.
+    /// The length of the current segment that is durable.
     written: u64,
-    /// The current segment's length: its records, then zeros.
-    allocated: u64,
     /// Framed records not yet durable, held through a failure.
     held: Vec<u8>,
     health: Arc<Health>,
@@ -712,27 +694,12 @@ impl Writer {
         }
     }
 
-    /// Writes `bytes` at the durable length (over the zeros ahead of it; extending them
-    /// first when they run short) and syncs. On failure the file is cut back to that
-    /// length again (best effort: the next try cuts again first).
+    /// Appends `bytes` at the durable length and syncs. On failure the file is cut back
+    /// to that length again (best effort: the next try cuts again first).
     fn write_durably(&mut self, bytes: &[u8], sync: bool) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
         let result = (|| {
             fault(&self.segment.dir, "write")?;
-            let end = self.written + bytes.len() as u64;
-            if end > self.allocated {
-                // Zeros up to the next multiple of EXTEND past the batch; this sync then
-                // writes the new length too, once per EXTEND bytes of records.
-                let to = (end / EXTEND + 1) * EXTEND;
-                let mut at = end.max(self.allocated);
-                while at < to {
-                    let n = (to - at).min(ZEROS.len() as u64) as usize;
-                    self.out.write_all_at(&ZEROS[..n], at)?;
-                    at += n as u64;
-                }
-                self.allocated = to;
-            }
-            self.out.write_all_at(bytes, self.written)?;
+            self.out.write_all(bytes)?;
             if sync {
                 self.health.syncing_since.store(now_ms(), Ordering::Release);
                 let synced = fault(&self.segment.dir, "fsync").and_then(|()| self.out.sync_data());
@@ -750,32 +717,31 @@ impl Writer {
                 Ok(())
             }
             Err(e) => {
-                // Cut back whatever part of the batch reached the file (and the zeros).
-                self.allocated = self.written;
-                let _best_effort = self.out.set_len(self.written);
+                // Cut back whatever part of the batch reached the file.
+                let _best_effort = self
+                    .out
+                    .set_len(self.written)
+                    .and_then(|()| self.out.seek(SeekFrom::Start(self.written)).map(|_| ()));
                 Err(e)
             }
         }
     }
 
-    /// Cuts the current segment to its records, syncs it, and switches to a new, empty
-    /// one (its creation synced in the directory). Answers the new segment's number.
+    /// Syncs the current segment and switches to a new, empty one (its creation synced
+    /// in the directory). Answers the new segment's number.
     fn start_segment(&mut self) -> io::Result<u64> {
-        self.out.set_len(self.written)?;
-        self.out.sync_all()?;
-        self.allocated = self.written;
+        self.out.sync_data()?;
         let next = self.segment.index + 1;
         let path = super::segments::segment_path(&self.segment.dir, &self.segment.stem, next);
         let file = OpenOptions::new()
             .create_new(true)
-            .write(true)
+            .append(true)
             .open(&path)?;
         File::open(&self.segment.dir)?.sync_all()?;
         self.out = file;
         self.segment.index = next;
         self.segment.bytes.store(0, Ordering::Relaxed);
         self.written = 0;
-        self.allocated = 0;
         Ok(next)
     }
 }
@@ -1174,101 +1140,17 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_filled_tail_is_free_space_not_records_and_appends_go_over_it() {
+    fn a_zero_filled_tail_is_torn_not_records() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("journal.log");
         let mut bytes = frame(b"first");
         let whole = bytes.len();
         bytes.extend([0u8; 64]);
         std::fs::write(&path, &bytes).expect("write");
-        let (j, replay) = Journal::open(dir.path(), 16).expect("open");
-        assert_eq!(replay.records, vec![b"first".to_vec()]);
-        assert_eq!(replay.truncated_bytes, 0, "zeros are not a torn record");
-        assert_eq!(
-            std::fs::metadata(&path).expect("meta").len(),
-            bytes.len() as u64
-        );
-        rt().block_on(async {
-            j.append(b"second").await.expect("ack").expect("written");
-        });
-        j.close();
-        let on_disk = std::fs::read(&path).expect("read");
-        assert_eq!(&on_disk[whole..whole + HEADER + 6], &frame(b"second")[..]);
-        assert!(on_disk[whole + HEADER + 6..].iter().all(|&b| b == 0));
-        let (_j, replay) = Journal::open(dir.path(), 16).expect("reopen");
-        assert_eq!(replay.records, vec![b"first".to_vec(), b"second".to_vec()]);
-    }
-
-    #[test]
-    fn the_writer_extends_the_segment_with_zeros_ahead_of_its_records() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("journal.log");
-        let (j, _) = Journal::open(dir.path(), 16).expect("open");
-        let record = vec![b'r'; 1000];
-        let len = || std::fs::metadata(&path).expect("meta").len();
-        rt().block_on(async {
-            j.append(&record).await.expect("ack").expect("written");
-            assert_eq!(len(), EXTEND, "one extension covers the first record");
-            // The file's length holds until the records reach it, then grows by EXTEND.
-            let per = (HEADER + record.len()) as u64;
-            for _ in 1..EXTEND / per {
-                j.append(&record).await.expect("ack").expect("written");
-            }
-            assert_eq!(len(), EXTEND);
-            j.append(&record).await.expect("ack").expect("written");
-            assert_eq!(len(), 2 * EXTEND);
-        });
-        let written = j.segment_bytes();
-        // A rotation cuts the finished segment to its records.
-        rt().block_on(j.rotate()).expect("answer").expect("rotated");
-        assert_eq!(len(), written);
-        j.close();
-        let (frames, valid, total) = read_frames(&path).expect("read");
-        assert_eq!((valid, total), (written, written));
-        assert!(frames.iter().all(|f| *f == record));
-    }
-
-    #[test]
-    fn a_torn_record_before_the_zeros_is_cut_with_them() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("journal.log");
-        let mut bytes = frame(b"first");
-        let whole = bytes.len();
-        // A crash mid-batch over the free space: half a frame, then the zeros.
-        bytes.extend(&frame(b"second record")[..10]);
-        bytes.extend([0u8; 4096]);
-        std::fs::write(&path, &bytes).expect("write");
         let (_j, replay) = Journal::open(dir.path(), 16).expect("open");
         assert_eq!(replay.records, vec![b"first".to_vec()]);
-        assert_eq!(
-            replay.truncated_bytes, 10,
-            "the torn frame's bytes, not the zeros"
-        );
+        assert_eq!(replay.truncated_bytes, 64);
         assert_eq!(std::fs::metadata(&path).expect("meta").len(), whole as u64);
-    }
-
-    #[test]
-    fn a_damaged_record_before_valid_ones_and_zeros_is_damage() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("journal.log");
-        let mut bytes = frame(b"first");
-        let second_at = bytes.len();
-        bytes.extend(frame(b"second"));
-        bytes.extend(frame(b"third"));
-        bytes.extend([0u8; 4096]);
-        bytes[second_at + HEADER + 2] ^= 0x01;
-        std::fs::write(&path, &bytes).expect("write");
-        let err = Journal::open(dir.path(), 16).expect_err("damage is fatal");
-        assert!(
-            err.to_string()
-                .contains(&format!("damaged at byte {second_at}")),
-            "{err}"
-        );
-        assert_eq!(
-            std::fs::read(&path).expect("read"),
-            bytes,
-            "nothing changed"
-        );
     }
 
     #[test]

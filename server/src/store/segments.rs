@@ -10,9 +10,6 @@
 //!   damage, and the start refuses), then every segment from `N` on, which must run
 //!   without gaps. A torn tail is allowed in the last segment only. Files older than the
 //!   newest snapshot are left from a crash before pruning and are removed.
-//! - Free space: the writer extends the segment it appends to with zeros ahead of its
-//!   records (see [`journal`](super::journal)), so the last segment may end in zeros:
-//!   space not yet written, not a torn record. A finished segment is cut to its records.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -112,9 +109,6 @@ pub struct Loaded {
     pub last: (u64, PathBuf),
     pub valid: u64,
     pub total: u64,
-    /// Bytes of a torn record after `valid`: up to the last byte that is not zero (what
-    /// follows it is free space the writer extended the segment with).
-    pub torn: u64,
     /// Files the newest snapshot stands for, and unfinished snapshots: safe to remove.
     pub stale: Vec<PathBuf>,
 }
@@ -172,16 +166,10 @@ pub fn load_with(
     if let Some((k, path)) = &snapshot {
         stream_snapshot(path, *k, apply)?;
     }
-    let (mut valid, mut total, mut torn) = (0, 0, 0);
+    let (mut valid, mut total) = (0, 0);
     for (i, (k, path)) in live.iter().enumerate() {
         let (v, t) = super::journal::stream(path, &mut |r| apply(false, r))?;
-        let mut tail = 0;
         if v < t {
-            // Zeros to the end are free space: no frame can follow them (a frame's
-            // length is never zero).
-            tail = nonzero_end(path, v)? - v;
-        }
-        if tail > 0 || (v < t && i + 1 != live.len()) {
             // A bad frame: damage if valid frames follow it, else a torn tail.
             if let Some(d) = super::journal::scan(path)?.damage {
                 return Err(super::journal::damaged(path, &d));
@@ -193,7 +181,7 @@ pub fn load_with(
                 ));
             }
         }
-        (valid, total, torn) = (v, t, tail);
+        (valid, total) = (v, t);
     }
     let last = live.last().map_or_else(
         || (from, segment_path(dir, stem, from)),
@@ -205,29 +193,8 @@ pub fn load_with(
         last,
         valid,
         total,
-        torn,
         stale,
     })
-}
-
-/// The offset just past the last byte of `path` from `from` on that is not zero; `from`
-/// when every byte from there on is zero.
-pub fn nonzero_end(path: &Path, from: u64) -> io::Result<u64> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::Start(from))?;
-    let mut buf = vec![0u8; 1 << 16];
-    let (mut at, mut end) = (from, from);
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(end);
-        }
-        if let Some(last) = buf[..n].iter().rposition(|&b| b != 0) {
-            end = at + last as u64 + 1;
-        }
-        at += n as u64;
-    }
 }
 
 /// Streams snapshot `k`'s records through `apply`, checking its header first and its
