@@ -404,7 +404,9 @@ mod tests {
         // The watchdog sleeps before the first request: its deadline is then the
         // header timeout from the accept, far past the idle one the request's end sets.
         let dog = tokio::spawn(async move { watch(&watched, clocks).await });
-        tokio::task::yield_now().await;
+        // Long enough for the watchdog to be asleep on that deadline.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!dog.is_finished());
         let ended = Instant::now();
         drop(c.begin(true));
         let closed = tokio::time::timeout(Duration::from_secs(5), dog)
