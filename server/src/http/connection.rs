@@ -392,6 +392,7 @@ mod tests {
             byte.elapsed()
         );
     }
+
     #[tokio::test]
     async fn an_idle_timeout_shorter_than_the_header_timeout_is_kept() {
         let c = Conn::new();
